@@ -1,0 +1,36 @@
+"""The world: a module-linking simulator with private resource types and handle tables.
+
+Instances hold handles in their own tables; resource types are private to the instance that
+defines them; every call between instances crosses a membrane that lifts and lowers handles
+under one of three semantics (:class:`Semantics`). Anything the rules forbid is a
+:class:`Trap`, raised to the embedder's call and never beyond.
+"""
+
+from .instance import BoundFunc, Context, Definition, Exports, Instance
+from .resources import HandleKind, ResourceType
+from .semantics import Semantics
+from .trap import LinkError, Trap, TrapReason
+from .types import Func, HandleParam, Value, borrow, own, shared, value
+from .world import World
+
+__all__ = [
+    "BoundFunc",
+    "Context",
+    "Definition",
+    "Exports",
+    "Func",
+    "HandleKind",
+    "HandleParam",
+    "Instance",
+    "LinkError",
+    "ResourceType",
+    "Semantics",
+    "Trap",
+    "TrapReason",
+    "Value",
+    "World",
+    "borrow",
+    "own",
+    "shared",
+    "value",
+]

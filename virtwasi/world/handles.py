@@ -1,0 +1,164 @@
+"""The handle rules: creating, reading, dropping, destroying and copying handles.
+
+Every rule that decides whether a handle operation is allowed lives here, so the context an
+instance uses (:mod:`.instance`), the call membrane (:mod:`.membrane`) and teardown
+(:mod:`.world`) all enforce the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .resources import Handle, HandleKind, HandleTable, Resource, ResourceType
+from .semantics import Semantics
+from .trap import Trap, TrapReason
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+
+def require_definer(rtype: ResourceType, inst: Instance, action: str) -> None:
+    if rtype.definer is not inst:
+        raise Trap(
+            TrapReason.NOT_DEFINER,
+            f"instance {inst.name!r} cannot {action} resource type {rtype.name!r}: "
+            f"only its defining instance {rtype.definer.name!r} can",
+            instance=inst.name,
+        )
+
+
+def lookup(table: HandleTable, index: int, rtype: ResourceType) -> Handle:
+    """The handle at ``index`` in ``table``, which must be of type ``rtype``."""
+    handle = table.get(index)
+    if handle.rtype is not rtype:
+        raise Trap(
+            TrapReason.TYPE_MISMATCH,
+            f"handle {index} of instance {table.owner!r} is a {handle.rtype.name!r} "
+            f"(defined by {handle.rtype.definer.name!r}), not a {rtype.name!r} "
+            f"(defined by {rtype.definer.name!r})",
+            instance=table.owner,
+        )
+    return handle
+
+
+def holding_table(inst: Instance, rtype: ResourceType) -> HandleTable:
+    """Where ``inst``'s integers for ``rtype`` point: its own table, or under transparent
+    semantics the definer's table, which every client shares."""
+    if inst.world.semantics is Semantics.TRANSPARENT:
+        return rtype.definer.table
+    return inst.table
+
+
+def new(inst: Instance, rtype: ResourceType, rep: Any) -> int:
+    require_definer(rtype, inst, "create handles of")
+    return grant(inst, rtype, rep)[0]
+
+
+def grant(holder: Instance, rtype: ResourceType, rep: Any) -> tuple[int, Resource]:
+    """Make a resource and give ``holder`` the first handle to it (no privilege check:
+    :func:`new` checks for instances, the world uses this directly for instance handles)."""
+    resource = Resource(rtype, rep)
+    rtype._live.add(resource)
+    semantics = holder.world.semantics
+    kind = HandleKind.SHARED if semantics is Semantics.PROPOSAL_2021 else HandleKind.OWN
+    return holding_table(holder, rtype).add(Handle(resource, kind)), resource
+
+
+def rep(inst: Instance, rtype: ResourceType, index: int) -> Any:
+    require_definer(rtype, inst, "read the representation of")
+    resource = lookup(inst.table, index, rtype).resource
+    if not resource.alive:
+        raise Trap(
+            TrapReason.NULL_HANDLE,
+            f"handle {index} of instance {inst.name!r} is null: its {rtype.name!r} "
+            "resource was destroyed",
+            instance=inst.name,
+        )
+    return resource.rep
+
+
+def drop(inst: Instance, rtype: ResourceType, index: int) -> None:
+    table = holding_table(inst, rtype)
+    handle = lookup(table, index, rtype)
+    if handle.lends:
+        raise Trap(
+            TrapReason.HANDLE_LENT,
+            f"instance {inst.name!r} cannot drop handle {index}: it is lent to a call "
+            "in progress",
+            instance=inst.name,
+        )
+    table.remove(index)
+    release(handle)
+
+
+def release(handle: Handle) -> None:
+    """Account for a handle that has left its table: settle a borrow, or drop a reference
+    and run the destructor if it was the last one."""
+    if handle.kind is HandleKind.BORROW:
+        assert handle.scope is not None
+        handle.scope.borrows -= 1
+        return
+    resource = handle.resource
+    if not resource.alive:
+        return
+    if handle.kind is HandleKind.SHARED:
+        resource.refs -= 1
+        if resource.refs:
+            return
+    run_destructor(resource)
+
+
+def run_destructor(resource: Resource) -> None:
+    """End a resource: it is no longer alive, its representation is unreachable, and its
+    type's destructor runs once, inside the defining instance."""
+    rtype = resource.rtype
+    rep_value = resource.rep
+    resource.alive = False
+    resource.rep = None
+    rtype._live.discard(resource)
+    if rtype.destructor is not None:
+        definer = rtype.definer
+        definer.active += 1
+        try:
+            rtype.destructor(rep_value)
+        finally:
+            definer.active -= 1
+
+
+def destroy(inst: Instance, rtype: ResourceType, index: int) -> None:
+    """2021: end the resource now, whoever else holds it; their handles become null."""
+    require_semantics(inst, Semantics.PROPOSAL_2021, "destroy a resource explicitly")
+    handle = lookup(inst.table, index, rtype)
+    if not handle.resource.alive:
+        raise Trap(
+            TrapReason.NULL_HANDLE,
+            f"instance {inst.name!r} cannot destroy handle {index}: its {rtype.name!r} "
+            "resource is already destroyed",
+            instance=inst.name,
+        )
+    inst.table.remove(index)
+    run_destructor(handle.resource)
+
+
+def clone(inst: Instance, rtype: ResourceType, index: int) -> int:
+    """2021: a second handle to the same resource, in the same table."""
+    require_semantics(inst, Semantics.PROPOSAL_2021, "copy a handle")
+    return inst.table.add(share(lookup(inst.table, index, rtype)))
+
+
+def share(handle: Handle) -> Handle:
+    """A new shared handle to ``handle``'s resource (a null handle copies as null)."""
+    resource = handle.resource
+    if resource.alive:
+        resource.refs += 1
+    return Handle(resource, HandleKind.SHARED)
+
+
+def require_semantics(inst: Instance, semantics: Semantics, action: str) -> None:
+    if inst.world.semantics is not semantics:
+        raise Trap(
+            TrapReason.UNSUPPORTED,
+            f"instance {inst.name!r} cannot {action}: not part of "
+            f"{inst.world.semantics.value} semantics",
+            instance=inst.name,
+        )

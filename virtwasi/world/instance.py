@@ -1,0 +1,231 @@
+"""Instances, and the context through which an instance's own code acts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import handles, membrane
+from .resources import Destructor, HandleTable, ResourceType
+from .semantics import Semantics
+from .trap import LinkError, Trap, TrapReason
+from .types import Func, ValType
+
+if TYPE_CHECKING:
+    from .world import World
+
+ExportValue = Func | ResourceType
+Definition = Callable[["Context"], Mapping[str, ExportValue]]
+"""The code of an instance: called once with its context, returns what it exports."""
+
+
+class Instance:
+    """A running thing with a handle table and a lifetime.
+
+    Made by :meth:`World.instantiate` (or by another instance through
+    :meth:`Context.instantiate`). ``exports`` calls its functions as the embedder; the
+    embedder's handles live in ``world.host``'s table. After :meth:`destroy` every handle
+    it held has been dropped, every resource it defined has been destructed, and any call
+    into it traps.
+    """
+
+    def __init__(self, world: World, name: str) -> None:
+        self.world = world
+        self.name = name
+        self.table = HandleTable(name)
+        self.defined_types: list[ResourceType] = []
+        self.functions: dict[str, Func] = {}
+        self.types: dict[str, ResourceType] = {}
+        self.active = 0  # calls (and destructors) of this instance in progress
+        self.destroyed = False
+        self._self_resource: Any = None  # the Resource naming this instance, if a child
+        # The host instance is made first, and is its own caller.
+        self.exports = Exports(self, getattr(world, "host", self))
+
+    @property
+    def handle_count(self) -> int:
+        """How many handles this instance holds now."""
+        return len(self.table)
+
+    def destroy(self) -> None:
+        """Tear the instance down (see :meth:`World.destroy`)."""
+        self.world.destroy(self)
+
+    def __repr__(self) -> str:
+        state = "destroyed" if self.destroyed else "live"
+        return f"<Instance {self.name!r} {state}>"
+
+
+class BoundFunc:
+    """An exported function as seen from one caller: calling it crosses the membrane."""
+
+    __slots__ = ("caller", "func")
+
+    def __init__(self, caller: Instance, func: Func) -> None:
+        self.caller = caller
+        self.func = func
+
+    def __call__(self, *args: Any) -> Any:
+        return membrane.call(self.caller, self.func, args)
+
+    def __repr__(self) -> str:
+        return f"<{self.caller.name} -> {self.func.instance.name}.{self.func.name}>"
+
+
+class Exports:
+    """An instance's exports as seen from one caller: ``exports.name(...)`` calls a function,
+    ``exports["name"]`` also gives a resource type."""
+
+    def __init__(self, target: Instance, caller: Instance) -> None:
+        self._target = target
+        self._caller = caller
+        self._bound: dict[str, BoundFunc] = {}
+
+    def __getitem__(self, name: str) -> BoundFunc | ResourceType:
+        if name in self._target.types:
+            return self._target.types[name]
+        bound = self._bound.get(name)
+        if bound is None:
+            func = self._target.functions.get(name)
+            if func is None:
+                raise LinkError(f"instance {self._target.name!r} exports nothing named {name!r}")
+            bound = self._bound[name] = BoundFunc(self._caller, func)
+        return bound
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._target.types
+        yield from self._target.functions
+
+
+class Context:
+    """What an instance's own code may do: the only door to its privileges.
+
+    A definition receives its context once, at instantiation. Through it the instance defines
+    resource types and functions, creates and reads handles of the types it defined, drops or
+    passes the handles it holds, calls its imports, and makes child instances. Nothing here
+    reaches another instance's table or another definer's representations.
+    """
+
+    def __init__(self, inst: Instance, imports: Mapping[str, Instance | Func]) -> None:
+        self._inst = inst
+        self._imports = _Imports(inst, imports)
+
+    @property
+    def name(self) -> str:
+        return self._inst.name
+
+    @property
+    def semantics(self) -> Semantics:
+        return self._inst.world.semantics
+
+    @property
+    def handle_count(self) -> int:
+        return len(self._inst.table)
+
+    def _live(self) -> Instance:
+        if self._inst.destroyed and not self._inst.active:
+            raise Trap(
+                TrapReason.INSTANCE_DESTROYED,
+                f"instance {self._inst.name!r} has been destroyed",
+                instance=self._inst.name,
+            )
+        return self._inst
+
+    # -- definitions -------------------------------------------------------------------
+    def resource_type(self, name: str, destructor: Destructor | None = None) -> ResourceType:
+        """A new resource type defined by this instance (a new one on every call)."""
+        inst = self._live()
+        rtype = ResourceType(name, inst, destructor)
+        inst.defined_types.append(rtype)
+        return rtype
+
+    def func(
+        self,
+        fn: Callable[..., Any],
+        params: Sequence[ValType] = (),
+        results: Sequence[ValType] = (),
+        name: str | None = None,
+    ) -> Func:
+        """Describe ``fn`` for export: which parameters and results carry handles."""
+        return Func(self._live(), name or fn.__name__, fn, params, results)
+
+    # -- handles -----------------------------------------------------------------------
+    def resource_new(self, rtype: ResourceType, rep: Any) -> int:
+        """A new resource of a type this instance defined; returns its handle index."""
+        return handles.new(self._live(), rtype, rep)
+
+    def resource_rep(self, rtype: ResourceType, handle: int) -> Any:
+        """The representation behind a handle this instance holds, of a type it defined."""
+        return handles.rep(self._live(), rtype, handle)
+
+    def resource_drop(self, rtype: ResourceType, handle: int) -> None:
+        """Drop a handle: an own (or the last shared) one runs the type's destructor."""
+        handles.drop(self._live(), rtype, handle)
+
+    def resource_destroy(self, rtype: ResourceType, handle: int) -> None:
+        """proposal-2021: destroy the resource now; every other handle to it becomes null."""
+        handles.destroy(self._live(), rtype, handle)
+
+    def resource_clone(self, rtype: ResourceType, handle: int) -> int:
+        """proposal-2021: another handle to the same resource."""
+        return handles.clone(self._live(), rtype, handle)
+
+    # -- other instances ---------------------------------------------------------------
+    @property
+    def imports(self) -> Mapping[str, Exports | BoundFunc]:
+        """This instance's imports, each called as this instance."""
+        return self._imports
+
+    def connect(self, target: Instance) -> Exports:
+        """Call ``target``'s exports as this instance (holding an ``Instance`` is the right)."""
+        return Exports(target, self._live())
+
+    def instantiate(
+        self,
+        name: str,
+        definition: Definition,
+        imports: Mapping[str, Instance | Func] | None = None,
+    ) -> int:
+        """Make a child instance; returns this instance's handle to it. Dropping that handle
+        (``resource_drop(world_instance_type, h)``) tears the child down."""
+        return self._inst.world.instantiate_child(self._live(), name, definition, imports or {})
+
+    def child(self, handle: int) -> Exports:
+        """The exports of the child instance behind ``handle``, called as this instance."""
+        inst = self._live()
+        return Exports(inst.world.instance_of(inst, handle), inst)
+
+    @property
+    def instance_type(self) -> ResourceType:
+        """The resource type of instance handles, defined by the world's host."""
+        return self._inst.world.instance_type
+
+
+class _Imports(Mapping[str, "Exports | BoundFunc"]):
+    def __init__(self, inst: Instance, imports: Mapping[str, Instance | Func]) -> None:
+        self._inst = inst
+        self._imports = dict(imports)
+        self._views: dict[str, Exports | BoundFunc] = {}
+
+    def __getitem__(self, name: str) -> Exports | BoundFunc:
+        view = self._views.get(name)
+        if view is None:
+            target = self._imports.get(name)
+            if target is None:
+                raise LinkError(f"instance {self._inst.name!r} has no import named {name!r}")
+            view = BoundFunc(self._inst, target) if isinstance(target, Func) else Exports(
+                target, self._inst
+            )
+            self._views[name] = view
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._imports)
+
+    def __len__(self) -> int:
+        return len(self._imports)

@@ -1,0 +1,179 @@
+"""The membrane: what the world does to handles when one instance calls another.
+
+A call lifts each handle argument out of the caller's table and lowers it into the callee's,
+runs the callee, then moves handle results back the other way. Arguments are checked in full
+before anything moves, so a call that traps on its arguments changes nothing. Whatever a call
+lent is given back when it ends, normally or by a trap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import handles
+from .resources import Handle, HandleKind
+from .trap import Trap, TrapReason
+from .types import Func
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+
+class Frame:
+    """The bookkeeping of one call in progress."""
+
+    __slots__ = ("borrows", "lenders", "scoped")
+
+    def __init__(self) -> None:
+        self.borrows = 0  # borrow handles the callee still holds
+        self.lenders: list[Handle] = []  # the caller's handles lent to this call
+        self.scoped: list[tuple[int, Handle]] = []  # callee handles that end with the call
+
+
+def _require_live(inst: Instance, role: str) -> None:
+    if inst.destroyed:
+        raise Trap(
+            TrapReason.INSTANCE_DESTROYED,
+            f"call {role} instance {inst.name!r}, which has been destroyed",
+            instance=inst.name,
+        )
+
+
+def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
+    callee = func.instance
+    _require_live(callee, "into")
+    _require_live(caller, "from")
+    if len(args) != len(func.params):
+        raise Trap(
+            TrapReason.BAD_CALL,
+            f"{callee.name}.{func.name} takes {len(func.params)} arguments, "
+            f"{caller.name!r} passed {len(args)}",
+            instance=caller.name,
+        )
+    if not func.handle_params and not func.handle_results:
+        callee.active += 1
+        try:
+            return func.fn(*args)
+        finally:
+            callee.active -= 1
+
+    frame = Frame()
+    lifted = _lift_args(caller, callee, func, args, frame)
+    callee.active += 1
+    try:
+        result = func.fn(*lifted)
+        if frame.borrows:
+            raise Trap(
+                TrapReason.BORROW_NOT_DROPPED,
+                f"{callee.name}.{func.name} returned still holding {frame.borrows} "
+                "borrowed handle(s); a borrow must be dropped before the call returns",
+                instance=callee.name,
+            )
+        return _lower_results(caller, callee, func, result)
+    finally:
+        callee.active -= 1
+        _end_frame(callee, frame)
+
+
+def _lift_args(
+    caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...], frame: Frame
+) -> list[Any]:
+    held = [handles.lookup(caller.table, args[i], rtype) for i, _, rtype in func.handle_params]
+    for (i, kind, _), handle in zip(func.handle_params, held, strict=True):
+        if kind is HandleKind.OWN:
+            if handle.kind is not HandleKind.OWN:
+                raise Trap(
+                    TrapReason.NOT_OWNED,
+                    f"{caller.name!r} cannot give away handle {args[i]}: it only borrows it",
+                    instance=caller.name,
+                )
+            if handle.lends:
+                raise Trap(
+                    TrapReason.HANDLE_LENT,
+                    f"{caller.name!r} cannot move handle {args[i]}: it is lent to a call "
+                    "in progress",
+                    instance=caller.name,
+                )
+            if sum(1 for j, _, _ in func.handle_params if args[j] == args[i]) > 1:
+                raise Trap(
+                    TrapReason.INVALID_HANDLE,
+                    f"{caller.name!r} passed handle {args[i]} twice to {func.name}, once as "
+                    "own: after it moves there is nothing left to pass",
+                    instance=caller.name,
+                )
+
+    lifted = list(args)
+    for (i, kind, rtype), handle in zip(func.handle_params, held, strict=True):
+        if kind is HandleKind.OWN:
+            caller.table.remove(args[i])
+            lifted[i] = callee.table.add(handle)
+        elif kind is HandleKind.BORROW:
+            handle.lends += 1
+            frame.lenders.append(handle)
+            if callee is rtype.definer:
+                # The definer gets the representation itself: no handle, nothing to drop.
+                lifted[i] = handle.resource.rep
+            else:
+                lent = Handle(handle.resource, HandleKind.BORROW, frame)
+                lifted[i] = callee.table.add(lent)
+                frame.borrows += 1
+                frame.scoped.append((lifted[i], lent))
+        else:
+            copy = handles.share(handle)
+            lifted[i] = callee.table.add(copy)
+            frame.scoped.append((lifted[i], copy))
+    return lifted
+
+
+def _lower_results(caller: Instance, callee: Instance, func: Func, result: Any) -> Any:
+    count = len(func.results)
+    values: list[Any]
+    if count == 0:
+        values = []
+    elif count == 1:
+        values = [result]
+    else:
+        values = list(result) if isinstance(result, tuple) else [result]
+    if len(values) != count:
+        raise Trap(
+            TrapReason.BAD_CALL,
+            f"{callee.name}.{func.name} must return {count} result(s), returned {result!r}",
+            instance=callee.name,
+        )
+    if not func.handle_results:
+        return result
+    held = [handles.lookup(callee.table, values[i], rtype) for i, _, rtype in func.handle_results]
+    for (i, _, _), handle in zip(func.handle_results, held, strict=True):
+        if handle.kind is HandleKind.BORROW:
+            raise Trap(
+                TrapReason.NOT_OWNED,
+                f"{callee.name}.{func.name} cannot return handle {values[i]}: it only "
+                "borrows it",
+                instance=callee.name,
+            )
+        if handle.lends:
+            raise Trap(
+                TrapReason.HANDLE_LENT,
+                f"{callee.name}.{func.name} cannot return handle {values[i]}: it is lent",
+                instance=callee.name,
+            )
+    if len({values[i] for i, _, _ in func.handle_results}) < len(func.handle_results):
+        raise Trap(
+            TrapReason.INVALID_HANDLE,
+            f"{callee.name}.{func.name} returned the same handle twice",
+            instance=callee.name,
+        )
+    for (i, _, _), handle in zip(func.handle_results, held, strict=True):
+        callee.table.remove(values[i])
+        values[i] = caller.table.add(handle)
+    return values[0] if count == 1 else tuple(values)
+
+
+def _end_frame(callee: Instance, frame: Frame) -> None:
+    """Give back what the call was lent and drop the callee's call-scoped handles."""
+    for handle in frame.lenders:
+        handle.lends -= 1
+    for index, handle in frame.scoped:
+        if callee.table.peek(index) is handle:
+            callee.table.remove(index)
+            handles.release(handle)

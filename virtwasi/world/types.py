@@ -1,0 +1,111 @@
+"""Signatures: how a function's parameters and results cross the membrane."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .resources import HandleKind, ResourceType
+from .semantics import Semantics
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+
+@dataclass(frozen=True)
+class HandleParam:
+    """A parameter or result that carries a handle of ``rtype``, held as ``kind``."""
+
+    rtype: ResourceType
+    kind: HandleKind
+
+
+@dataclass(frozen=True)
+class Value:
+    """A plain value (number, string, bytes...): passed unchanged, never mediated."""
+
+
+value = Value()
+
+
+def own(rtype: ResourceType) -> HandleParam:
+    """component-model: a unique handle that moves to the receiver."""
+    return HandleParam(rtype, HandleKind.OWN)
+
+
+def borrow(rtype: ResourceType) -> HandleParam:
+    """component-model: a handle lent to the callee for the duration of one call."""
+    return HandleParam(rtype, HandleKind.BORROW)
+
+
+def shared(rtype: ResourceType) -> HandleParam:
+    """proposal-2021: a copyable handle to a ref-counted resource.
+
+    As a parameter the callee gets its own copy, dropped when the call returns unless the
+    callee dropped it first (keep one with ``Context.resource_clone``). As a result the
+    callee's handle moves to the caller.
+    """
+    return HandleParam(rtype, HandleKind.SHARED)
+
+
+ValType = HandleParam | Value
+
+_ALLOWED: dict[Semantics, tuple[frozenset[HandleKind], frozenset[HandleKind]]] = {
+    # (kinds allowed as parameters, kinds allowed as results)
+    Semantics.COMPONENT_MODEL: (
+        frozenset({HandleKind.OWN, HandleKind.BORROW}),
+        frozenset({HandleKind.OWN}),
+    ),
+    Semantics.PROPOSAL_2021: (frozenset({HandleKind.SHARED}), frozenset({HandleKind.SHARED})),
+    Semantics.TRANSPARENT: (frozenset(HandleKind), frozenset(HandleKind)),
+}
+
+HandleSlot = tuple[int, HandleKind, ResourceType]
+
+
+class Func:
+    """A function an instance exports, with the signature the membrane enforces."""
+
+    __slots__ = ("fn", "handle_params", "handle_results", "instance", "name", "params", "results")
+
+    def __init__(
+        self,
+        instance: Instance,
+        name: str,
+        fn: Callable[..., Any],
+        params: Sequence[ValType],
+        results: Sequence[ValType],
+    ) -> None:
+        semantics = instance.world.semantics
+        param_kinds, result_kinds = _ALLOWED[semantics]
+        for where, types, allowed in (("parameter", params, param_kinds),
+                                      ("result", results, result_kinds)):
+            for t in types:
+                if isinstance(t, HandleParam) and t.kind not in allowed:
+                    raise TypeError(
+                        f"{name}: a {t.kind.value} {where} is not part of "
+                        f"{semantics.value} semantics"
+                    )
+                if not isinstance(t, HandleParam | Value):
+                    raise TypeError(f"{name}: {t!r} is not a value type")
+        self.instance = instance
+        self.name = name
+        self.fn = fn
+        self.params = tuple(params)
+        self.results = tuple(results)
+        # Transparent handles are bare integers: nothing to lift, so no slot to visit.
+        mediated = semantics is not Semantics.TRANSPARENT
+        self.handle_params: tuple[HandleSlot, ...] = tuple(
+            (i, t.kind, t.rtype)
+            for i, t in enumerate(self.params)
+            if mediated and isinstance(t, HandleParam)
+        )
+        self.handle_results: tuple[HandleSlot, ...] = tuple(
+            (i, t.kind, t.rtype)
+            for i, t in enumerate(self.results)
+            if mediated and isinstance(t, HandleParam)
+        )
+
+    def __repr__(self) -> str:
+        return f"<Func {self.instance.name}.{self.name}>"

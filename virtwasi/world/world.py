@@ -1,0 +1,127 @@
+"""The world: instances, their links, their lifetimes, under one handle semantics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+from . import handles
+from .instance import Definition, Instance
+from .linker import Import, link
+from .resources import ResourceType
+from .semantics import Semantics
+from .trap import Trap, TrapReason
+
+
+class World:
+    """A set of linked instances under one handle semantics.
+
+    ``world.host`` is the embedder as an instance: handles returned to Python code that calls
+    ``instance.exports`` land in its table. It defines ``world.instance_type``, the resource
+    type of handles to child instances.
+
+    Teardown (:meth:`destroy`) drops every handle the instance holds and runs the destructor
+    of every resource it defined that is still alive; handles that others hold to those
+    resources become null. Under ``component-model`` semantics this is an extension of this
+    project: the final component model has no instance teardown.
+    """
+
+    def __init__(self, semantics: Semantics | str = Semantics.COMPONENT_MODEL) -> None:
+        self.semantics = Semantics(semantics)
+        self.instances: list[Instance] = []
+        self.host = Instance(self, "host")
+        self.instance_type = ResourceType("instance", self.host, self.destroy)
+        self.host.defined_types.append(self.instance_type)
+
+    def instantiate(
+        self, name: str, definition: Definition, imports: Mapping[str, Import] | None = None
+    ) -> Instance:
+        """A top-level instance, held by the embedder: it lives until :meth:`destroy`."""
+        return link(self, name, definition, imports or {})
+
+    def instantiate_child(
+        self, parent: Instance, name: str, definition: Definition, imports: Mapping[str, Import]
+    ) -> int:
+        """A child of ``parent``; returns ``parent``'s handle to it."""
+        child = link(self, name, definition, imports)
+        index, resource = handles.grant(parent, self.instance_type, child)
+        child._self_resource = resource
+        return index
+
+    def instance_of(self, holder: Instance, handle: int) -> Instance:
+        """The instance behind ``holder``'s instance handle."""
+        table = handles.holding_table(holder, self.instance_type)
+        resource = handles.lookup(table, handle, self.instance_type).resource
+        if not resource.alive:
+            raise Trap(
+                TrapReason.NULL_HANDLE,
+                f"instance handle {handle} of {holder.name!r} is null: the instance is gone",
+                instance=holder.name,
+            )
+        inst: Instance = resource.rep
+        return inst
+
+    def destroy(self, inst: Instance) -> None:
+        """Tear ``inst`` down: drop its handles, end the resources it defined, refuse calls.
+
+        Traps (and changes nothing) while the instance is running a call, or while a resource
+        it defined is lent to a call in progress. Destroying twice does nothing.
+        """
+        if inst.destroyed:
+            return
+        if inst is self.host:
+            raise ValueError("the host instance lives as long as its world")
+        if inst.active:
+            raise Trap(
+                TrapReason.INSTANCE_BUSY,
+                f"instance {inst.name!r} cannot be destroyed while it is running a call",
+                instance=inst.name,
+            )
+        for other in (self.host, *self.instances):
+            for _, handle in other.table.items():
+                if handle.lends and handle.rtype.definer is inst:
+                    raise Trap(
+                        TrapReason.HANDLE_LENT,
+                        f"instance {inst.name!r} cannot be destroyed: its "
+                        f"{handle.rtype.name!r} resource is lent to a call in progress",
+                        instance=inst.name,
+                    )
+        inst.destroyed = True
+        own_resource = inst._self_resource
+        if own_resource is not None and own_resource.alive:
+            # Destroyed directly: the handles naming it go null, as for any ended resource.
+            own_resource.alive = False
+            own_resource.rep = None
+            self.instance_type._live.discard(own_resource)
+        failures: list[BaseException] = []
+        for index, handle in list(inst.table.items()):
+            inst.table.remove(index)
+            try:
+                handles.release(handle)
+            except Exception as exc:  # one failing destructor must not stop the sweep
+                failures.append(exc)
+        for rtype in inst.defined_types:
+            for resource in list(rtype._live):
+                try:
+                    handles.run_destructor(resource)
+                except Exception as exc:
+                    failures.append(exc)
+        self.instances.remove(inst)
+        if failures:
+            raise failures[0]
+
+    def close(self) -> None:
+        """Destroy every instance, newest first."""
+        for inst in reversed(list(self.instances)):
+            self.destroy(inst)
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
