@@ -111,7 +111,7 @@ class Context:
     reaches another instance's table or another definer's representations.
     """
 
-    def __init__(self, inst: Instance, imports: Mapping[str, Instance | Func]) -> None:
+    def __init__(self, inst: Instance, imports: Mapping[str, Instance]) -> None:
         self._inst = inst
         self._imports = _Imports(inst, imports)
 
@@ -177,7 +177,7 @@ class Context:
 
     # -- other instances ---------------------------------------------------------------
     @property
-    def imports(self) -> Mapping[str, Exports | BoundFunc]:
+    def imports(self) -> Mapping[str, Exports]:
         """This instance's imports, each called as this instance."""
         return self._imports
 
@@ -189,7 +189,7 @@ class Context:
         self,
         name: str,
         definition: Definition,
-        imports: Mapping[str, Instance | Func] | None = None,
+        imports: Mapping[str, Instance] | None = None,
     ) -> int:
         """Make a child instance; returns this instance's handle to it. Dropping that handle
         (``resource_drop(world_instance_type, h)``) tears the child down."""
@@ -206,26 +206,19 @@ class Context:
         return self._inst.world.instance_type
 
 
-class _Imports(Mapping[str, "Exports | BoundFunc"]):
-    def __init__(self, inst: Instance, imports: Mapping[str, Instance | Func]) -> None:
+class _Imports(Mapping[str, Exports]):
+    def __init__(self, inst: Instance, imports: Mapping[str, Instance]) -> None:
         self._inst = inst
-        self._imports = dict(imports)
-        self._views: dict[str, Exports | BoundFunc] = {}
+        self._views = {name: Exports(target, inst) for name, target in imports.items()}
 
-    def __getitem__(self, name: str) -> Exports | BoundFunc:
+    def __getitem__(self, name: str) -> Exports:
         view = self._views.get(name)
         if view is None:
-            target = self._imports.get(name)
-            if target is None:
-                raise LinkError(f"instance {self._inst.name!r} has no import named {name!r}")
-            view = BoundFunc(self._inst, target) if isinstance(target, Func) else Exports(
-                target, self._inst
-            )
-            self._views[name] = view
+            raise LinkError(f"instance {self._inst.name!r} has no import named {name!r}")
         return view
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._imports)
+        return iter(self._views)
 
     def __len__(self) -> int:
-        return len(self._imports)
+        return len(self._views)

@@ -13,18 +13,17 @@ from .types import Func
 if TYPE_CHECKING:
     from .world import World
 
-Import = Instance | Func
-
-
-def link(world: World, name: str, definition: Definition, imports: Mapping[str, Import]) -> Instance:
-    """Instantiate ``definition`` as ``name`` with ``imports``; on any failure the half-made
-    instance is torn down again, so a failed instantiation leaves nothing behind."""
+def link(
+    world: World, name: str, definition: Definition, imports: Mapping[str, Instance]
+) -> Instance:
+    """Instantiate ``definition`` as ``name``, each import name bound to another instance's
+    exports. On any failure the half-made instance is torn down again, so a failed
+    instantiation leaves nothing behind."""
     for key, target in imports.items():
-        owner = target.instance if isinstance(target, Func) else target
-        if not isinstance(owner, Instance) or owner.world is not world:
-            raise LinkError(f"import {key!r} of {name!r} is not an export of this world")
-        if owner.destroyed:
-            raise LinkError(f"import {key!r} of {name!r}: instance {owner.name!r} is destroyed")
+        if not isinstance(target, Instance) or target.world is not world:
+            raise LinkError(f"import {key!r} of {name!r} is not an instance of this world")
+        if target.destroyed:
+            raise LinkError(f"import {key!r} of {name!r}: instance {target.name!r} is destroyed")
     inst = Instance(world, name)
     world.instances.append(inst)
     try:

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from . import handles
 from .instance import Definition, Instance
-from .linker import Import, link
+from .linker import link
 from .resources import ResourceType
 from .semantics import Semantics
 from .trap import Trap, TrapReason
@@ -34,13 +34,13 @@ class World:
         self.host.defined_types.append(self.instance_type)
 
     def instantiate(
-        self, name: str, definition: Definition, imports: Mapping[str, Import] | None = None
+        self, name: str, definition: Definition, imports: Mapping[str, Instance] | None = None
     ) -> Instance:
         """A top-level instance, held by the embedder: it lives until :meth:`destroy`."""
         return link(self, name, definition, imports or {})
 
     def instantiate_child(
-        self, parent: Instance, name: str, definition: Definition, imports: Mapping[str, Import]
+        self, parent: Instance, name: str, definition: Definition, imports: Mapping[str, Instance]
     ) -> int:
         """A child of ``parent``; returns ``parent``'s handle to it."""
         child = link(self, name, definition, imports)

@@ -1,0 +1,50 @@
+# Everything a fresh Debian 12 / Python 3.11 machine needs goes through these targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FIXTURE_DEBS := clang lld wasi-libc libclang-rt-dev-wasm32 wabt
+
+.PHONY: setup system-packages test lint fixtures bench demo clean
+
+# The virtual environment, rebuilt when the project's dependencies change.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "virtwasi needs Python >= 3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: system-packages $(STAMP)
+
+# The Debian packages that build the wasm fixtures (only `make fixtures` needs them).
+system-packages:
+	@missing=$$(for p in $(FIXTURE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "missing Debian packages: $$missing"; \
+		echo "run: sudo apt-get install -y $$missing"; exit 1; \
+	fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check virtwasi scenarios tests adapters
+	$(BIN)/mypy
+
+fixtures: system-packages $(STAMP)
+	$(MAKE) -C tests/fixtures
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+demo: setup
+	$(BIN)/virtwasi scenario run two-clients
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

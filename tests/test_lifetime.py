@@ -1,0 +1,203 @@
+"""Instance lifetimes: teardown, calls into destroyed instances, instances as resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from worldkit import Agent, Exported, FileLib
+
+from virtwasi.world import Context, Semantics, Trap, TrapReason, World, value
+
+TYPED = [Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
+
+
+def files_world(semantics: Semantics) -> tuple[World, FileLib, Agent, Any]:
+    world = World(semantics)
+    lib = FileLib()
+    files = world.instantiate("files", lib)
+    client = Agent(lib.file)
+    inst = world.instantiate("client", client, {"files": files})
+    return world, lib, client, inst
+
+
+@pytest.mark.parametrize("semantics", TYPED)
+def test_teardown_drops_every_handle_the_instance_holds(semantics: Semantics) -> None:
+    _, lib, client, inst = files_world(semantics)
+    for name in ("/a", "/b", "/c"):
+        h = client.ctx.imports["files"].open(name)
+        client.ctx.imports["files"].write(h, "data of " + name)
+    inst.destroy()
+    assert sorted(c["path"] for c in lib.closed) == ["/a", "/b", "/c"]
+    assert all(c["data"] == "data of " + c["path"] for c in lib.closed)
+    assert lib.file.live_count == 0
+
+
+@pytest.mark.parametrize("semantics", list(Semantics))
+def test_calls_into_and_from_a_destroyed_instance_trap(semantics: Semantics) -> None:
+    _, lib, client, inst = files_world(semantics)
+    inst.destroy()
+    with pytest.raises(Trap) as caught:
+        inst.exports.run(lambda: None)
+    assert caught.value.reason is TrapReason.INSTANCE_DESTROYED
+    with pytest.raises(Trap) as caught:
+        client.ctx.imports["files"].open("/late")
+    assert caught.value.reason is TrapReason.INSTANCE_DESTROYED
+    with pytest.raises(Trap) as caught:
+        client.ctx.resource_type("zombie")
+    assert caught.value.reason is TrapReason.INSTANCE_DESTROYED
+    assert lib.file.live_count == 0
+
+
+@pytest.mark.parametrize("semantics", TYPED)
+def test_handles_to_a_destroyed_definers_resources_go_null(semantics: Semantics) -> None:
+    world, lib, client, _ = files_world(semantics)
+    h = client.ctx.imports["files"].open("/a")
+    files = next(i for i in world.instances if i.name == "files")
+    files.destroy()
+    assert [c["path"] for c in lib.closed] == ["/a"]  # the definer cleaned up as it died
+    with pytest.raises(Trap) as caught:
+        client.ctx.imports["files"].read(h)
+    assert caught.value.reason is TrapReason.INSTANCE_DESTROYED
+    client.ctx.resource_drop(lib.file, h)  # a null handle drops without a second destructor
+    assert len(lib.closed) == 1
+
+
+def test_an_instance_cannot_be_destroyed_while_it_runs() -> None:
+    world, lib, _client, inst = files_world(Semantics.COMPONENT_MODEL)
+    with pytest.raises(Trap) as caught:
+        inst.exports.run(inst.destroy)
+    assert caught.value.reason is TrapReason.INSTANCE_BUSY
+    assert not inst.destroyed
+    assert world.host.handle_count == 0 and lib.file.live_count == 0
+
+
+def test_a_definer_cannot_be_destroyed_while_its_resource_is_lent() -> None:
+    world, lib, client, _inst = files_world(Semantics.COMPONENT_MODEL)
+    helper = Agent(lib.file)
+    helper_inst = world.instantiate("helper", helper, {})
+    files = next(i for i in world.instances if i.name == "files")
+    h = client.ctx.imports["files"].open("/a")
+    outcome: list[TrapReason] = []
+
+    def during(lent: int) -> None:
+        try:
+            files.destroy()
+        except Trap as trap:
+            outcome.append(trap.reason)
+        helper.ctx.resource_drop(lib.file, lent)
+
+    helper.during = during
+    client.ctx.connect(helper_inst).hold(h)
+    assert outcome == [TrapReason.HANDLE_LENT]
+    assert not files.destroyed and lib.closed == []
+
+
+def child_definition(lib: FileLib) -> Any:
+    def definition(ctx: Context) -> Exported:
+        def work(path: str) -> None:
+            ctx.imports["files"].open(path)
+
+        return {"work": ctx.func(work, [value], [])}
+
+    return definition
+
+
+def parent_world(semantics: Semantics) -> tuple[World, FileLib, Agent, Any]:
+    world = World(semantics)
+    lib = FileLib()
+    files = world.instantiate("files", lib)
+    parent = Agent()
+    inst = world.instantiate("parent", parent, {"files": files})
+    return world, lib, parent, inst
+
+
+@pytest.mark.parametrize("semantics", TYPED)
+def test_dropping_the_handle_to_a_child_tears_the_child_down(semantics: Semantics) -> None:
+    world, lib, parent, _ = parent_world(semantics)
+    files = next(i for i in world.instances if i.name == "files")
+    child = parent.ctx.instantiate("child", child_definition(lib), {"files": files})
+    parent.ctx.child(child).work("/child-file")
+    assert lib.closed == [] and [i.name for i in world.instances][-1] == "child"
+    parent.ctx.resource_drop(parent.ctx.instance_type, child)
+    assert [c["path"] for c in lib.closed] == ["/child-file"]
+    assert "child" not in [i.name for i in world.instances]
+    with pytest.raises(Trap) as caught:
+        parent.ctx.child(child)
+    assert caught.value.reason is TrapReason.INVALID_HANDLE
+
+
+@pytest.mark.parametrize(
+    ("semantics", "closed"),
+    [
+        (Semantics.COMPONENT_MODEL, ["/child-file"]),
+        (Semantics.PROPOSAL_2021, ["/child-file"]),
+        (Semantics.TRANSPARENT, []),
+    ],
+)
+def test_destroying_a_parent_destroys_its_children(
+    semantics: Semantics, closed: list[str]
+) -> None:
+    world, lib, parent, inst = parent_world(semantics)
+    files = next(i for i in world.instances if i.name == "files")
+    child = parent.ctx.instantiate("child", child_definition(lib), {"files": files})
+    parent.ctx.child(child).work("/child-file")
+    inst.destroy()
+    # Transparent: the parent's integer named a slot in the host's table; nothing followed it.
+    assert [c["path"] for c in lib.closed] == closed
+    assert ("child" in [i.name for i in world.instances]) == (not closed)
+
+
+def test_a_2021_child_lives_until_the_last_handle_to_it_drops() -> None:
+    world, lib, parent, _ = parent_world(Semantics.PROPOSAL_2021)
+    files = next(i for i in world.instances if i.name == "files")
+    child = parent.ctx.instantiate("child", child_definition(lib), {"files": files})
+    copy = parent.ctx.resource_clone(parent.ctx.instance_type, child)
+    parent.ctx.resource_drop(parent.ctx.instance_type, child)
+    parent.ctx.child(copy).work("/still-here")
+    parent.ctx.resource_destroy(parent.ctx.instance_type, copy)
+    assert [c["path"] for c in lib.closed] == ["/still-here"]
+
+
+def test_a_trap_ends_the_guest_call_and_the_world_carries_on() -> None:
+    world, lib, client, _ = files_world(Semantics.COMPONENT_MODEL)
+    helper = Agent(lib.file)
+    helper_inst = world.instantiate("helper", helper, {"files": world.instances[0]})
+    h = client.ctx.imports["files"].open("/a")
+
+    def during(lent: int) -> None:
+        helper.ctx.resource_rep(lib.file, lent)  # not the definer: traps, deep in the call
+
+    helper.during = during
+    with pytest.raises(Trap) as caught:
+        client.ctx.connect(helper_inst).hold(h)
+    assert caught.value.reason is TrapReason.NOT_DEFINER
+    # Everything the call had borrowed was given back.
+    assert helper.ctx.handle_count == 0
+    client.ctx.imports["files"].close(h)
+    assert [c["path"] for c in lib.closed] == ["/a"]
+
+
+def test_a_failed_instantiation_leaves_nothing_behind() -> None:
+    world = World(Semantics.COMPONENT_MODEL)
+    lib = FileLib()
+    files = world.instantiate("files", lib)
+
+    def broken(ctx: Context) -> Exported:
+        ctx.imports["files"].open("/opened-before-failing")
+        raise RuntimeError("definition failed")
+
+    with pytest.raises(RuntimeError):
+        world.instantiate("broken", broken, {"files": files})
+    assert [i.name for i in world.instances] == ["files"]
+    assert [c["path"] for c in lib.closed] == ["/opened-before-failing"]
+
+
+def test_closing_the_world_ends_every_resource() -> None:
+    with World(Semantics.PROPOSAL_2021) as world:
+        lib = FileLib()
+        files = world.instantiate("files", lib)
+        client = Agent(lib.file)
+        world.instantiate("client", client, {"files": files})
+        client.ctx.imports["files"].open("/a")
+    assert world.instances == [] and lib.file.live_count == 0 and len(lib.closed) == 1

@@ -1,0 +1,146 @@
+"""Rules every semantics shares: private types, per-instance tables, type checks."""
+
+from __future__ import annotations
+
+import pytest
+from worldkit import Agent, FileLib
+
+from virtwasi.world import Instance, Semantics, Trap, TrapReason, World, own
+
+ALL = list(Semantics)
+TYPED = [Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
+
+
+def setup(semantics: Semantics) -> tuple[World, FileLib, Agent]:
+    """A world with the file library and one client of it, named 'thief'."""
+    world = World(semantics)
+    lib = FileLib()
+    files = world.instantiate("files", lib)
+    agent = Agent(lib.file)
+    world.instantiate("thief", agent, {"files": files})
+    return world, lib, agent
+
+
+def add_client(world: World, lib: FileLib, name: str, agent: Agent | None = None) -> Instance:
+    files = next(inst for inst in world.instances if inst.name == "files")
+    return world.instantiate(name, agent or Agent(lib.file), {"files": files})
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_only_the_definer_can_create_a_handle(semantics: Semantics) -> None:
+    _, lib, thief = setup(semantics)
+    with pytest.raises(Trap) as caught:
+        thief.ctx.resource_new(lib.file, {"path": "/etc/forged"})
+    assert caught.value.reason is TrapReason.NOT_DEFINER
+    assert caught.value.instance == "thief"
+    assert "'file'" in caught.value.message and "'files'" in caught.value.message
+    assert lib.file.live_count == 0
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_only_the_definer_can_read_a_representation(semantics: Semantics) -> None:
+    _, lib, thief = setup(semantics)
+    files = thief.ctx.imports["files"]
+    handle = files.open("/secret")
+    with pytest.raises(Trap) as caught:
+        thief.ctx.resource_rep(lib.file, handle)
+    assert caught.value.reason is TrapReason.NOT_DEFINER
+    assert "'thief'" in caught.value.message and "'file'" in caught.value.message
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_index_zero_never_names_a_handle(semantics: Semantics) -> None:
+    _, lib, _ = setup(semantics)
+    lib.ctx.resource_new(lib.file, {"path": "a", "data": ""})
+    for bad in (0, -1, 99, "1", None):
+        with pytest.raises(Trap) as caught:
+            lib.ctx.resource_rep(lib.file, bad)  # type: ignore[arg-type]
+        assert caught.value.reason is TrapReason.INVALID_HANDLE
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_freed_slots_are_reused_last_freed_first(semantics: Semantics) -> None:
+    _, lib, _ = setup(semantics)
+    ctx = lib.ctx
+    first, second, third = (ctx.resource_new(lib.file, {"path": p}) for p in "abc")
+    assert (first, second, third) == (1, 2, 3)
+    ctx.resource_drop(lib.file, first)
+    ctx.resource_drop(lib.file, third)
+    assert ctx.resource_new(lib.file, {"path": "d"}) == third
+    assert ctx.resource_new(lib.file, {"path": "e"}) == first
+    assert ctx.resource_new(lib.file, {"path": "f"}) == 4
+
+
+@pytest.mark.parametrize("semantics", TYPED)
+def test_a_handle_means_nothing_in_another_table(semantics: Semantics) -> None:
+    world, lib, thief = setup(semantics)
+    victim = Agent(lib.file)
+    add_client(world, lib, "victim", victim)
+    secret = victim.ctx.imports["files"].open("/secret")
+    assert secret == 1
+    # The thief holds nothing: the victim's index 1 is not a handle in the thief's table.
+    with pytest.raises(Trap) as caught:
+        thief.ctx.imports["files"].path(secret)
+    assert caught.value.reason is TrapReason.INVALID_HANDLE
+    # Once the thief holds its own handle 1, index 1 reaches the thief's file, not the victim's.
+    own_file = thief.ctx.imports["files"].open("/mine")
+    assert own_file == secret
+    assert thief.ctx.imports["files"].path(own_file) == "/mine"
+
+
+@pytest.mark.parametrize("semantics", TYPED)
+def test_a_handle_of_one_type_cannot_pass_for_another(semantics: Semantics) -> None:
+    _, lib, client = setup(semantics)
+    files = client.ctx.imports["files"]
+    folder = files.opendir("/tmp")
+    with pytest.raises(Trap) as caught:
+        files.read(folder)
+    assert caught.value.reason is TrapReason.TYPE_MISMATCH
+    assert "'dir'" in caught.value.message and "'file'" in caught.value.message
+    # The same confusion inside the definer's own table traps as well.
+    mine = lib.ctx.resource_new(lib.dir, {"path": "/x"})
+    with pytest.raises(Trap) as caught:
+        lib.ctx.resource_rep(lib.file, mine)
+    assert caught.value.reason is TrapReason.TYPE_MISMATCH
+
+
+def test_a_trap_changes_nothing_when_arguments_are_bad() -> None:
+    world, lib, client = setup(Semantics.COMPONENT_MODEL)
+    files = client.ctx.imports["files"]
+    good = files.open("/a")
+    receiver = Agent(
+        lib.file, lambda ctx: {"two": ctx.func(lambda a, b: None, [own(lib.file)] * 2, [], "two")}
+    )
+    two = client.ctx.connect(add_client(world, lib, "receiver", receiver)).two
+    # The second argument is bad: the first, checked already, must not have moved.
+    for second in (good + 10, good):
+        with pytest.raises(Trap):
+            two(good, second)
+        assert client.ctx.handle_count == 1
+        assert receiver.ctx.handle_count == 0
+    assert files.path(good) == "/a"
+
+
+def test_signatures_must_fit_the_semantics() -> None:
+    from virtwasi.world import borrow, shared
+
+    def make(semantics: Semantics, params: list[object], results: list[object]) -> None:
+        world = World(semantics)
+
+        def definition(ctx):  # type: ignore[no-untyped-def]
+            rtype = ctx.resource_type("r")
+            resolve = {"own": own, "borrow": borrow, "shared": shared}
+            ctx.func(lambda *a: None, [resolve[p](rtype) for p in params],  # type: ignore[index]
+                     [resolve[r](rtype) for r in results], name="f")  # type: ignore[index]
+            return {}
+
+        world.instantiate("x", definition)
+
+    make(Semantics.COMPONENT_MODEL, ["own", "borrow"], ["own"])
+    make(Semantics.PROPOSAL_2021, ["shared"], ["shared"])
+    with pytest.raises(TypeError, match="borrow result"):
+        make(Semantics.COMPONENT_MODEL, [], ["borrow"])
+    with pytest.raises(TypeError, match="shared parameter"):
+        make(Semantics.COMPONENT_MODEL, ["shared"], [])
+    with pytest.raises(TypeError, match="own parameter"):
+        make(Semantics.PROPOSAL_2021, ["own"], [])

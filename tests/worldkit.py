@@ -1,0 +1,127 @@
+"""Small instances the world tests are built from: a file library and a scriptable agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from virtwasi.world import (
+    Context,
+    Func,
+    HandleParam,
+    ResourceType,
+    Semantics,
+    borrow,
+    own,
+    shared,
+    value,
+)
+
+Exported = Mapping[str, Func | ResourceType]
+
+
+def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
+    """The parameter type for 'use this handle during the call' under ctx's semantics."""
+    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
+
+
+def given(ctx: Context, rtype: ResourceType) -> HandleParam:
+    """The type for 'this handle is now yours' under ctx's semantics."""
+    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
+
+
+class FileLib:
+    """A library instance defining the private types 'file' and 'dir'.
+
+    Representations are dicts; the destructor records each one it closes, in order, so a
+    test can check it ran once, with the original representation.
+    """
+
+    def __init__(self) -> None:
+        self.closed: list[dict[str, Any]] = []
+        self.ctx: Context
+        self.file: ResourceType
+        self.dir: ResourceType
+
+    def __call__(self, ctx: Context) -> Exported:
+        self.ctx = ctx
+        self.file = file = ctx.resource_type("file", destructor=self.closed.append)
+        self.dir = ctx.resource_type("dir", destructor=self.closed.append)
+
+        def rep_of(h: Any) -> dict[str, Any]:
+            # A component-model borrow reaches its definer as the representation itself.
+            if ctx.semantics is Semantics.COMPONENT_MODEL and isinstance(h, dict):
+                return h
+            rep: dict[str, Any] = ctx.resource_rep(file, h)
+            return rep
+
+        def open_(path: str) -> int:
+            return ctx.resource_new(file, {"path": path, "data": ""})
+
+        def opendir(path: str) -> int:
+            return ctx.resource_new(self.dir, {"path": path})
+
+        def path(h: Any) -> str:
+            return str(rep_of(h)["path"])
+
+        def write(h: Any, text: str) -> None:
+            rep_of(h)["data"] += text
+
+        def read(h: Any) -> str:
+            return str(rep_of(h)["data"])
+
+        def close(h: int) -> None:
+            ctx.resource_drop(file, h)
+
+        return {
+            "file": file,
+            "dir": self.dir,
+            "open": ctx.func(open_, [value], [given(ctx, file)], name="open"),
+            "opendir": ctx.func(opendir, [value], [given(ctx, self.dir)]),
+            "path": ctx.func(path, [lent(ctx, file)], [value]),
+            "write": ctx.func(write, [lent(ctx, file), value], []),
+            "read": ctx.func(read, [lent(ctx, file)], [value]),
+            "close": ctx.func(close, [given(ctx, file)], []),
+        }
+
+
+class Agent:
+    """A client instance whose context the test keeps, so the test can act as it.
+
+    It exports ``take`` (receives a handle to keep), ``hold`` (receives a handle for one call
+    and runs ``during`` while holding it) and ``run`` (runs any callable as this instance).
+    """
+
+    def __init__(
+        self,
+        file_type: ResourceType | None = None,
+        extra: Callable[[Context], Exported] | None = None,
+    ) -> None:
+        self.ctx: Context
+        self.kept: list[int] = []
+        self.during: Callable[[int], Any] = lambda h: None
+        self._file_type = file_type
+        self._extra = extra
+
+    def __call__(self, ctx: Context) -> Exported:
+        self.ctx = ctx
+        exports: dict[str, Func | ResourceType] = {
+            "run": ctx.func(lambda fn: fn(), [value], [value], name="run"),
+        }
+        if self._file_type is not None:
+            rtype = self._file_type
+
+            def take(h: int) -> None:
+                # A 2021 parameter is the callee's copy for the call; keep a clone of it.
+                if ctx.semantics is Semantics.PROPOSAL_2021:
+                    h = ctx.resource_clone(rtype, h)
+                self.kept.append(h)
+
+            def hold(h: int) -> Any:
+                return self.during(h)
+
+            exports["take"] = ctx.func(take, [given(ctx, rtype)], [])
+            exports["hold"] = ctx.func(hold, [lent(ctx, rtype)], [value])
+        if self._extra is not None:
+            exports.update(self._extra(ctx))
+        return exports
