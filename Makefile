@@ -33,14 +33,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check virtwasi scenarios tests adapters
+	$(BIN)/ruff check virtwasi scenarios tests adapters benchmarks
 	$(BIN)/mypy
 
 fixtures: system-packages $(STAMP)
 	$(MAKE) -C tests/fixtures
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python benchmarks/world_calls.py BENCHMARKS.md
 
 demo: setup
 	$(BIN)/virtwasi scenario run two-clients

@@ -15,8 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtwasi.narrate import Narration
-from virtwasi.world import Context, Func, ResourceType, Semantics, Trap, World, value
-from virtwasi.world import borrow, own, shared
+from virtwasi.world import (
+    Context,
+    Func,
+    ResourceType,
+    Semantics,
+    Trap,
+    World,
+    borrow,
+    own,
+    shared,
+    value,
+)
 
 GUESSES = range(1, 5)
 
@@ -139,8 +149,9 @@ def main() -> int:
         ["question", *(s.value for s in order)],
         [
             ["Mallory reads Alice's secret?",
-             *("yes: " + repr(results[s].stolen) if results[s].stolen else "no" for s in order)],
-            ["files left open after teardown", *(str(results[s].open_after_teardown) for s in order)],
+             *(f"yes: {results[s].stolen!r}" if results[s].stolen else "no" for s in order)],
+            ["files left open after teardown",
+             *(str(results[s].open_after_teardown) for s in order)],
             ["secret flushed to storage", *(repr(results[s].flushed) for s in order)],
         ],
     )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import handles
 from .resources import Handle, HandleKind
 from .trap import Trap, TrapReason
-from .types import Func
+from .types import Func, Lift
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -41,8 +41,9 @@ def _require_live(inst: Instance, role: str) -> None:
 
 def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
     callee = func.instance
-    _require_live(callee, "into")
-    _require_live(caller, "from")
+    if callee.destroyed or caller.destroyed:
+        _require_live(callee, "into")
+        _require_live(caller, "from")
     if len(args) != len(func.params):
         raise Trap(
             TrapReason.BAD_CALL,
@@ -50,12 +51,8 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
             f"{caller.name!r} passed {len(args)}",
             instance=caller.name,
         )
-    if not func.handle_params and not func.handle_results:
-        callee.active += 1
-        try:
-            return func.fn(*args)
-        finally:
-            callee.active -= 1
+    if func.rep_only and not func.handle_results:
+        return _call_with_reps(caller, callee, func, args)
 
     frame = Frame()
     lifted = _lift_args(caller, callee, func, args, frame)
@@ -69,18 +66,40 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
                 "borrowed handle(s); a borrow must be dropped before the call returns",
                 instance=callee.name,
             )
-        return _lower_results(caller, callee, func, result)
+        if func.handle_results:
+            return _lower_results(caller, callee, func, result)
+        return result
     finally:
         callee.active -= 1
         _end_frame(callee, frame)
 
 
+def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:
+    """A call whose handles are all borrows of the callee's own types (or none at all):
+    each is lent for the call and arrives as its representation, so no frame is needed."""
+    table = caller.table
+    lent = [handles.lookup(table, args[i], rtype) for i, _, rtype in func.lifts]
+    if lent:
+        lifted = list(args)
+        for (i, _, _), handle in zip(func.lifts, lent, strict=True):
+            handle.lends += 1
+            lifted[i] = handle.resource.rep
+        args = tuple(lifted)
+    callee.active += 1
+    try:
+        return func.fn(*args)
+    finally:
+        callee.active -= 1
+        for handle in lent:
+            handle.lends -= 1
+
+
 def _lift_args(
     caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...], frame: Frame
 ) -> list[Any]:
-    held = [handles.lookup(caller.table, args[i], rtype) for i, _, rtype in func.handle_params]
-    for (i, kind, _), handle in zip(func.handle_params, held, strict=True):
-        if kind is HandleKind.OWN:
+    held = [handles.lookup(caller.table, args[i], rtype) for i, _, rtype in func.lifts]
+    for (i, op, _), handle in zip(func.lifts, held, strict=True):
+        if op == Lift.OWN:
             if handle.kind is not HandleKind.OWN:
                 raise Trap(
                     TrapReason.NOT_OWNED,
@@ -94,7 +113,7 @@ def _lift_args(
                     "in progress",
                     instance=caller.name,
                 )
-            if sum(1 for j, _, _ in func.handle_params if args[j] == args[i]) > 1:
+            if sum(1 for j, _, _ in func.lifts if args[j] == args[i]) > 1:
                 raise Trap(
                     TrapReason.INVALID_HANDLE,
                     f"{caller.name!r} passed handle {args[i]} twice to {func.name}, once as "
@@ -103,21 +122,21 @@ def _lift_args(
                 )
 
     lifted = list(args)
-    for (i, kind, rtype), handle in zip(func.handle_params, held, strict=True):
-        if kind is HandleKind.OWN:
+    for (i, op, _), handle in zip(func.lifts, held, strict=True):
+        if op == Lift.OWN:
             caller.table.remove(args[i])
             lifted[i] = callee.table.add(handle)
-        elif kind is HandleKind.BORROW:
+        elif op == Lift.REP:
             handle.lends += 1
             frame.lenders.append(handle)
-            if callee is rtype.definer:
-                # The definer gets the representation itself: no handle, nothing to drop.
-                lifted[i] = handle.resource.rep
-            else:
-                lent = Handle(handle.resource, HandleKind.BORROW, frame)
-                lifted[i] = callee.table.add(lent)
-                frame.borrows += 1
-                frame.scoped.append((lifted[i], lent))
+            lifted[i] = handle.resource.rep
+        elif op == Lift.BORROW:
+            handle.lends += 1
+            frame.lenders.append(handle)
+            lent = Handle(handle.resource, HandleKind.BORROW, frame)
+            lifted[i] = callee.table.add(lent)
+            frame.borrows += 1
+            frame.scoped.append((lifted[i], lent))
         else:
             copy = handles.share(handle)
             lifted[i] = callee.table.add(copy)

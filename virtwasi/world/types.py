@@ -64,10 +64,29 @@ _ALLOWED: dict[Semantics, tuple[frozenset[HandleKind], frozenset[HandleKind]]] =
 HandleSlot = tuple[int, HandleKind, ResourceType]
 
 
+class Lift:
+    """How the membrane treats one handle parameter, decided once when the Func is made."""
+
+    REP = 0  # a borrow passed to its type's definer: the representation itself
+    BORROW = 1  # a borrow passed to anyone else: a call-scoped borrow handle
+    OWN = 2  # moves from the caller's table to the callee's
+    SHARED = 3  # copied into the callee's table for the call
+
+
 class Func:
     """A function an instance exports, with the signature the membrane enforces."""
 
-    __slots__ = ("fn", "handle_params", "handle_results", "instance", "name", "params", "results")
+    __slots__ = (
+        "fn",
+        "handle_params",
+        "handle_results",
+        "instance",
+        "lifts",
+        "name",
+        "params",
+        "rep_only",
+        "results",
+    )
 
     def __init__(
         self,
@@ -101,6 +120,11 @@ class Func:
             for i, t in enumerate(self.params)
             if mediated and isinstance(t, HandleParam)
         )
+        self.lifts: tuple[tuple[int, int, ResourceType], ...] = tuple(
+            (i, _lift_of(kind, rtype, instance), rtype) for i, kind, rtype in self.handle_params
+        )
+        # The hot path of a virtualizer: every handle is a borrow of its own type.
+        self.rep_only = all(op == Lift.REP for _, op, _ in self.lifts)
         self.handle_results: tuple[HandleSlot, ...] = tuple(
             (i, t.kind, t.rtype)
             for i, t in enumerate(self.results)
@@ -109,3 +133,11 @@ class Func:
 
     def __repr__(self) -> str:
         return f"<Func {self.instance.name}.{self.name}>"
+
+
+def _lift_of(kind: HandleKind, rtype: ResourceType, callee: Instance) -> int:
+    if kind is HandleKind.OWN:
+        return Lift.OWN
+    if kind is HandleKind.SHARED:
+        return Lift.SHARED
+    return Lift.REP if rtype.definer is callee else Lift.BORROW

@@ -1,0 +1,47 @@
+"""The reference runtime: wasmtime's built-in WASI over a host folder preopened as ``/``."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import wasmtime
+
+from virtwasi.outcome import RunResult
+
+
+def run(
+    module: Path,
+    argv: Sequence[str],
+    root: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+) -> RunResult:
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
+        out, err, inp = (Path(scratch) / name for name in ("stdout", "stderr", "stdin"))
+        inp.write_bytes(stdin)
+        config = wasmtime.WasiConfig()
+        config.argv = [module.name, *argv]
+        config.env = sorted((env or {}).items())
+        config.stdin_file = str(inp)
+        config.stdout_file = str(out)
+        config.stderr_file = str(err)
+        config.preopen_dir(str(root), "/")
+        store.set_wasi(config)
+        instance = linker.instantiate(store, wasmtime.Module.from_file(engine, str(module)))
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        try:
+            start(store)
+            code = 0
+        except wasmtime.ExitTrap as exit_trap:
+            code = exit_trap.code
+        except wasmtime.Trap as trap:
+            return RunResult(134, out.read_bytes(), err.read_bytes() + str(trap).encode())
+        return RunResult(code, out.read_bytes(), err.read_bytes())
