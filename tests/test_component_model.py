@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from worldkit import Agent, FileLib
+from worldkit import Agent, FilesWorld
 
 from virtwasi.world import (
-    Instance,
     ResourceType,
     Semantics,
     Trap,
@@ -20,19 +19,8 @@ from virtwasi.world import (
 )
 
 
-class Setup:
-    def __init__(self) -> None:
-        self.world = World(Semantics.COMPONENT_MODEL)
-        self.lib = FileLib()
-        self.files = self.world.instantiate("files", self.lib)
-
-    def client(self, name: str, agent: Agent | None = None) -> tuple[Agent, Instance]:
-        agent = agent or Agent(self.lib.file)
-        return agent, self.world.instantiate(name, agent, {"files": self.files})
-
-
 def test_own_moves_and_the_senders_index_dies() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.COMPONENT_MODEL)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
@@ -46,7 +34,7 @@ def test_own_moves_and_the_senders_index_dies() -> None:
 
 
 def test_borrow_gives_the_callee_its_own_index_for_one_call() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.COMPONENT_MODEL)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
@@ -66,7 +54,7 @@ def test_borrow_gives_the_callee_its_own_index_for_one_call() -> None:
 
 
 def test_a_callee_must_drop_its_borrow_before_returning() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.COMPONENT_MODEL)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
@@ -82,7 +70,7 @@ def test_a_callee_must_drop_its_borrow_before_returning() -> None:
 
 
 def test_a_lent_handle_can_be_neither_dropped_nor_moved() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.COMPONENT_MODEL)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     carol, carol_inst = s.client("carol")
@@ -147,7 +135,7 @@ def test_dropping_an_own_runs_the_destructor_once_in_the_definer_with_the_origin
 
 
 def test_borrowing_from_a_borrow_locks_the_borrow_too() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.COMPONENT_MODEL)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     carol, carol_inst = s.client("carol")
@@ -194,7 +182,7 @@ def test_the_definer_receives_a_borrow_as_the_representation() -> None:
 
 
 def test_a_borrow_cannot_be_given_away_or_returned() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.COMPONENT_MODEL)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     carol, carol_inst = s.client("carol")

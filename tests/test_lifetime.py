@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from worldkit import Agent, Exported, FileLib
+from worldkit import Agent, Exported, FileLib, FilesWorld
 
-from virtwasi.world import Context, Semantics, Trap, TrapReason, World, value
+from virtwasi.world import Context, Instance, Semantics, Trap, TrapReason, World, value
 
 TYPED = [Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
 
 
-def files_world(semantics: Semantics) -> tuple[World, FileLib, Agent, Any]:
-    world = World(semantics)
-    lib = FileLib()
-    files = world.instantiate("files", lib)
-    client = Agent(lib.file)
-    inst = world.instantiate("client", client, {"files": files})
-    return world, lib, client, inst
+def files_world(semantics: Semantics) -> tuple[FilesWorld, FileLib, Agent, Instance]:
+    """The file library and one client of it, named 'client'."""
+    world = FilesWorld(semantics)
+    client, inst = world.client("client")
+    return world, world.lib, client, inst
 
 
 @pytest.mark.parametrize("semantics", TYPED)
@@ -53,8 +51,7 @@ def test_calls_into_and_from_a_destroyed_instance_trap(semantics: Semantics) -> 
 def test_handles_to_a_destroyed_definers_resources_go_null(semantics: Semantics) -> None:
     world, lib, client, _ = files_world(semantics)
     h = client.ctx.imports["files"].open("/a")
-    files = next(i for i in world.instances if i.name == "files")
-    files.destroy()
+    world.files.destroy()
     assert [c["path"] for c in lib.closed] == ["/a"]  # the definer cleaned up as it died
     with pytest.raises(Trap) as caught:
         client.ctx.imports["files"].read(h)
@@ -69,14 +66,13 @@ def test_an_instance_cannot_be_destroyed_while_it_runs() -> None:
         inst.exports.run(inst.destroy)
     assert caught.value.reason is TrapReason.INSTANCE_BUSY
     assert not inst.destroyed
-    assert world.host.handle_count == 0 and lib.file.live_count == 0
+    assert world.world.host.handle_count == 0 and lib.file.live_count == 0
 
 
 def test_a_definer_cannot_be_destroyed_while_its_resource_is_lent() -> None:
     world, lib, client, _inst = files_world(Semantics.COMPONENT_MODEL)
-    helper = Agent(lib.file)
-    helper_inst = world.instantiate("helper", helper, {})
-    files = next(i for i in world.instances if i.name == "files")
+    helper, helper_inst = world.client("helper")
+    files = world.files
     h = client.ctx.imports["files"].open("/a")
     outcome: list[TrapReason] = []
 
@@ -103,13 +99,11 @@ def child_definition(lib: FileLib) -> Any:
     return definition
 
 
-def parent_world(semantics: Semantics) -> tuple[World, FileLib, Agent, Any]:
-    world = World(semantics)
-    lib = FileLib()
-    files = world.instantiate("files", lib)
-    parent = Agent()
-    inst = world.instantiate("parent", parent, {"files": files})
-    return world, lib, parent, inst
+def parent_world(semantics: Semantics) -> tuple[World, FileLib, Agent, Instance]:
+    """The file library and a 'parent' instance that makes children using it."""
+    world = FilesWorld(semantics)
+    parent, inst = world.client("parent", Agent())
+    return world.world, world.lib, parent, inst
 
 
 @pytest.mark.parametrize("semantics", TYPED)
@@ -161,8 +155,7 @@ def test_a_2021_child_lives_until_the_last_handle_to_it_drops() -> None:
 
 def test_a_trap_ends_the_guest_call_and_the_world_carries_on() -> None:
     world, lib, client, _ = files_world(Semantics.COMPONENT_MODEL)
-    helper = Agent(lib.file)
-    helper_inst = world.instantiate("helper", helper, {"files": world.instances[0]})
+    helper, helper_inst = world.client("helper")
     h = client.ctx.imports["files"].open("/a")
 
     def during(lent: int) -> None:

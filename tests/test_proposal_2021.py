@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from worldkit import Agent, FileLib
+from worldkit import FileLib, FilesWorld
 
-from virtwasi.world import Instance, Semantics, Trap, TrapReason, World
-
-
-class Setup:
-    def __init__(self) -> None:
-        self.world = World(Semantics.PROPOSAL_2021)
-        self.lib = FileLib()
-        self.files = self.world.instantiate("files", self.lib)
-
-    def client(self, name: str) -> tuple[Agent, Instance]:
-        agent = Agent(self.lib.file)
-        return agent, self.world.instantiate(name, agent, {"files": self.files})
+from virtwasi.world import Semantics, Trap, TrapReason, World
 
 
 def test_passing_a_handle_copies_it_and_both_reach_one_resource() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.PROPOSAL_2021)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
@@ -31,7 +20,7 @@ def test_passing_a_handle_copies_it_and_both_reach_one_resource() -> None:
 
 
 def test_the_destructor_runs_when_the_last_handle_drops() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.PROPOSAL_2021)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
@@ -46,7 +35,7 @@ def test_the_destructor_runs_when_the_last_handle_drops() -> None:
 
 
 def test_a_parameter_copy_lasts_for_the_call_unless_the_callee_keeps_it() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.PROPOSAL_2021)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
@@ -58,7 +47,7 @@ def test_a_parameter_copy_lasts_for_the_call_unless_the_callee_keeps_it() -> Non
 
 
 def test_explicit_destroy_nulls_every_other_handle_and_the_callee_traps() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.PROPOSAL_2021)
     alice, _ = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from worldkit import Agent, FileLib
+from worldkit import FilesWorld
 
-from virtwasi.world import Instance, Semantics, Trap, TrapReason, World
-
-
-class Setup:
-    def __init__(self) -> None:
-        self.world = World(Semantics.TRANSPARENT)
-        self.lib = FileLib()
-        self.files = self.world.instantiate("files", self.lib)
-
-    def client(self, name: str) -> tuple[Agent, Instance]:
-        agent = Agent(self.lib.file)
-        return agent, self.world.instantiate(name, agent, {"files": self.files})
+from virtwasi.world import Semantics, Trap, TrapReason
 
 
 def test_any_client_can_forge_another_clients_handle() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.TRANSPARENT)
     victim, _ = s.client("victim")
     thief, _ = s.client("thief")
     secret = victim.ctx.imports["files"].open("/secret")
@@ -36,7 +25,7 @@ def test_any_client_can_forge_another_clients_handle() -> None:
 
 
 def test_nothing_closes_a_dead_clients_files() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.TRANSPARENT)
     client, inst = s.client("client")
     for name in ("/a", "/b", "/c"):
         client.ctx.imports["files"].open(name)
@@ -46,7 +35,7 @@ def test_nothing_closes_a_dead_clients_files() -> None:
 
 
 def test_a_stale_close_lands_on_someone_elses_file() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.TRANSPARENT)
     alice, _ = s.client("alice")
     bob, _ = s.client("bob")
     mine = alice.ctx.imports["files"].open("/alice")
@@ -58,7 +47,7 @@ def test_a_stale_close_lands_on_someone_elses_file() -> None:
 
 
 def test_destroying_the_library_itself_does_close_what_it_holds() -> None:
-    s = Setup()
+    s = FilesWorld(Semantics.TRANSPARENT)
     client, _ = s.client("client")
     client.ctx.imports["files"].open("/a")
     s.files.destroy()

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from worldkit import Agent, FileLib
+from worldkit import Agent, FileLib, FilesWorld
 
-from virtwasi.world import Instance, Semantics, Trap, TrapReason, World, own
+from virtwasi.world import Semantics, Trap, TrapReason, World, own
 
 ALL = list(Semantics)
 TYPED = [Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
 
 
-def setup(semantics: Semantics) -> tuple[World, FileLib, Agent]:
+def setup(semantics: Semantics) -> tuple[FilesWorld, FileLib, Agent]:
     """A world with the file library and one client of it, named 'thief'."""
-    world = World(semantics)
-    lib = FileLib()
-    files = world.instantiate("files", lib)
-    agent = Agent(lib.file)
-    world.instantiate("thief", agent, {"files": files})
-    return world, lib, agent
-
-
-def add_client(world: World, lib: FileLib, name: str, agent: Agent | None = None) -> Instance:
-    files = next(inst for inst in world.instances if inst.name == "files")
-    return world.instantiate(name, agent or Agent(lib.file), {"files": files})
+    world = FilesWorld(semantics)
+    thief, _ = world.client("thief")
+    return world, world.lib, thief
 
 
 @pytest.mark.parametrize("semantics", ALL)
@@ -75,7 +67,7 @@ def test_freed_slots_are_reused_last_freed_first(semantics: Semantics) -> None:
 def test_a_handle_means_nothing_in_another_table(semantics: Semantics) -> None:
     world, lib, thief = setup(semantics)
     victim = Agent(lib.file)
-    add_client(world, lib, "victim", victim)
+    world.client("victim", victim)
     secret = victim.ctx.imports["files"].open("/secret")
     assert secret == 1
     # The thief holds nothing: the victim's index 1 is not a handle in the thief's table.
@@ -111,7 +103,7 @@ def test_a_trap_changes_nothing_when_arguments_are_bad() -> None:
     receiver = Agent(
         lib.file, lambda ctx: {"two": ctx.func(lambda a, b: None, [own(lib.file)] * 2, [], "two")}
     )
-    two = client.ctx.connect(add_client(world, lib, "receiver", receiver)).two
+    two = client.ctx.connect(world.client("receiver", receiver)[1]).two
     # The second argument is bad: the first, checked already, must not have moved.
     for second in (good + 10, good):
         with pytest.raises(Trap):

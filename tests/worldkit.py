@@ -9,8 +9,10 @@ from virtwasi.world import (
     Context,
     Func,
     HandleParam,
+    Instance,
     ResourceType,
     Semantics,
+    World,
     borrow,
     own,
     shared,
@@ -125,3 +127,17 @@ class Agent:
         if self._extra is not None:
             exports.update(self._extra(ctx))
         return exports
+
+
+class FilesWorld:
+    """A world with the file library instantiated as 'files', ready for clients."""
+
+    def __init__(self, semantics: Semantics) -> None:
+        self.world = World(semantics)
+        self.lib = FileLib()
+        self.files = self.world.instantiate("files", self.lib)
+
+    def client(self, name: str, agent: Agent | None = None) -> tuple[Agent, Instance]:
+        """A new agent instance importing the library; the agent keeps its context."""
+        agent = agent or Agent(self.lib.file)
+        return agent, self.world.instantiate(name, agent, {"files": self.files})
