@@ -1,0 +1,121 @@
+"""Raw host functions: Python callables a wasm module imports, at about 1 us a call.
+
+wasmtime-py's ``Linker.define_func`` converts every argument through ``Val`` (about 12 us a
+call). Here each import is a ctypes callback given to wasmtime's *unchecked* API: arguments
+arrive as 16-byte raw slots decoded with one precompiled ``struct``. A callback must never
+let an exception escape (ctypes would swallow it and the guest would carry on as if the call
+had succeeded), so every failure becomes a wasm trap carrying a message, and the exception
+itself is kept for the embedder in :class:`TrapBox`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+RAW_SLOT = 16  # sizeof(wasmtime_val_raw_t)
+_CODES = {"i32": ("i", 4), "i64": ("q", 8)}
+
+_VOID_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
+)
+
+
+class TrapBox:
+    """Where a callback leaves the exception that ended the guest (an exit, or a failure),
+    so the embedder can tell ``proc_exit(3)`` from a crash after the trap unwinds."""
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+
+def _args_layout(params: tuple[str, ...]) -> struct.Struct:
+    fmt = "<"
+    for kind in params:
+        code, size = _CODES[kind]
+        fmt += code + "x" * (RAW_SLOT - size)
+    return struct.Struct(fmt)
+
+
+_VAL_KINDS = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+def define(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    params: tuple[str, ...],
+    results: tuple[str, ...],
+    fn: Callable[..., int | None],
+    box: TrapBox,
+) -> HostFunc:
+    """Define ``module.name`` in ``linker`` as a raw host function calling ``fn(*args)``.
+
+    ``fn`` returns the single i32/i64 result (or None when there is none). Any exception it
+    raises is stored in ``box`` and turned into a trap.
+    """
+    layout = _args_layout(params)
+    nbytes = max(len(params), len(results), 1) * RAW_SLOT
+    buffer_type = ctypes.c_char * nbytes
+    result_code = _CODES[results[0]][0] if results else None
+    result_layout = struct.Struct("<" + result_code) if result_code else None
+
+    def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
+        try:
+            raw = buffer_type.from_address(args)
+            result = fn(*layout.unpack_from(raw))
+            if result_layout is not None:
+                result_layout.pack_into(raw, 0, result)
+            return 0
+        except BaseException as exc:  # nothing may escape a raw callback
+            box.error = exc
+            message = f"{type(exc).__name__}: {exc}".encode()
+            trap = ffi.wasmtime_trap_new(ctypes.c_char_p(message), len(message))
+            return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+    # Declared with plain void pointers so the args buffer arrives as an int address.
+    c_callback = _VOID_CALLBACK(callback)
+    functype = wasmtime.FuncType(
+        [_VAL_KINDS[p]() for p in params], [_VAL_KINDS[r]() for r in results]
+    )
+    module_b, name_b = module.encode(), name.encode()
+    error = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), module_b, len(module_b), name_b, len(name_b), functype.ptr(),
+        ctypes.cast(c_callback, ffi.wasmtime_func_unchecked_callback_t), None,
+        _NO_FINALIZER,
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    # The linker keeps a raw pointer to the callback: keep the Python object alive with it.
+    return HostFunc(c_callback, functype)
+
+
+class HostFunc:
+    """The ctypes callback behind a defined import. wasmtime holds only a raw pointer to
+    it: keep this object alive as long as any instance made from the linker can run."""
+
+    __slots__ = ("callback", "functype")
+
+    def __init__(self, callback: Any, functype: wasmtime.FuncType) -> None:
+        self.callback = callback
+        self.functype = functype
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a null function pointer
+
+
+def memory_view(store: wasmtime.Store, memory: wasmtime.Memory) -> Callable[[], memoryview]:
+    """A function returning a fresh, writable view over ``memory`` as it is now: its base
+    and length, both of which may change when the guest grows it."""
+
+    def refresh() -> memoryview:
+        base = ctypes.addressof(memory.data_ptr(store).contents)
+        size = memory.data_len(store)
+        return memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+
+    return refresh

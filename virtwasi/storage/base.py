@@ -1,0 +1,126 @@
+"""The storage capability: what a WASI virtualizer may ask of a filesystem.
+
+A backend speaks POSIX: it raises ``OSError`` with a host ``errno`` code, and the WASI layer
+maps those codes to WASI errnos in one table. Paths are relative POSIX strings inside the
+mount: ``""`` is the mount's root, components are never empty, ``.`` or ``..``, and every
+symlink in a parent component has already been resolved by the caller (the virtualizer walks
+a path one component at a time with :meth:`Storage.lstat` and :meth:`Storage.readlink`, so
+nothing can lead outside the mount). A backend must still never follow a symlink itself:
+operations act on the last component as it is (``lstat``, not ``stat``), and ``open`` of a
+symlink fails with ``ELOOP``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class FileKind(enum.Enum):
+    REGULAR = "regular"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+    CHARACTER_DEVICE = "character-device"
+    BLOCK_DEVICE = "block-device"
+    SOCKET = "socket"
+    FIFO = "fifo"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    kind: FileKind
+    size: int
+    ino: int
+    nlink: int
+    dev: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    name: str
+    ino: int
+    kind: FileKind
+
+
+@runtime_checkable
+class File(Protocol):
+    """An open regular file. Reads and writes are positional: the virtualizer keeps the
+    offset. ``data``/``buf`` may be memoryviews over guest memory: copy from/into them
+    directly, never keep a reference after returning."""
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Fill ``buf`` from ``offset``; returns the bytes read (0 at or past the end)."""
+        ...
+
+    def write(self, data: memoryview | bytes, offset: int) -> int:
+        """Write all of ``data`` at ``offset``, growing the file (with zeros) as needed."""
+        ...
+
+    def stat(self) -> Stat:
+        """The open file's status, even if its name has since been unlinked or renamed."""
+        ...
+
+    def truncate(self, size: int) -> None: ...
+
+    def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
+        """Set either time (None leaves it unchanged)."""
+        ...
+
+    def sync(self) -> None:
+        """Make every byte written so far durable in the backend."""
+        ...
+
+    def close(self) -> None:
+        """Sync, then release. Closing twice does nothing."""
+        ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A mounted filesystem, addressed by paths relative to its root (see the module doc)."""
+
+    writable: bool
+    supports_symlinks: bool
+    supports_hardlinks: bool
+
+    def lstat(self, path: str) -> Stat: ...
+
+    def open(
+        self,
+        path: str,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        truncate: bool = False,
+        writable: bool = False,
+    ) -> File:
+        """Open a regular file (``EISDIR`` for a directory, ``ELOOP`` for a symlink)."""
+        ...
+
+    def listdir(self, path: str) -> list[DirEntry]:
+        """The entries of a directory, without ``.`` and ``..``, in a stable order."""
+        ...
+
+    def mkdir(self, path: str) -> None: ...
+
+    def rmdir(self, path: str) -> None: ...
+
+    def unlink(self, path: str) -> None: ...
+
+    def rename(self, src: str, dst: str) -> None:
+        """POSIX rename: atomically replaces ``dst`` (a file, or an empty directory when
+        ``src`` is a directory)."""
+        ...
+
+    def symlink(self, target: str, path: str) -> None: ...
+
+    def readlink(self, path: str) -> str: ...
+
+    def link(self, src: str, dst: str) -> None: ...
+
+    def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None: ...

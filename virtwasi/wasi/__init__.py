@@ -1,0 +1,1 @@
+"""WASI preview 1: the ABI (constants and layouts), errno mapping and guest memory access."""

@@ -1,0 +1,41 @@
+"""The one place where host errors become WASI errnos."""
+
+from __future__ import annotations
+
+import errno as host_errno
+
+from .abi import Errno
+
+
+class WasiError(Exception):
+    """An operation that answers the guest with ``errno`` instead of success."""
+
+    __slots__ = ("errno",)
+
+    def __init__(self, errno: Errno, message: str = "") -> None:
+        super().__init__(message or errno.name)
+        self.errno = errno
+
+
+# Host errno code -> WASI errno, derived by name: WASI's EACCES is the host's EACCES, and so on.
+_HOST_TO_WASI: dict[int, Errno] = {}
+for _member in Errno:
+    _name = {"TOOBIG": "E2BIG", "SUCCESS": ""}.get(_member.name, "E" + _member.name)
+    _code = getattr(host_errno, _name, None) if _name else None
+    if isinstance(_code, int):
+        _HOST_TO_WASI.setdefault(_code, _member)
+_HOST_TO_WASI[host_errno.EOPNOTSUPP] = Errno.NOTSUP  # the same number as ENOTSUP on Linux
+_HOST_TO_WASI[host_errno.EWOULDBLOCK] = Errno.AGAIN
+
+
+def errno_of(exc: BaseException) -> Errno:
+    """The WASI errno a guest should see for ``exc`` (EIO when nothing more precise fits)."""
+    if isinstance(exc, WasiError):
+        return exc.errno
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _HOST_TO_WASI.get(exc.errno, Errno.IO)
+    if isinstance(exc, MemoryError):
+        return Errno.NOMEM
+    if isinstance(exc, NotImplementedError):
+        return Errno.NOTSUP
+    return Errno.IO
