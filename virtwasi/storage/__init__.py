@@ -1,5 +1,7 @@
 """Storage capabilities: filesystems a WASI virtualizer is given, speaking POSIX errnos."""
 
 from .base import DirEntry, File, FileKind, Stat, Storage
+from .fsspec_storage import FsspecStorage
+from .hostdir import HostDirStorage
 
-__all__ = ["DirEntry", "File", "FileKind", "Stat", "Storage"]
+__all__ = ["DirEntry", "File", "FileKind", "FsspecStorage", "HostDirStorage", "Stat", "Storage"]

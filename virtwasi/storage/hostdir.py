@@ -1,0 +1,358 @@
+"""A host folder as a :class:`~virtwasi.storage.base.Storage`, confined to its root.
+
+The storage keeps a directory fd on the root and reaches every path from it one component
+at a time, opening each parent with ``O_NOFOLLOW | O_DIRECTORY`` and acting on the last
+component through ``dir_fd=`` without following it. No path string is ever handed to the
+kernel whole, so a symlink the host plants anywhere, even between two of our checks, is met
+as ``ELOOP``/``ENOTDIR`` (as a parent) or acted on as the link itself (as the last
+component): nothing can lead outside the root. The root itself is trusted configuration.
+
+Open files are plain host fds used positionally (``preadv``/``pwrite``), so reads and
+writes go straight between guest memory and the page cache without an extra copy.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from .base import DirEntry, FileKind, Stat
+
+# O_PATH opens need only search permission, like the kernel's own lookup of a parent.
+_WALK = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_LIST = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO planted in the tree must not hang; O_NOCTTY: nor adopt a tty.
+_OPEN = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+_KINDS = {
+    st.S_IFREG: FileKind.REGULAR,
+    st.S_IFDIR: FileKind.DIRECTORY,
+    st.S_IFLNK: FileKind.SYMLINK,
+    st.S_IFCHR: FileKind.CHARACTER_DEVICE,
+    st.S_IFBLK: FileKind.BLOCK_DEVICE,
+    st.S_IFSOCK: FileKind.SOCKET,
+    st.S_IFIFO: FileKind.FIFO,
+}
+
+
+def _kind(mode: int) -> FileKind:
+    return _KINDS.get(st.S_IFMT(mode), FileKind.UNKNOWN)
+
+
+def _stat(s: os.stat_result) -> Stat:
+    return Stat(
+        kind=_kind(s.st_mode),
+        size=s.st_size,
+        ino=s.st_ino,
+        nlink=s.st_nlink,
+        dev=s.st_dev,
+        atime_ns=s.st_atime_ns,
+        mtime_ns=s.st_mtime_ns,
+        ctime_ns=s.st_ctime_ns,
+    )
+
+
+def _error(code: int, path: str) -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+def _split(path: str) -> list[str]:
+    parts = path.split("/")
+    # The caller promises clean paths; a ".." slipping through would be the one way out.
+    if any(p in ("", ".", "..") or "\0" in p for p in parts):
+        raise _error(errno.EINVAL, path)
+    return parts
+
+
+def _entry_kind(entry: os.DirEntry[str]) -> FileKind:
+    try:
+        if entry.is_symlink():
+            return FileKind.SYMLINK
+        if entry.is_dir(follow_symlinks=False):
+            return FileKind.DIRECTORY
+        if entry.is_file(follow_symlinks=False):
+            return FileKind.REGULAR
+        return _kind(entry.stat(follow_symlinks=False).st_mode)
+    except FileNotFoundError:  # removed since the directory was read
+        return FileKind.UNKNOWN
+
+
+def _bytes_view(data: memoryview | bytes) -> memoryview:
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+class HostFile:
+    """An open regular file of a :class:`HostDirStorage`: a host fd used positionally."""
+
+    def __init__(self, fd: int, path: str, storage_writable: bool) -> None:
+        self._fd = fd
+        self._path = path
+        self._storage_writable = storage_writable
+        self._release = weakref.finalize(self, os.close, fd)
+
+    def _live_fd(self) -> int:
+        if self._fd < 0:
+            raise _error(errno.EBADF, self._path)
+        return self._fd
+
+    def _mutable_fd(self) -> int:
+        fd = self._live_fd()
+        if not self._storage_writable:
+            raise _error(errno.EROFS, self._path)
+        return fd
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        fd = self._live_fd()
+        got = os.preadv(fd, [buf], offset)
+        if got == 0 or got == buf.nbytes:
+            return got
+        # A short read before the end (a signal, a huge request): keep filling.
+        view = _bytes_view(buf)
+        while 0 < got < view.nbytes:
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n == 0:
+                break
+            got += n
+        return got
+
+    def write(self, data: memoryview | bytes, offset: int) -> int:
+        fd = self._mutable_fd()
+        view = _bytes_view(data)
+        done = 0
+        while done < view.nbytes:
+            n = os.pwrite(fd, view[done:] if done else view, offset + done)
+            if n == 0:
+                raise _error(errno.EIO, self._path)
+            done += n
+        return done
+
+    def stat(self) -> Stat:
+        return _stat(os.fstat(self._live_fd()))
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._mutable_fd(), size)
+
+    def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
+        fd = self._mutable_fd()
+        if atime_ns is not None or mtime_ns is not None:
+            os.utime(fd, ns=_times(os.fstat(fd), atime_ns, mtime_ns))
+
+    def sync(self) -> None:
+        os.fsync(self._live_fd())
+
+    def close(self) -> None:
+        """Release the fd. Bytes written are already in the host filesystem, visible to every
+        reader, so close does not fsync: that is :meth:`sync`'s job, asked for explicitly."""
+        if self._fd < 0:
+            return
+        self._fd = -1
+        self._release()
+
+
+class HostDirStorage:
+    """The folder ``root`` on the host, served without ever leaving it.
+
+    ``writable=False`` makes every mutation fail with ``EROFS`` before anything is touched.
+    Call :meth:`close` (or use ``with``) to release the root's fd; files opened from the
+    storage stay usable after that.
+    """
+
+    supports_symlinks = True
+    supports_hardlinks = True
+
+    def __init__(self, root: str | Path, *, writable: bool = True) -> None:
+        self.root = Path(root)
+        self.writable = writable
+        self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._release = weakref.finalize(self, os.close, self._root_fd)
+
+    def close(self) -> None:
+        # -1 makes every later *at call fail with EBADF rather than reach a reused fd number.
+        self._root_fd = -1
+        self._release()
+
+    def __enter__(self) -> HostDirStorage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- walking -------------------------------------------------------------------------
+
+    @contextmanager
+    def _at(self, path: str) -> Iterator[tuple[int, str]]:
+        """The fd of ``path``'s parent (reached without following anything) and its last
+        component. The fd is valid inside the ``with`` only."""
+        parts = _split(path)
+        root = self._root_fd
+        if root < 0:
+            raise _error(errno.EBADF, path)
+        fd = root
+        try:
+            for name in parts[:-1]:
+                child = os.open(name, _WALK, dir_fd=fd)
+                if fd != root:
+                    os.close(fd)
+                fd = child
+            yield fd, parts[-1]
+        finally:
+            if fd != root:
+                os.close(fd)
+
+    def _check_writable(self, path: str) -> None:
+        if not self.writable:
+            raise _error(errno.EROFS, path)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def lstat(self, path: str) -> Stat:
+        if path == "":
+            return _stat(os.fstat(self._root_fd))
+        with self._at(path) as (parent, name):
+            return _stat(os.stat(name, dir_fd=parent, follow_symlinks=False))
+
+    def open(
+        self,
+        path: str,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        truncate: bool = False,
+        writable: bool = False,
+    ) -> HostFile:
+        if create or truncate or writable:
+            self._check_writable(path)
+        if path == "":
+            raise _error(errno.EISDIR, path)
+        flags = _OPEN | (os.O_RDWR if writable else os.O_RDONLY)
+        if create:
+            flags |= os.O_CREAT | (os.O_EXCL if exclusive else 0)
+        if truncate:
+            flags |= os.O_TRUNC
+        with self._at(path) as (parent, name):
+            fd = os.open(name, flags, 0o666, dir_fd=parent)
+        try:
+            mode = os.fstat(fd).st_mode
+            if st.S_ISDIR(mode):
+                raise _error(errno.EISDIR, path)
+            if not st.S_ISREG(mode):
+                # Positional I/O means nothing on a FIFO, socket or device; refuse them.
+                raise _error(errno.EACCES, path)
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return HostFile(fd, path, self.writable)
+
+    def listdir(self, path: str) -> list[DirEntry]:
+        """Entries sorted by name (code point order)."""
+        if path == "":
+            fd = os.open(".", _LIST, dir_fd=self._root_fd)
+        else:
+            with self._at(path) as (parent, name):
+                fd = os.open(name, _LIST, dir_fd=parent)
+        try:
+            # scandir(fd) reads through its own dup, so fd is still ours to close.
+            with os.scandir(fd) as entries:
+                out = [DirEntry(e.name, e.inode(), _entry_kind(e)) for e in entries]
+        finally:
+            os.close(fd)
+        out.sort(key=lambda e: e.name)
+        return out
+
+    def readlink(self, path: str) -> str:
+        if path == "":
+            raise _error(errno.EINVAL, path)
+        with self._at(path) as (parent, name):
+            return os.readlink(name, dir_fd=parent)
+
+    # -- mutating ------------------------------------------------------------------------
+
+    def mkdir(self, path: str) -> None:
+        self._check_writable(path)
+        if path == "":
+            raise _error(errno.EEXIST, path)
+        with self._at(path) as (parent, name):
+            os.mkdir(name, 0o777, dir_fd=parent)
+
+    def rmdir(self, path: str) -> None:
+        self._check_writable(path)
+        if path == "":
+            raise _error(errno.EBUSY, path)
+        with self._at(path) as (parent, name):
+            os.rmdir(name, dir_fd=parent)
+
+    def unlink(self, path: str) -> None:
+        self._check_writable(path)
+        if path == "":
+            raise _error(errno.EISDIR, path)
+        with self._at(path) as (parent, name):
+            os.unlink(name, dir_fd=parent)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._check_writable(src)
+        if src == "" or dst == "":
+            raise _error(errno.EBUSY, src or dst)
+        with self._at(src) as (src_parent, src_name), self._at(dst) as (dst_parent, dst_name):
+            os.rename(src_name, dst_name, src_dir_fd=src_parent, dst_dir_fd=dst_parent)
+
+    def symlink(self, target: str, path: str) -> None:
+        """Store ``target`` as it is: resolving it (inside the mount) is the caller's job."""
+        self._check_writable(path)
+        if path == "":
+            raise _error(errno.EEXIST, path)
+        with self._at(path) as (parent, name):
+            os.symlink(target, name, dir_fd=parent)
+
+    def link(self, src: str, dst: str) -> None:
+        self._check_writable(dst)
+        if src == "":
+            raise _error(errno.EPERM, src)
+        if dst == "":
+            raise _error(errno.EEXIST, dst)
+        with self._at(src) as (src_parent, src_name), self._at(dst) as (dst_parent, dst_name):
+            os.link(
+                src_name,
+                dst_name,
+                src_dir_fd=src_parent,
+                dst_dir_fd=dst_parent,
+                follow_symlinks=False,
+            )
+
+    def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
+        self._check_writable(path)
+        if path == "":
+            now = os.fstat(self._root_fd)
+            if atime_ns is not None or mtime_ns is not None:
+                os.utime(self._root_fd, ns=_times(now, atime_ns, mtime_ns))
+            return
+        with self._at(path) as (parent, name):
+            now = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            if atime_ns is None and mtime_ns is None:
+                return
+            os.utime(
+                name,
+                ns=_times(now, atime_ns, mtime_ns),
+                dir_fd=parent,
+                follow_symlinks=False,
+            )
+
+
+def _times(now: os.stat_result, atime_ns: int | None, mtime_ns: int | None) -> tuple[int, int]:
+    """os.utime has no UTIME_OMIT: a time left alone is written back as it was."""
+    return (
+        now.st_atime_ns if atime_ns is None else atime_ns,
+        now.st_mtime_ns if mtime_ns is None else mtime_ns,
+    )
