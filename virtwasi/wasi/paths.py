@@ -1,0 +1,92 @@
+"""Path resolution: one component at a time, inside the directory it starts from.
+
+Every ``path_*`` call names a path relative to a directory descriptor; that directory is
+the sandbox. Resolution walks the path with ``lstat``/``readlink`` on the storage, follows
+symlinks by splicing their targets into the walk, and refuses, as wasmtime does, anything
+that would leave the starting directory: an absolute path, an absolute symlink target, or a
+``..`` above the start (``EPERM``). More than 40 symlinks is ``ELOOP``. A trailing ``/``
+(or a final ``.``/``..``) means the last component must be a directory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ..storage.base import FileKind, Stat, Storage
+from .abi import Errno
+from .errors import WasiError
+
+MAX_SYMLINKS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    path: str
+    """Where the path leads, relative to the storage's root."""
+    stat: Stat | None
+    """Its status (a symlink's own, when not followed), or None if it does not exist yet
+    (its parent does, and is a directory)."""
+    must_be_directory: bool
+    """The path ended in ``/``, ``.`` or ``..``."""
+
+
+def _join(parts: list[str]) -> str:
+    return "/".join(parts)
+
+
+def resolve(storage: Storage, start: str, path: str, *, follow: bool) -> Resolved:
+    """Resolve ``path`` from the directory ``start`` (a storage path). ``follow`` says
+    whether a symlink in the last component is followed."""
+    if path.startswith("/"):
+        raise WasiError(Errno.PERM, f"absolute path {path!r} leaves the directory")
+    if "\0" in path:
+        raise WasiError(Errno.INVAL, "a path may not contain NUL")
+    base = [p for p in start.split("/") if p]
+    pending = deque(path.split("/"))
+    must_be_directory = path.endswith("/")
+    walked: list[str] = []  # resolved components below ``start``
+    stat: Stat | None = None
+    expansions = 0
+    while pending:
+        part = pending.popleft()
+        if part in ("", "."):
+            if not pending and part == ".":
+                must_be_directory = True
+            continue
+        last = not any(p not in ("", ".") for p in pending)
+        if part == "..":
+            if not walked:
+                raise WasiError(Errno.PERM, f"{path!r} climbs out of its directory")
+            walked.pop()
+            stat = None
+            must_be_directory = must_be_directory or last
+            continue
+        candidate = _join([*base, *walked, part])
+        try:
+            stat = storage.lstat(candidate)
+        except FileNotFoundError:
+            if last:
+                walked.append(part)
+                return Resolved(_join([*base, *walked]), None, must_be_directory)
+            raise WasiError(Errno.NOENT, f"{candidate!r} does not exist") from None
+        if stat.kind is FileKind.SYMLINK and (not last or follow or must_be_directory):
+            expansions += 1
+            if expansions > MAX_SYMLINKS:
+                raise WasiError(Errno.LOOP, f"too many symlinks resolving {path!r}")
+            target = storage.readlink(candidate)
+            if target.startswith("/"):
+                raise WasiError(Errno.PERM, f"symlink {candidate!r} points outside: {target!r}")
+            if target.endswith("/") and last:
+                must_be_directory = True
+            pending.extendleft(reversed(target.split("/")))
+            continue
+        if not last and stat.kind is not FileKind.DIRECTORY:
+            raise WasiError(Errno.NOTDIR, f"{candidate!r} is not a directory")
+        walked.append(part)
+    full = _join([*base, *walked])
+    if stat is None:  # nothing walked, or it ended on '..': stat what we stand on
+        stat = storage.lstat(full)
+    if must_be_directory and stat.kind is not FileKind.DIRECTORY:
+        raise WasiError(Errno.NOTDIR, f"{path!r} is not a directory")
+    return Resolved(full, stat, must_be_directory)
