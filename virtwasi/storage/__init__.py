@@ -3,5 +3,15 @@
 from .base import DirEntry, File, FileKind, Stat, Storage
 from .fsspec_storage import FsspecStorage
 from .hostdir import HostDirStorage
+from .memfs import MemoryStorage
 
-__all__ = ["DirEntry", "File", "FileKind", "FsspecStorage", "HostDirStorage", "Stat", "Storage"]
+__all__ = [
+    "DirEntry",
+    "File",
+    "FileKind",
+    "FsspecStorage",
+    "HostDirStorage",
+    "MemoryStorage",
+    "Stat",
+    "Storage",
+]

@@ -1,0 +1,605 @@
+"""The embedded default storage: a POSIX-faithful filesystem held in memory.
+
+:class:`MemoryStorage` implements :class:`~.base.Storage` with real inodes: unique inode
+numbers, link counts (a directory has 2 + its subdirectories, anything else one per name),
+hard links, symlinks stored verbatim, nanosecond times updated where POSIX marks them, and
+Linux's errno for every failure. Its open files (:class:`MemoryFile`) hold the inode, so they
+keep working after their name is unlinked or renamed, as on POSIX. Each instance is its own
+tree; :attr:`MemoryStorage.fs` exposes the same tree as an fsspec filesystem (see
+:mod:`.memfs_fsspec`), to fill it before a run and read the results after.
+
+Directory cookies: every entry gets a sequence number from its directory when it is created
+(1, 2, 3, ...; a new name, a link or a rename into a new name is a new entry; a rename that
+replaces an existing name keeps that name's number). :meth:`MemoryStorage.listdir_from`
+returns ``(cookie, entry)`` pairs with cookies greater than the one given, in increasing
+order, so a reader that resumes from the last cookie it saw never repeats an entry and never
+skips one that survived, however the directory changed in between; ``0`` starts from the
+beginning. :meth:`~MemoryStorage.listdir` gives the same order (creation order).
+
+Where this differs from Linux, on purpose: ``open`` of a directory is ``EISDIR`` even
+read-only (the protocol opens regular files only); a symlink in a parent component is
+``ELOOP`` (the caller must resolve those, and a backend never follows one, like openat2's
+``RESOLVE_NO_SYMLINKS``); directories report size 0; rmdir or rename of the root is
+``EBUSY``, as ``rmdir("/")`` and ``rename("/", ...)`` are.
+
+Every operation holds one lock per storage, so the tree can be used from several threads
+(say, a run in one and the fsspec facade in another) and each operation is atomic.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+from .base import DirEntry, FileKind, Stat
+
+if TYPE_CHECKING:
+    from .memfs_fsspec import MemoryTreeFileSystem
+
+__all__ = ["MAX_FILE_SIZE", "NAME_MAX", "MemoryFile", "MemoryStorage"]
+
+NAME_MAX = 255  # bytes in one path component, as on Linux
+SYMLINK_MAX = 4095  # bytes in a symlink target (PATH_MAX less the NUL)
+MAX_FILE_SIZE = 2**63 - 1  # the largest off_t; beyond it is EFBIG
+
+_devices = itertools.count(1)  # a distinct st_dev for every tree in the process
+
+
+def _error(code: int, path: str) -> OSError:
+    # OSError(code, ...) builds the matching subclass (FileNotFoundError for ENOENT, ...).
+    return OSError(code, os.strerror(code), path)
+
+
+def _encoded_len(text: str, path: str) -> int:
+    """Length in bytes as the host would store it (names arrive decoded with
+    surrogateescape, so any undecodable byte round-trips)."""
+    try:
+        return len(os.fsencode(text))
+    except UnicodeEncodeError:
+        raise _error(errno.EILSEQ, path) from None
+
+
+class _Node:
+    __slots__ = ("atime", "ctime", "ino", "mtime", "nlink")
+    kind: ClassVar[FileKind]
+
+    def __init__(self, ino: int, now: int) -> None:
+        self.ino = ino
+        self.nlink = 1
+        self.atime = self.mtime = self.ctime = now
+
+
+class _Regular(_Node):
+    __slots__ = ("data", "opens")
+    kind = FileKind.REGULAR
+
+    def __init__(self, ino: int, now: int) -> None:
+        super().__init__(ino, now)
+        self.data = bytearray()
+        self.opens = 0  # open MemoryFiles: an unlinked file's bytes live until the last closes
+
+
+class _Symlink(_Node):
+    __slots__ = ("size", "target")
+    kind = FileKind.SYMLINK
+
+    def __init__(self, ino: int, now: int, target: str, size: int) -> None:
+        super().__init__(ino, now)
+        self.target = target
+        self.size = size
+
+
+class _Directory(_Node):
+    """Entries by name, each with its cookie. ``order`` lists cookies ascending (dead ones
+    too, until compacted) so listdir_from can bisect instead of scanning."""
+
+    __slots__ = ("entries", "names", "next_cookie", "order")
+    kind = FileKind.DIRECTORY
+
+    def __init__(self, ino: int, now: int) -> None:
+        super().__init__(ino, now)
+        self.nlink = 2  # its own "." and its name in the parent
+        self.entries: dict[str, tuple[int, _Node]] = {}
+        self.names: dict[int, str] = {}  # live cookie -> name
+        self.order: list[int] = []
+        self.next_cookie = 0
+
+    def add(self, name: str, node: _Node) -> None:
+        self.next_cookie += 1
+        cookie = self.next_cookie
+        self.entries[name] = (cookie, node)
+        self.names[cookie] = name
+        self.order.append(cookie)
+
+    def replace(self, name: str, node: _Node) -> None:
+        # The name never stops existing, so it keeps its cookie (and its place in the order).
+        self.entries[name] = (self.entries[name][0], node)
+
+    def remove(self, name: str) -> None:
+        cookie, _ = self.entries.pop(name)
+        del self.names[cookie]
+        if len(self.order) > 2 * len(self.names) + 32:
+            self.order = [c for c in self.order if c in self.names]
+
+    def after(self, cookie: int) -> Iterator[tuple[int, str, _Node]]:
+        for c in itertools.islice(self.order, bisect_right(self.order, cookie), None):
+            name = self.names.get(c)
+            if name is not None:
+                yield c, name, self.entries[name][1]
+
+
+class MemoryStorage:
+    """An in-memory POSIX tree (see the module doc). ``capacity`` bounds the bytes held by
+    regular files (``ENOSPC`` beyond it; None: only the machine's memory bounds it);
+    ``clock`` gives the time in nanoseconds (tests pass a fake one)."""
+
+    writable: bool
+    supports_symlinks: bool
+    supports_hardlinks: bool
+
+    def __init__(
+        self, *, capacity: int | None = None, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        self.writable = True
+        self.supports_symlinks = True
+        self.supports_hardlinks = True
+        self.capacity = capacity
+        self.dev = next(_devices)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._inos = itertools.count(1)
+        self._used = 0
+        self._root = _Directory(next(self._inos), clock())
+        self._fs: MemoryTreeFileSystem | None = None
+
+    def __repr__(self) -> str:
+        # fsspec tokenizes the facade by repr: the dev number keeps trees apart.
+        return f"MemoryStorage(dev={self.dev})"
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes held by regular files, counting unlinked ones still open."""
+        return self._used
+
+    @property
+    def fs(self) -> MemoryTreeFileSystem:
+        """This tree as an fsspec filesystem (one facade per storage, never shared)."""
+        if self._fs is None:
+            from .memfs_fsspec import MemoryTreeFileSystem
+
+            self._fs = MemoryTreeFileSystem(self)
+        return self._fs
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def _locate(self, path: str) -> tuple[list[_Directory], str]:
+        """The directories from the root down to the parent of ``path``'s last component,
+        and that component; ``([], "")`` for the root itself."""
+        if not path:
+            return [], ""
+        parts = path.split("/")
+        chain = [self._root]
+        # Each component is checked when the walk reaches it, as Linux does: a missing
+        # parent is ENOENT even when a later component is too long.
+        for i, name in enumerate(parts):
+            if name in ("", ".", "..") or "\0" in name:
+                raise _error(errno.EINVAL, path)
+            if len(name) > NAME_MAX // 4 and _encoded_len(name, path) > NAME_MAX:
+                raise _error(errno.ENAMETOOLONG, path)
+            if i == len(parts) - 1:
+                break
+            entry = chain[-1].entries.get(name)
+            if entry is None:
+                raise _error(errno.ENOENT, path)
+            node = entry[1]
+            if not isinstance(node, _Directory):
+                raise _error(errno.ELOOP if isinstance(node, _Symlink) else errno.ENOTDIR, path)
+            chain.append(node)
+        return chain, parts[-1]
+
+    def _lookup(self, path: str) -> _Node:
+        chain, name = self._locate(path)
+        if not chain:
+            return self._root
+        entry = chain[-1].entries.get(name)
+        if entry is None:
+            raise _error(errno.ENOENT, path)
+        return entry[1]
+
+    def _directory(self, path: str) -> _Directory:
+        node = self._lookup(path)
+        if not isinstance(node, _Directory):
+            raise _error(errno.ENOTDIR, path)
+        return node
+
+    def _stat(self, node: _Node) -> Stat:
+        if isinstance(node, _Regular):
+            size = len(node.data)
+        elif isinstance(node, _Symlink):
+            size = node.size
+        else:
+            size = 0
+        return Stat(
+            node.kind, size, node.ino, node.nlink, self.dev, node.atime, node.mtime, node.ctime
+        )
+
+    # -- space ---------------------------------------------------------------------------
+
+    def _charge(self, delta: int, path: str) -> None:
+        if delta > 0 and self.capacity is not None and self._used + delta > self.capacity:
+            raise _error(errno.ENOSPC, path)
+        self._used += delta
+
+    def _resize(self, node: _Regular, size: int, path: str) -> None:
+        if size < 0:
+            raise _error(errno.EINVAL, path)
+        if size > MAX_FILE_SIZE:
+            raise _error(errno.EFBIG, path)
+        data = node.data
+        old = len(data)
+        self._charge(size - old, path)
+        if size <= old:
+            del data[size:]
+            return
+        try:
+            # bytes(n) is calloc'd: fresh zero pages the OS hands out untouched, so this
+            # costs one copy, not two.
+            data.extend(bytes(size - old))
+        except (MemoryError, OverflowError) as exc:
+            self._used -= size - old
+            code = errno.EFBIG if isinstance(exc, OverflowError) else errno.ENOSPC
+            raise _error(code, path) from None
+
+    def _drop_link(self, node: _Node, now: int) -> None:
+        node.nlink -= 1
+        node.ctime = now
+        if isinstance(node, _Regular) and node.nlink == 0 and node.opens == 0:
+            self._release(node)
+
+    def _release(self, node: _Regular) -> None:
+        self._used -= len(node.data)
+        node.data = bytearray()
+
+    # -- the Storage protocol --------------------------------------------------------------
+
+    def lstat(self, path: str) -> Stat:
+        with self._lock:
+            return self._stat(self._lookup(path))
+
+    def open(
+        self,
+        path: str,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        truncate: bool = False,
+        writable: bool = False,
+    ) -> MemoryFile:
+        with self._lock:
+            chain, name = self._locate(path)
+            if not chain:
+                raise _error(errno.EEXIST if create and exclusive else errno.EISDIR, path)
+            parent = chain[-1]
+            entry = parent.entries.get(name)
+            now = self._clock()
+            if entry is None:
+                if not create:
+                    raise _error(errno.ENOENT, path)
+                node: _Node = _Regular(next(self._inos), now)
+                parent.add(name, node)
+                parent.mtime = parent.ctime = now
+            else:
+                node = entry[1]
+                if create and exclusive:
+                    raise _error(errno.EEXIST, path)
+                if isinstance(node, _Directory):
+                    raise _error(errno.EISDIR, path)
+                if isinstance(node, _Symlink):
+                    raise _error(errno.ELOOP, path)
+            assert isinstance(node, _Regular)
+            if truncate and entry is not None:
+                # Linux truncates even on a read-only open, and marks the times even when
+                # the file was already empty.
+                self._resize(node, 0, path)
+                node.mtime = node.ctime = now
+            node.opens += 1
+            return MemoryFile(self, node, writable, path)
+
+    def listdir(self, path: str) -> list[DirEntry]:
+        return [entry for _, entry in self.listdir_from(path, 0)]
+
+    def listdir_from(
+        self, path: str, cookie: int = 0, limit: int | None = None
+    ) -> list[tuple[int, DirEntry]]:
+        """The entries whose cookie is greater than ``cookie`` (0: all), in cookie order,
+        at most ``limit`` of them. Resuming from the last cookie returned neither repeats
+        nor skips an entry that still exists (see the module doc)."""
+        with self._lock:
+            directory = self._directory(path)
+            directory.atime = self._clock()
+            found = directory.after(cookie)
+            if limit is not None:
+                found = itertools.islice(found, limit)
+            return [(c, DirEntry(name, node.ino, node.kind)) for c, name, node in found]
+
+    def mkdir(self, path: str) -> None:
+        with self._lock:
+            chain, name = self._locate(path)
+            if not chain or name in chain[-1].entries:
+                raise _error(errno.EEXIST, path)
+            parent = chain[-1]
+            now = self._clock()
+            parent.add(name, _Directory(next(self._inos), now))
+            parent.nlink += 1  # the new directory's ".."
+            parent.mtime = parent.ctime = now
+
+    def rmdir(self, path: str) -> None:
+        with self._lock:
+            chain, name = self._locate(path)
+            if not chain:
+                raise _error(errno.EBUSY, path)
+            parent = chain[-1]
+            entry = parent.entries.get(name)
+            if entry is None:
+                raise _error(errno.ENOENT, path)
+            node = entry[1]
+            if not isinstance(node, _Directory):
+                raise _error(errno.ENOTDIR, path)
+            if node.entries:
+                raise _error(errno.ENOTEMPTY, path)
+            now = self._clock()
+            parent.remove(name)
+            parent.nlink -= 1
+            parent.mtime = parent.ctime = now
+            node.nlink = 0
+            node.ctime = now
+
+    def unlink(self, path: str) -> None:
+        with self._lock:
+            chain, name = self._locate(path)
+            if not chain:
+                raise _error(errno.EISDIR, path)
+            parent = chain[-1]
+            entry = parent.entries.get(name)
+            if entry is None:
+                raise _error(errno.ENOENT, path)
+            if isinstance(entry[1], _Directory):
+                raise _error(errno.EISDIR, path)  # Linux's answer; POSIX allows EPERM
+            now = self._clock()
+            parent.remove(name)
+            parent.mtime = parent.ctime = now
+            self._drop_link(entry[1], now)
+
+    def rename(self, src: str, dst: str) -> None:
+        with self._lock:
+            src_chain, src_name = self._locate(src)
+            dst_chain, dst_name = self._locate(dst)
+            if not src_chain or not dst_chain:
+                raise _error(errno.EBUSY, src if not src_chain else dst)
+            src_dir, dst_dir = src_chain[-1], dst_chain[-1]
+            src_entry = src_dir.entries.get(src_name)
+            if src_entry is None:
+                raise _error(errno.ENOENT, src)
+            node = src_entry[1]
+            dst_entry = dst_dir.entries.get(dst_name)
+            target = dst_entry[1] if dst_entry is not None else None
+            # Linux checks ancestry before anything else (do_renameat2's "trap"): a directory
+            # cannot move into its own subtree, nor replace one of the source's ancestors.
+            if isinstance(node, _Directory) and any(d is node for d in dst_chain):
+                raise _error(errno.EINVAL, dst)
+            if isinstance(target, _Directory) and any(d is target for d in src_chain):
+                raise _error(errno.ENOTEMPTY, dst)
+            if target is node:
+                return  # the same inode under both names: POSIX says do nothing
+            if target is not None:
+                if isinstance(node, _Directory) and not isinstance(target, _Directory):
+                    raise _error(errno.ENOTDIR, dst)
+                if not isinstance(node, _Directory) and isinstance(target, _Directory):
+                    raise _error(errno.EISDIR, dst)
+                if isinstance(target, _Directory) and target.entries:
+                    raise _error(errno.ENOTEMPTY, dst)
+            now = self._clock()
+            src_dir.remove(src_name)
+            if target is None:
+                dst_dir.add(dst_name, node)
+            else:
+                dst_dir.replace(dst_name, node)
+                if isinstance(target, _Directory):
+                    target.nlink = 0
+                    target.ctime = now
+                    dst_dir.nlink -= 1
+                else:
+                    self._drop_link(target, now)
+            if isinstance(node, _Directory) and src_dir is not dst_dir:
+                src_dir.nlink -= 1  # its ".." now names the new parent
+                dst_dir.nlink += 1
+            node.ctime = now
+            src_dir.mtime = src_dir.ctime = dst_dir.mtime = dst_dir.ctime = now
+
+    def symlink(self, target: str, path: str) -> None:
+        with self._lock:
+            if not target:
+                raise _error(errno.ENOENT, path)  # as symlink("", ...) does on Linux
+            if "\0" in target:
+                raise _error(errno.EINVAL, path)
+            size = _encoded_len(target, path)
+            if size > SYMLINK_MAX:
+                raise _error(errno.ENAMETOOLONG, path)
+            chain, name = self._locate(path)
+            if not chain or name in chain[-1].entries:
+                raise _error(errno.EEXIST, path)
+            parent = chain[-1]
+            now = self._clock()
+            parent.add(name, _Symlink(next(self._inos), now, target, size))
+            parent.mtime = parent.ctime = now
+
+    def readlink(self, path: str) -> str:
+        with self._lock:
+            node = self._lookup(path)
+            if not isinstance(node, _Symlink):
+                raise _error(errno.EINVAL, path)
+            node.atime = self._clock()
+            return node.target
+
+    def link(self, src: str, dst: str) -> None:
+        with self._lock:
+            node = self._lookup(src)  # Linux resolves the source first: ENOENT wins
+            chain, name = self._locate(dst)
+            if not chain or name in chain[-1].entries:
+                raise _error(errno.EEXIST, dst)
+            if isinstance(node, _Directory):
+                raise _error(errno.EPERM, src)
+            parent = chain[-1]
+            now = self._clock()
+            parent.add(name, node)
+            node.nlink += 1
+            node.ctime = now
+            parent.mtime = parent.ctime = now
+
+    def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
+        with self._lock:
+            self._set_times(self._lookup(path), atime_ns, mtime_ns)
+
+    def _set_times(self, node: _Node, atime_ns: int | None, mtime_ns: int | None) -> None:
+        if atime_ns is None and mtime_ns is None:
+            return  # POSIX: both UTIME_OMIT marks nothing, not even ctime
+        if atime_ns is not None:
+            node.atime = atime_ns
+        if mtime_ns is not None:
+            node.mtime = mtime_ns
+        node.ctime = self._clock()
+
+
+class MemoryFile:
+    """An open regular file of a :class:`MemoryStorage`: it holds the inode, not the name."""
+
+    __slots__ = ("_closed", "_lock", "_node", "_storage", "_writable", "path")
+
+    def __init__(self, storage: MemoryStorage, node: _Regular, writable: bool, path: str) -> None:
+        self._storage = storage
+        self._lock = storage._lock
+        self._node = node
+        self._writable = writable
+        self._closed = False
+        self.path = path  # the name it was opened by, for messages only
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<MemoryFile {self.path!r} ino={self._node.ino} {state}>"
+
+    def _check(self, offset: int = 0) -> _Regular:
+        if self._closed:
+            raise _error(errno.EBADF, self.path)
+        if offset < 0:
+            raise _error(errno.EINVAL, self.path)
+        return self._node
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        with self._lock:
+            node = self._check(offset)
+            want = buf.nbytes
+            if want == 0:
+                return 0
+            node.atime = self._storage._clock()
+            data = node.data
+            n = min(want, len(data) - offset)
+            if n <= 0:
+                return 0
+            if buf.format != "B" or buf.ndim != 1:
+                buf = buf.cast("B")
+            # One copy, straight from the bytearray into the caller's memory. The export
+            # ends with the block, before any write could need to resize the bytearray.
+            with memoryview(data) as view:
+                buf[:n] = view[offset : offset + n]
+            return n
+
+    def write(self, data: memoryview | bytes, offset: int) -> int:
+        with self._lock:
+            node = self._check(offset)
+            if not self._writable:
+                raise _error(errno.EBADF, self.path)
+            n = data.nbytes if isinstance(data, memoryview) else len(data)
+            if n == 0:
+                return 0  # POSIX marks no times for an empty write
+            end = offset + n
+            buffer = node.data
+            old = len(buffer)
+            view = data if isinstance(data, memoryview) else memoryview(data)
+            if view.format != "B" or view.ndim != 1:
+                view = view.cast("B")
+            if end > old:
+                # Grow first, so that a failure leaves the file as it was. += (not a growing
+                # slice assignment) over-allocates, keeping appends linear, and copies
+                # straight from ``view``.
+                if end > MAX_FILE_SIZE:
+                    raise _error(errno.EFBIG, self.path)
+                self._storage._charge(end - old, self.path)
+                try:
+                    if offset > old:
+                        buffer.extend(bytes(offset - old))  # the hole reads as zeros
+                    buffer += view[max(old - offset, 0) :]
+                except (MemoryError, OverflowError) as exc:
+                    del buffer[old:]
+                    self._storage._used -= end - old
+                    code = errno.EFBIG if isinstance(exc, OverflowError) else errno.ENOSPC
+                    raise _error(code, self.path) from None
+            if offset < old:
+                # Through a memoryview: bytearray slice assignment from anything but a
+                # bytearray would first copy the source into a temporary bytearray.
+                stop = min(end, old)
+                with memoryview(buffer) as target:
+                    target[offset:stop] = view[: stop - offset]
+            node.mtime = node.ctime = self._storage._clock()
+            return n
+
+    def stat(self) -> Stat:
+        with self._lock:
+            return self._storage._stat(self._check())
+
+    def truncate(self, size: int) -> None:
+        with self._lock:
+            node = self._check()
+            if not self._writable:
+                raise _error(errno.EINVAL, self.path)  # Linux's ftruncate on a read-only fd
+            self._storage._resize(node, size, self.path)
+            # Linux's ftruncate marks the times even when the size does not change.
+            node.mtime = node.ctime = self._storage._clock()
+
+    def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
+        with self._lock:
+            self._storage._set_times(self._check(), atime_ns, mtime_ns)
+
+    def sync(self) -> None:
+        with self._lock:
+            self._check()  # memory is as durable as this storage gets
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            node = self._node
+            node.opens -= 1
+            if node.nlink == 0 and node.opens == 0:
+                self._storage._release(node)
+
+    def __enter__(self) -> MemoryFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A dropped handle must not pin an unlinked file's bytes against the capacity.
+        if not getattr(self, "_closed", True):
+            self.close()
