@@ -42,7 +42,9 @@ fixtures: system-packages $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/world_calls.py BENCHMARKS.md
 
+# The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup
+	$(BIN)/virtwasi run tests/fixtures/fileops.wasm
 	$(BIN)/virtwasi scenario run two-clients
 
 clean:

@@ -19,10 +19,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import fsspec  # type: ignore[import-untyped]
+import fsspec
 import pytest
-from fsspec.implementations.memory import MemoryFileSystem  # type: ignore[import-untyped]
-from fsspec.implementations.zip import ZipFileSystem  # type: ignore[import-untyped]
+from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.implementations.zip import ZipFileSystem
 
 from virtwasi.storage import File, FileKind, Storage, fsspec_storage
 from virtwasi.storage.fsspec_storage import FsspecFile, FsspecStorage

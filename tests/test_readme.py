@@ -8,15 +8,21 @@ import re
 
 from conftest import ROOT
 
+EXPECTED = [
+    ["0 b'hello, Ada\\n'"],
+    ["closed /notes", "TrapReason.INSTANCE_DESTROYED"],
+]
 
-def test_the_readme_example_runs() -> None:
+
+def test_the_readme_examples_run_and_print_what_they_say() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 1
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(blocks[0], "README.md", "exec"), {})
-    assert out.getvalue().splitlines() == ["closed /notes", "TrapReason.INSTANCE_DESTROYED"]
+    assert len(blocks) == len(EXPECTED)
+    for block, expected in zip(blocks, EXPECTED, strict=True):
+        out = io.StringIO()
+        with contextlib.chdir(ROOT), contextlib.redirect_stdout(out):
+            exec(compile(block, "README.md", "exec"), {})
+        assert out.getvalue().splitlines() == expected
 
 
 def test_the_readme_quick_start_has_exactly_the_two_commands() -> None:

@@ -5,14 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import wasmtime
 
 from . import __version__, scenario
+from .world import Semantics
 
 DESCRIPTION = """\
 virtwasi runs WebAssembly modules built for WASI preview 1 with their files served by a WASI
 written as an unprivileged library instance, and demonstrates, scenario by scenario, why
 private resource types, handle tables, destructors and instance teardown give that library
 the same powers as a native implementation.
+"""
+
+
+RUN_EPILOG = """\
+With no --dir or --mount the module gets a fresh, empty, writable in-memory tree at /.
+Examples:
+  virtwasi run prog.wasm -- --flag arg
+  virtwasi run --dir ./data::/data prog.wasm input.txt
 """
 
 
@@ -25,6 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"virtwasi {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    run = commands.add_parser(
+        "run",
+        help="run a WASI preview 1 module",
+        description="Run MODULE's _start with its filesystem served by the virtual WASI "
+        "implementation. The process exits with the guest's exit code (134 on a trap).",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("module", metavar="MODULE.wasm", help="the module to run")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                     help="arguments for the guest (after --, or after MODULE)")
+    run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
+                     help="serve a host folder at GUEST (default: the same path)")
+    run.add_argument("--env", action="append", default=[], metavar="K=V",
+                     help="an environment variable for the guest (repeatable)")
+    run.add_argument("--semantics", default="component-model",
+                     choices=[s.value for s in Semantics],
+                     help="the handle semantics of the world (default: component-model)")
+
     scen = commands.add_parser(
         "scenario",
         help="list or run the narrated demonstrations",
@@ -33,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scen_cmds = scen.add_subparsers(dest="action", metavar="ACTION")
     scen_cmds.add_parser("list", help="name and summary of every scenario")
-    run = scen_cmds.add_parser("run", help="run one scenario, or all of them with --all")
-    run.add_argument("name", nargs="?", help="scenario name, as `scenario list` shows it")
-    run.add_argument("--all", action="store_true", help="run every scenario in turn")
+    scen_run = scen_cmds.add_parser("run", help="run one scenario, or all of them with --all")
+    scen_run.add_argument("name", nargs="?", help="scenario name, as `scenario list` shows it")
+    scen_run.add_argument("--all", action="store_true", help="run every scenario in turn")
     return parser
 
 
@@ -67,9 +98,48 @@ def _scenario(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 1 if failed else 0
 
 
+def _fail(message: str) -> int:
+    print(f"virtwasi: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runtime import run
+    from .storage.hostdir import HostDirStorage
+
+    module = Path(args.module)
+    if not module.is_file():
+        return _fail(f"no such module file: {module}")
+    env = {}
+    for item in args.env:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            return _fail(f"--env wants K=V, got {item!r}")
+        env[key] = val
+    mounts = {}
+    for spec in args.dir:
+        host, _, guest = spec.partition("::")
+        if not Path(host).is_dir():
+            return _fail(f"--dir: no such host folder: {host}")
+        mounts[guest or host] = HostDirStorage(host)
+    guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    try:
+        result = run(module, guest_args, mounts=mounts or None, env=env,
+                     stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
+                     semantics=args.semantics)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _fail(f"{module}: not a runnable WASI module: {first}")
+    except ValueError as exc:
+        return _fail(f"{module}: {exc}")
+    return result.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
     if args.command == "scenario":
         return _scenario(args, parser)
     parser.print_help()

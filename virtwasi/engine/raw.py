@@ -19,7 +19,8 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 RAW_SLOT = 16  # sizeof(wasmtime_val_raw_t)
-_CODES = {"i32": ("i", 4), "i64": ("q", 8)}
+# Parameter kinds: the wasm type, and whether the host reads it signed or unsigned.
+_CODES = {"i32": ("i", 4), "u32": ("I", 4), "i64": ("q", 8), "u64": ("Q", 8)}
 
 _VOID_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
@@ -44,7 +45,12 @@ def _args_layout(params: tuple[str, ...]) -> struct.Struct:
     return struct.Struct(fmt)
 
 
-_VAL_KINDS = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+_VAL_KINDS = {
+    "i32": wasmtime.ValType.i32,
+    "u32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "u64": wasmtime.ValType.i64,
+}
 
 
 def define(

@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from glob import has_magic
 from typing import Any
 
-import fsspec  # type: ignore[import-untyped]
-from fsspec.archive import AbstractArchiveFileSystem  # type: ignore[import-untyped]
+import fsspec
+from fsspec.archive import AbstractArchiveFileSystem
 
 from .base import DirEntry, FileKind, Stat
 

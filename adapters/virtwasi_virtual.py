@@ -1,0 +1,49 @@
+"""virtwasi's virtual WASI implementation, over the host folder or over memory.
+
+``run`` serves ``root`` itself through the host-folder storage. ``run_in_memory`` copies
+``root`` into a fresh in-memory tree, runs there, and writes the resulting tree back into
+``root`` (emptied first), so that both leave their outcome where the caller can compare it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from virtwasi.outcome import RunResult
+from virtwasi.runtime import run as run_module
+from virtwasi.storage.hostdir import HostDirStorage
+from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.tree import copy_tree
+
+
+def run(
+    module: Path,
+    argv: Sequence[str],
+    root: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+) -> RunResult:
+    with HostDirStorage(root) as storage:
+        return run_module(module, argv, mounts={"/": storage}, env=env, stdin=stdin)
+
+
+def run_in_memory(
+    module: Path,
+    argv: Sequence[str],
+    root: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+) -> RunResult:
+    memory = MemoryStorage()
+    with HostDirStorage(root) as host:
+        copy_tree(host, memory)
+    result = run_module(module, argv, mounts={"/": memory}, env=env, stdin=stdin)
+    shutil.rmtree(root)
+    root.mkdir()
+    with HostDirStorage(root) as host:
+        copy_tree(memory, host)
+    return result

@@ -1,0 +1,62 @@
+"""Every fixture behaves the same on wasmtime's built-in WASI and on virtwasi.
+
+Each case runs on the reference (a temporary host folder), on virtwasi's virtual
+implementation over a host folder, and over the in-memory default; exit code, stdout,
+stderr and the final file tree must all be equal.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, load_adapter
+
+from virtwasi.storage.hostdir import HostDirStorage
+from virtwasi.storage.tree import Snapshot, snapshot
+
+
+def small_tree(root: Path) -> None:
+    (root / "d").mkdir()
+    (root / "f").write_text("x")
+    (root / "d" / "g").write_text("y")
+
+
+CASES: dict[str, tuple[str, list[str], Callable[[Path], None] | None]] = {
+    "hello": ("hello.wasm", ["a", "b"], None),
+    "fileops": ("fileops.wasm", [], None),
+    "noclose": ("noclose.wasm", ["kept.txt"], None),
+    "pathprobe": ("pathprobe.wasm", ["f", "f/", "d/../f", "..", "../x", "d//g", "+f", "@d"],
+                  small_tree),
+}
+RUNTIMES = ["virtual-host", "virtual-memory"]
+
+
+def outcome(runner: Callable[..., object], case: str, tmp: Path) -> tuple[object, Snapshot]:
+    module, args, prepare = CASES[case]
+    root = tmp / "root"
+    root.mkdir(parents=True)
+    if prepare is not None:
+        prepare(root)
+    result = runner(FIXTURES / module, args, root)
+    with HostDirStorage(root) as tree:
+        return result, snapshot(tree)
+
+
+def report(name: str, expected: object, got: object) -> str:
+    return "".join(difflib.unified_diff(
+        repr(expected).replace("\\n", "\\n\n").splitlines(True),
+        repr(got).replace("\\n", "\\n\n").splitlines(True), "wasmtime", name))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_behaviour_as_wasmtime(case: str, runtime: str, tmp_path: Path) -> None:
+    reference = load_adapter("wasmtime_wasi").run
+    virtual = load_adapter("virtwasi_virtual")
+    runner = virtual.run if runtime == "virtual-host" else virtual.run_in_memory
+    expected = outcome(reference, case, tmp_path / "reference")
+    got = outcome(runner, case, tmp_path / runtime)
+    assert got == expected, report(runtime, expected, got)
