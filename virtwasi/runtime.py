@@ -22,6 +22,7 @@ from .engine import HostFunc, TrapBox, define, memory_view
 from .outcome import RunResult
 from .storage.base import Storage
 from .wasi.abi import IMPORTS
+from .wasi.errors import WasiError, errno_of
 from .wasi.memory import GuestMemory
 from .wasi.preview1 import Preview1, ProcExit
 from .wasi.virtual import virtual_wasi
@@ -117,9 +118,10 @@ class Session:
         self._host_funcs: list[HostFunc] = []
         for fname, fn in self.adapter.functions().items():
             results: tuple[str, ...] = () if fname == "proc_exit" else ("i32",)
-            self._host_funcs.append(
-                define(linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box)
-            )
+            self._host_funcs.append(define(
+                linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box,
+                answered=(WasiError, OSError), answer=errno_of,
+            ))
         self.instance = linker.instantiate(self.store, self.module)
         self.exports = self.instance.exports(self.store)
         memory = self.exports.get("memory")

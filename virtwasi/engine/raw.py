@@ -61,11 +61,14 @@ def define(
     results: tuple[str, ...],
     fn: Callable[..., int | None],
     box: TrapBox,
+    answered: tuple[type[BaseException], ...] = (),
+    answer: Callable[[BaseException], int] = lambda exc: 0,
 ) -> HostFunc:
     """Define ``module.name`` in ``linker`` as a raw host function calling ``fn(*args)``.
 
-    ``fn`` returns the single i32/i64 result (or None when there is none). Any exception it
-    raises is stored in ``box`` and turned into a trap.
+    ``fn`` returns the single i32/i64 result (None counts as 0). An exception of one of the
+    ``answered`` types becomes the result ``answer(exc)`` (an errno, say); any other is
+    stored in ``box`` and turned into a trap.
     """
     layout = _args_layout(params)
     nbytes = max(len(params), len(results), 1) * RAW_SLOT
@@ -76,9 +79,12 @@ def define(
     def callback(env: Any, caller: Any, args: Any, nargs: int) -> int:
         try:
             raw = buffer_type.from_address(args)
-            result = fn(*layout.unpack_from(raw))
+            try:
+                result = fn(*layout.unpack_from(raw))
+            except answered as exc:
+                result = answer(exc)
             if result_layout is not None:
-                result_layout.pack_into(raw, 0, result)
+                result_layout.pack_into(raw, 0, result or 0)
             return 0
         except BaseException as exc:  # nothing may escape a raw callback
             box.error = exc

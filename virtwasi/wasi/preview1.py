@@ -37,7 +37,7 @@ from .abi import (
     Subclockflags,
     Whence,
 )
-from .errors import WasiError, errno_of
+from .errors import WasiError
 from .memory import GuestMemory
 
 
@@ -81,6 +81,11 @@ class Preview1:
         stderr: BinaryIO | None,
     ) -> None:
         self.wasi = wasi
+        # Bound once: looking an export up by name on every call costs more than the call.
+        self._fdstat = wasi.fdstat
+        self._write = wasi.write
+        self._read = wasi.read
+        self._stat_at = wasi.stat_at
         self.memory: GuestMemory
         self.args = [a.encode() + b"\0" for a in args]
         self.env = [e.encode() + b"\0" for e in env]
@@ -116,15 +121,12 @@ class Preview1:
     def path(self, ptr: int, length: int) -> str:
         return self.memory.string(ptr, length)
 
-    def functions(self) -> dict[str, Callable[..., int]]:
-        """Every import, wrapped so that an error becomes its errno."""
+    def functions(self) -> dict[str, Callable[..., None]]:
+        """Every import by name. Each returns None on success and raises WasiError or
+        OSError for an errno answer (see :func:`errors.errno_of`)."""
         from .abi import IMPORTS
 
-        table = {}
-        for name in IMPORTS:
-            method = getattr(self, name)
-            table[name] = method if name == "proc_exit" else _errno_returning(method)
-        return table
+        return {name: getattr(self, name) for name in IMPORTS}
 
     # -- args, environment, clocks, randomness, process ---------------------------------
     def _sizes(self, items: list[bytes], count_ptr: int, size_ptr: int) -> None:
@@ -187,7 +189,7 @@ class Preview1:
                 total += entry.writer.write(buf) or 0
             entry.writer.flush()
         else:
-            total = self.wasi.write(entry, bufs)
+            total = self._write(entry, bufs)
         self.memory.pack(U32, nwritten, total)
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> None:
@@ -203,7 +205,7 @@ class Preview1:
                 if got < len(buf):
                     break
         else:
-            total = self.wasi.read(entry, bufs)
+            total = self._read(entry, bufs)
         self.memory.pack(U32, nread, total)
 
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
@@ -242,7 +244,7 @@ class Preview1:
         if isinstance(entry, Stdio):
             self.memory.pack(FDSTAT, ptr, Filetype.UNKNOWN, 0, entry.rights, entry.rights)
         else:
-            self.memory.pack(FDSTAT, ptr, *self.wasi.fdstat(entry))
+            self.memory.pack(FDSTAT, ptr, *self._fdstat(entry))
 
     def fd_fdstat_set_flags(self, fd: int, flags: int) -> None:
         entry = self.entry(fd)
@@ -320,7 +322,7 @@ class Preview1:
 
     def path_filestat_get(self, fd: int, flags: int, path: int, length: int, ptr: int) -> None:
         follow = bool(flags & Lookupflags.SYMLINK_FOLLOW)
-        st = self.wasi.stat_at(self.handle(fd), self.path(path, length), follow)
+        st = self._stat_at(self.handle(fd), self.path(path, length), follow)
         self.memory.pack(FILESTAT, ptr, *_stat_fields(st))
 
     def path_filestat_set_times(self, fd: int, flags: int, path: int, length: int, atim: int,
@@ -412,17 +414,3 @@ class Preview1:
 
     def sock_shutdown(self, fd: int, how: int) -> None:
         self._not_a_socket(fd)
-
-
-def _errno_returning(method: Callable[..., None]) -> Callable[..., int]:
-    def call(*args: int) -> int:
-        try:
-            method(*args)
-            return 0
-        except (WasiError, OSError) as exc:
-            return int(errno_of(exc))
-
-    call.__name__ = method.__name__
-    return call
-
-

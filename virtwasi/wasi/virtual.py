@@ -56,6 +56,10 @@ class Descriptor:
     inheriting: int
     offset: int = 0
     preopen: str | None = None
+    filetype: int = 0
+
+    def __post_init__(self) -> None:
+        self.filetype = int(FILETYPE[self.kind])  # once, not on every fdstat
 
     def require_file(self) -> File:
         if self.file is None:
@@ -230,7 +234,7 @@ def virtual_wasi(mounts: Sequence[tuple[str, Storage]]) -> Definition:
 
         def fdstat(h: object) -> tuple[int, int, int, int]:
             d = rep(h)
-            return FILETYPE[d.kind], d.flags, d.rights, d.inheriting
+            return d.filetype, d.flags, d.rights, d.inheriting
 
         def set_flags(h: object, flags: int) -> None:
             d = rep(h)

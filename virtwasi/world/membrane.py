@@ -77,11 +77,22 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
 def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:
     """A call whose handles are all borrows of the callee's own types (or none at all):
     each is lent for the call and arrives as its representation, so no frame is needed."""
+    lifts = func.lifts
+    if len(lifts) == 1:  # the virtualizer's hot path: one descriptor per call
+        i, _, rtype = lifts[0]
+        handle = handles.lookup(caller.table, args[i], rtype)
+        handle.lends += 1
+        callee.active += 1
+        try:
+            return func.fn(*args[:i], handle.resource.rep, *args[i + 1:])
+        finally:
+            callee.active -= 1
+            handle.lends -= 1
     table = caller.table
-    lent = [handles.lookup(table, args[i], rtype) for i, _, rtype in func.lifts]
+    lent = [handles.lookup(table, args[i], rtype) for i, _, rtype in lifts]
     if lent:
         lifted = list(args)
-        for (i, _, _), handle in zip(func.lifts, lent, strict=True):
+        for (i, _, _), handle in zip(lifts, lent, strict=True):
             handle.lends += 1
             lifted[i] = handle.resource.rep
         args = tuple(lifted)
