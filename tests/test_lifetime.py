@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from worldkit import Agent, Exported, FileLib, FilesWorld
 
-from virtwasi.world import Context, Instance, Semantics, Trap, TrapReason, World, value
+from virtwasi.world import Context, Instance, Semantics, Trap, TrapReason, World, own, value
 
 TYPED = [Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
 
@@ -194,3 +194,76 @@ def test_closing_the_world_ends_every_resource() -> None:
         world.instantiate("client", client, {"files": files})
         client.ctx.imports["files"].open("/a")
     assert world.instances == [] and lib.file.live_count == 0 and len(lib.closed) == 1
+
+
+def test_a_caller_cannot_be_torn_down_while_its_handle_is_lent() -> None:
+    world, lib, client, inst = files_world(Semantics.COMPONENT_MODEL)
+    helper, helper_inst = world.client("helper")
+    h = client.ctx.imports["files"].open("/a")
+    reasons: list[TrapReason] = []
+
+    def during(lent: int) -> None:
+        try:
+            inst.destroy()  # client is mid-call, lending h: refused, nothing closes
+        except Trap as trap:
+            reasons.append(trap.reason)
+        assert lib.closed == []
+        assert helper.ctx.imports["files"].path(lent) == "/a"
+        helper.ctx.resource_drop(lib.file, lent)
+
+    helper.during = during
+    client.ctx.connect(helper_inst).hold(h)
+    assert reasons == [TrapReason.INSTANCE_BUSY] and not inst.destroyed
+
+
+def test_a_refused_drop_of_a_busy_childs_handle_changes_nothing() -> None:
+    world, _lib, parent, _ = parent_world(Semantics.COMPONENT_MODEL)
+    child = parent.ctx.instantiate("child", lambda ctx: {
+        "call": ctx.func(lambda fn: fn(), [value], [value], "call"),
+    })
+    reasons: list[TrapReason] = []
+
+    def drop_own_parent_handle() -> None:
+        try:
+            parent.ctx.resource_drop(parent.ctx.instance_type, child)
+        except Trap as trap:
+            reasons.append(trap.reason)
+
+    parent.ctx.child(child).call(drop_own_parent_handle)
+    assert reasons == [TrapReason.INSTANCE_BUSY]
+    assert parent.ctx.handle_count == 1 and world.instance_type.live_count == 1
+    parent.ctx.resource_drop(parent.ctx.instance_type, child)  # once idle, it goes
+    assert world.instance_type.live_count == 0
+    assert "child" not in [i.name for i in world.instances]
+
+
+def test_a_caller_torn_down_mid_call_never_receives_a_result() -> None:
+    world = World(Semantics.COMPONENT_MODEL)
+    ended: list[str] = []
+
+    def maker(ctx: Context) -> Exported:
+        rtype = ctx.resource_type("thing", destructor=ended.append)
+
+        def make(during: Any) -> int:
+            handle = ctx.resource_new(rtype, "thing")
+            during()
+            return handle
+
+        return {"thing": rtype, "make": ctx.func(make, [value], [own(rtype)])}
+
+    lib = world.instantiate("lib", maker)
+    caller = Agent()
+    caller_inst = world.instantiate("caller", caller, {"lib": lib})
+    outcome: list[TrapReason] = []
+
+    def tear_down_caller() -> None:
+        try:
+            caller_inst.destroy()
+        except Trap as trap:
+            outcome.append(trap.reason)
+
+    handle = caller.ctx.imports["lib"].make(tear_down_caller)
+    assert outcome == [TrapReason.INSTANCE_BUSY] and not caller_inst.destroyed
+    assert caller.ctx.handle_count == 1
+    caller_inst.destroy()
+    assert ended == ["thing"] and handle == 1

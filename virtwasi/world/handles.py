@@ -67,14 +67,26 @@ def grant(holder: Instance, rtype: ResourceType, rep: Any) -> tuple[int, Resourc
 def rep(inst: Instance, rtype: ResourceType, index: int) -> Any:
     require_definer(rtype, inst, "read the representation of")
     resource = lookup(inst.table, index, rtype).resource
+    require_alive(resource, inst, index)
+    return resource.rep
+
+
+def require_alive(resource: Resource, holder: Instance, index: int) -> None:
     if not resource.alive:
         raise Trap(
             TrapReason.NULL_HANDLE,
-            f"handle {index} of instance {inst.name!r} is null: its {rtype.name!r} "
-            "resource was destroyed",
-            instance=inst.name,
+            f"handle {index} of instance {holder.name!r} is null: its "
+            f"{resource.rtype.name!r} resource was destroyed",
+            instance=holder.name,
         )
-    return resource.rep
+
+
+def ends_resource(handle: Handle) -> bool:
+    """Whether releasing ``handle`` would run its resource's destructor."""
+    resource = handle.resource
+    if handle.kind is HandleKind.BORROW or not resource.alive:
+        return False
+    return handle.kind is HandleKind.OWN or resource.refs == 1
 
 
 def drop(inst: Instance, rtype: ResourceType, index: int) -> None:
@@ -87,6 +99,8 @@ def drop(inst: Instance, rtype: ResourceType, index: int) -> None:
             "in progress",
             instance=inst.name,
         )
+    if rtype.guard is not None and ends_resource(handle):
+        rtype.guard(handle.resource.rep)  # refuses (a trap) before anything has changed
     table.remove(index)
     release(handle)
 
@@ -136,6 +150,8 @@ def destroy(inst: Instance, rtype: ResourceType, index: int) -> None:
             "resource is already destroyed",
             instance=inst.name,
         )
+    if rtype.guard is not None:
+        rtype.guard(handle.resource.rep)
     inst.table.remove(index)
     run_destructor(handle.resource)
 

@@ -51,9 +51,17 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
             f"{caller.name!r} passed {len(args)}",
             instance=caller.name,
         )
-    if func.rep_only and not func.handle_results:
-        return _call_with_reps(caller, callee, func, args)
+    # The caller is on the stack as much as the callee: neither may be torn down under it.
+    caller.active += 1
+    try:
+        if func.rep_only and not func.handle_results:
+            return _call_with_reps(caller, callee, func, args)
+        return _call_with_frame(caller, callee, func, args)
+    finally:
+        caller.active -= 1
 
+
+def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:
     frame = Frame()
     lifted = _lift_args(caller, callee, func, args, frame)
     callee.active += 1
@@ -81,6 +89,7 @@ def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[
     if len(lifts) == 1:  # the virtualizer's hot path: one descriptor per call
         i, _, rtype = lifts[0]
         handle = handles.lookup(caller.table, args[i], rtype)
+        handles.require_alive(handle.resource, caller, args[i])
         handle.lends += 1
         callee.active += 1
         try:
@@ -90,6 +99,8 @@ def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[
             handle.lends -= 1
     table = caller.table
     lent = [handles.lookup(table, args[i], rtype) for i, _, rtype in lifts]
+    for (i, _, _), handle in zip(lifts, lent, strict=True):
+        handles.require_alive(handle.resource, caller, args[i])
     if lent:
         lifted = list(args)
         for (i, _, _), handle in zip(lifts, lent, strict=True):
@@ -138,6 +149,7 @@ def _lift_args(
             caller.table.remove(args[i])
             lifted[i] = callee.table.add(handle)
         elif op == Lift.REP:
+            handles.require_alive(handle.resource, caller, args[i])
             handle.lends += 1
             frame.lenders.append(handle)
             lifted[i] = handle.resource.rep

@@ -28,12 +28,15 @@ class ResourceType:
     per resource, with the representation the resource was created with.
     """
 
-    __slots__ = ("_live", "definer", "destructor", "name")
+    __slots__ = ("_live", "definer", "destructor", "guard", "name")
 
     def __init__(self, name: str, definer: Instance, destructor: Destructor | None) -> None:
         self.name = name
         self.definer = definer
         self.destructor = destructor
+        # Called with the rep before a drop that would run the destructor; it may trap to
+        # refuse, so that a refused drop changes nothing (the world uses it for instances).
+        self.guard: Destructor | None = None
         self._live: set[Resource] = set()
 
     @property

@@ -31,6 +31,7 @@ class World:
         self.instances: list[Instance] = []
         self.host = Instance(self, "host")
         self.instance_type = ResourceType("instance", self.host, self.destroy)
+        self.instance_type.guard = self._check_destroyable
         self.host.defined_types.append(self.instance_type)
 
     def instantiate(
@@ -69,23 +70,7 @@ class World:
         """
         if inst.destroyed:
             return
-        if inst is self.host:
-            raise ValueError("the host instance lives as long as its world")
-        if inst.active:
-            raise Trap(
-                TrapReason.INSTANCE_BUSY,
-                f"instance {inst.name!r} cannot be destroyed while it is running a call",
-                instance=inst.name,
-            )
-        for other in (self.host, *self.instances):
-            for _, handle in other.table.items():
-                if handle.lends and handle.rtype.definer is inst:
-                    raise Trap(
-                        TrapReason.HANDLE_LENT,
-                        f"instance {inst.name!r} cannot be destroyed: its "
-                        f"{handle.rtype.name!r} resource is lent to a call in progress",
-                        instance=inst.name,
-                    )
+        self._check_destroyable(inst)
         inst.destroyed = True
         own_resource = inst._self_resource
         if own_resource is not None and own_resource.alive:
@@ -109,6 +94,31 @@ class World:
         self.instances.remove(inst)
         if failures:
             raise failures[0]
+
+    def _check_destroyable(self, inst: Instance) -> None:
+        """Trap if tearing ``inst`` down now is refused; change nothing either way."""
+        if inst.destroyed:
+            return
+        if inst is self.host:
+            raise ValueError("the host instance lives as long as its world")
+        if inst.active:
+            raise Trap(
+                TrapReason.INSTANCE_BUSY,
+                f"instance {inst.name!r} cannot be destroyed while it is running a call",
+                instance=inst.name,
+            )
+        for other in (self.host, *self.instances):
+            for _, handle in other.table.items():
+                if handle.lends and handle.rtype.definer is inst:
+                    raise Trap(
+                        TrapReason.HANDLE_LENT,
+                        f"instance {inst.name!r} cannot be destroyed: its "
+                        f"{handle.rtype.name!r} resource is lent to a call in progress",
+                        instance=inst.name,
+                    )
+        for _, handle in inst.table.items():  # children it would tear down with it
+            if handle.rtype is self.instance_type and handles.ends_resource(handle):
+                self._check_destroyable(handle.resource.rep)
 
     def close(self) -> None:
         """Destroy every instance, newest first."""
