@@ -42,6 +42,6 @@ def run(
             code = 0
         except wasmtime.ExitTrap as exit_trap:
             code = exit_trap.code
-        except wasmtime.Trap as trap:
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:
             return RunResult(134, out.read_bytes(), err.read_bytes() + str(trap).encode())
         return RunResult(code, out.read_bytes(), err.read_bytes())

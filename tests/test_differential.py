@@ -28,9 +28,11 @@ CASES: dict[str, tuple[str, list[str], Callable[[Path], None] | None]] = {
     "hello": ("hello.wasm", ["a", "b"], None),
     "fileops": ("fileops.wasm", [], None),
     "noclose": ("noclose.wasm", ["kept.txt"], None),
+    "calls": ("calls.wasm", ["one", "two words", ""], None),
     "pathprobe": ("pathprobe.wasm", ["f", "f/", "d/../f", "..", "../x", "d//g", "+f", "@d"],
                   small_tree),
 }
+ENV = {"GREETING": "hi there", "EMPTY": ""}
 RUNTIMES = ["virtual-host", "virtual-memory"]
 
 
@@ -40,7 +42,7 @@ def outcome(runner: Callable[..., object], case: str, tmp: Path) -> tuple[object
     root.mkdir(parents=True)
     if prepare is not None:
         prepare(root)
-    result = runner(FIXTURES / module, args, root)
+    result = runner(FIXTURES / module, args, root, env=ENV)
     with HostDirStorage(root) as tree:
         return result, snapshot(tree)
 

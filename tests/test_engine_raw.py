@@ -9,7 +9,7 @@ import wasmtime
 
 from virtwasi.engine import HostFunc, TrapBox, define, memory_view
 from virtwasi.wasi.abi import FILESTAT, Errno
-from virtwasi.wasi.errors import WasiError
+from virtwasi.wasi.errors import AbiViolation, WasiError
 from virtwasi.wasi.memory import GuestMemory
 
 CALLER = """
@@ -83,36 +83,39 @@ def test_guest_memory_reads_and_writes_in_bounds() -> None:
 
 
 @pytest.mark.parametrize(("ptr", "length"), [(65536, 1), (65530, 7), (2**32 - 1, 2), (0, 2**32)])
-def test_out_of_bounds_is_efault_never_a_host_error(ptr: int, length: int) -> None:
+def test_out_of_bounds_is_an_abi_violation_never_a_host_error(ptr: int, length: int) -> None:
     mem, _, _ = guest_memory()
-    with pytest.raises(WasiError) as caught:
+    with pytest.raises(AbiViolation, match="out of bounds"):
         mem.window(ptr, length)
-    assert caught.value.errno is Errno.FAULT
 
 
-def test_a_huge_iovec_count_faults_before_anything_is_allocated() -> None:
+def test_misaligned_structs_are_abi_violations() -> None:
+    mem, _, _ = guest_memory()
+    with pytest.raises(AbiViolation, match="not aligned"):
+        mem.pack(FILESTAT, 12, 1, 2, 4, 3, 5, 6, 7, 8)
+
+
+def test_a_huge_iovec_count_is_enomem_before_anything_is_read() -> None:
     mem, _, _ = guest_memory()
     with pytest.raises(WasiError) as caught:
-        mem.iovecs(0, 2**32 - 1)
-    assert caught.value.errno is Errno.FAULT
+        mem.first_buffer(0, 2**32 - 1)
+    assert caught.value.errno is Errno.NOMEM
 
 
-def test_iovecs_point_into_guest_memory_without_copies() -> None:
+def test_the_first_non_empty_iovec_is_a_view_of_guest_memory() -> None:
     mem, _, _ = guest_memory()
-    mem.pack(struct.Struct("<IIII"), 0, 200, 3, 300, 2)
-    bufs = mem.iovecs(0, 2)
-    bufs[0][:] = b"abc"
-    bufs[1][:] = b"de"
-    assert bytes(mem.window(200, 3)) + bytes(mem.window(300, 2)) == b"abcde"
-    mem.pack(struct.Struct("<II"), 8, 65535, 2)  # the array is in bounds, its buffer is not
-    with pytest.raises(WasiError) as caught:
-        mem.iovecs(8, 1)
-    assert caught.value.errno is Errno.FAULT
+    mem.pack(struct.Struct("<IIIIII"), 0, 100, 0, 200, 3, 65535, 9)
+    buf = mem.first_buffer(0, 3)  # skips the empty one, never reads the bad third
+    buf[:] = b"abc"
+    assert bytes(mem.window(200, 3)) == b"abc"
+    with pytest.raises(AbiViolation):
+        mem.first_buffer(16, 1)  # in bounds as an entry, its buffer is not
+    assert len(mem.first_buffer(0, 1)) == 0
 
 
 def test_memory_growth_is_seen_on_the_next_access() -> None:
     mem, store, inst = guest_memory()
-    with pytest.raises(WasiError):
+    with pytest.raises(AbiViolation):
         mem.window(70000, 4)
     assert export(store, inst, "grow")(store, 1) == 1
     mem.window(70000, 4)[:] = b"grew"

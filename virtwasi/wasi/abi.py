@@ -226,6 +226,12 @@ U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 U32_PAIR = struct.Struct("<II")
 
+# The alignment wasmtime demands of a pointer to each layout (it traps on a misaligned one).
+ALIGNMENT: dict[struct.Struct, int] = {
+    IOVEC: 4, FILESTAT: 8, FDSTAT: 8, PRESTAT: 4, EVENT: 8, SUBSCRIPTION_HEAD: 8,
+    U16: 2, U32: 4, U64: 8,
+}
+
 for _layout, _size in (
     (IOVEC, 8),
     (FILESTAT, 64),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import errno as host_errno
 
 from .abi import Errno
@@ -15,6 +16,27 @@ class WasiError(Exception):
     def __init__(self, errno: Errno, message: str = "") -> None:
         super().__init__(message or errno.name)
         self.errno = errno
+
+
+class AbiViolation(Exception):
+    """The guest passed a value its type cannot hold (an unknown enum case, an undefined flag
+    bit). wasmtime traps on these rather than answering an errno; so does virtwasi."""
+
+
+def check_enum(name: str, value: int, highest: int) -> None:
+    if value > highest:
+        raise AbiViolation(f"invalid enum value {value} for {name}")
+
+
+_KNOWN_BITS: dict[type[enum.IntFlag], int] = {}
+
+
+def check_flags(name: str, value: int, flags: type[enum.IntFlag]) -> None:
+    known = _KNOWN_BITS.get(flags)
+    if known is None:
+        known = _KNOWN_BITS[flags] = sum(int(member) for member in flags)
+    if value & ~known:
+        raise AbiViolation(f"invalid flags {value:#x} for {name}")
 
 
 # Host errno code -> WASI errno, derived by name: WASI's EACCES is the host's EACCES, and so on.

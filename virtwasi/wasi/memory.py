@@ -2,7 +2,8 @@
 
 A view of the whole memory is cached and treated as a lower bound on its size: an access
 past its end re-reads the memory (it may have grown, and may have moved) and only then
-answers ``EFAULT``. Nothing here ever raises anything but :class:`WasiError`.
+gives up. As in wasmtime, a pointer out of bounds or misaligned is an :class:`AbiViolation`
+(the guest traps); an errno is a :class:`WasiError`; nothing else is ever raised.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from .abi import IOVEC, Errno
-from .errors import WasiError
+from .abi import ALIGNMENT, IOVEC, Errno
+from .errors import AbiViolation, WasiError
+
+MAX_IOVECS = 1 << 24
 
 
 class GuestMemory:
@@ -26,7 +29,7 @@ class GuestMemory:
         view = self._refresh()
         self.view = view
         if end > len(view):
-            raise WasiError(Errno.FAULT, f"guest address {end:#x} is out of bounds")
+            raise AbiViolation(f"guest address {end:#x} is out of bounds")
         return view
 
     def window(self, ptr: int, length: int) -> memoryview:
@@ -38,12 +41,16 @@ class GuestMemory:
         return view[ptr:end]
 
     def unpack(self, layout: struct.Struct, ptr: int) -> tuple[Any, ...]:
+        if ptr & (ALIGNMENT.get(layout, 1) - 1):
+            raise AbiViolation(f"pointer {ptr:#x} is not aligned for a {layout.size}-byte value")
         view = self.view
         if ptr + layout.size > len(view):
             view = self._reach(ptr + layout.size)
         return layout.unpack_from(view, ptr)
 
     def pack(self, layout: struct.Struct, ptr: int, *values: Any) -> None:
+        if ptr & (ALIGNMENT.get(layout, 1) - 1):
+            raise AbiViolation(f"pointer {ptr:#x} is not aligned for a {layout.size}-byte value")
         view = self.view
         if ptr + layout.size > len(view):
             view = self._reach(ptr + layout.size)
@@ -56,7 +63,19 @@ class GuestMemory:
         except UnicodeDecodeError as exc:
             raise WasiError(Errno.ILSEQ, "the guest passed a string that is not UTF-8") from exc
 
-    def iovecs(self, ptr: int, count: int) -> list[memoryview]:
-        """The buffers of an iovec array, each checked against the memory's bounds."""
-        table = self.window(ptr, count * IOVEC.size)  # checks the array itself first
-        return [self.window(buf, size) for buf, size in IOVEC.iter_unpack(table)]
+    def first_buffer(self, ptr: int, count: int) -> memoryview:
+        """The first non-empty buffer of an iovec array (empty if there is none).
+
+        One buffer per call is what wasmtime moves, and the guest's libc loops on the short
+        count; entries past the first non-empty one are never read, as in wasmtime, which
+        answers ``ENOMEM`` only when the array could not even be described (2**24 entries).
+        """
+        if count >= MAX_IOVECS:
+            raise WasiError(Errno.NOMEM, "too many iovecs")
+        if ptr & 3:
+            raise AbiViolation(f"iovec array {ptr:#x} is not aligned")
+        for i in range(count):
+            buf, size = self.unpack(IOVEC, ptr + i * IOVEC.size)
+            if size:
+                return self.window(buf, size)
+        return self.view[0:0]

@@ -31,13 +31,15 @@ from .abi import (
     Clockid,
     Errno,
     Eventtype,
+    Fdflags,
     Filetype,
     Lookupflags,
+    Oflags,
     Rights,
     Subclockflags,
     Whence,
 )
-from .errors import WasiError
+from .errors import WasiError, check_enum, check_flags
 from .memory import GuestMemory
 
 
@@ -104,10 +106,11 @@ class Preview1:
             raise WasiError(Errno.BADF)
         return entry
 
-    def handle(self, fd: int) -> int:
+    def handle(self, fd: int, on_stream: Errno = Errno.BADF) -> int:
+        """The descriptor handle behind ``fd``; ``on_stream`` answers for stdio."""
         entry = self.entry(fd)
         if isinstance(entry, Stdio):
-            raise WasiError(Errno.SPIPE if fd < 3 else Errno.BADF)
+            raise WasiError(on_stream)
         return entry
 
     def allocate(self, entry: FdEntry) -> int:
@@ -152,8 +155,9 @@ class Preview1:
         self._strings(self.env, environ, buf)
 
     def clock_res_get(self, clock: int, ptr: int) -> None:
+        check_enum("Clockid", clock, Clockid.THREAD_CPUTIME_ID)
         if clock not in (Clockid.REALTIME, Clockid.MONOTONIC):
-            raise WasiError(Errno.INVAL if clock > Clockid.THREAD_CPUTIME_ID else Errno.NOTSUP)
+            raise WasiError(Errno.NOTSUP)
         self.memory.pack(U64, ptr, 1)
 
     def clock_time_get(self, clock: int, precision: int, ptr: int) -> None:
@@ -162,7 +166,8 @@ class Preview1:
         elif clock == Clockid.MONOTONIC:
             now = time.monotonic_ns()
         else:
-            raise WasiError(Errno.INVAL if clock > Clockid.THREAD_CPUTIME_ID else Errno.NOTSUP)
+            check_enum("Clockid", clock, Clockid.THREAD_CPUTIME_ID)
+            raise WasiError(Errno.NOTSUP)
         self.memory.pack(U64, ptr, now)
 
     def random_get(self, buf: int, length: int) -> None:
@@ -179,7 +184,7 @@ class Preview1:
 
     # -- descriptors ----------------------------------------------------------------------
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> None:
-        bufs = self.memory.iovecs(iovs, count)
+        bufs = [self.memory.first_buffer(iovs, count)]
         entry = self.entry(fd)
         if isinstance(entry, Stdio):
             if entry.writer is None:
@@ -193,7 +198,7 @@ class Preview1:
         self.memory.pack(U32, nwritten, total)
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> None:
-        bufs = self.memory.iovecs(iovs, count)
+        bufs = [self.memory.first_buffer(iovs, count)]
         entry = self.entry(fd)
         if isinstance(entry, Stdio):
             if entry.reader is None:
@@ -209,20 +214,22 @@ class Preview1:
         self.memory.pack(U32, nread, total)
 
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
-        bufs = self.memory.iovecs(iovs, count)
-        self.memory.pack(U32, nread, self.wasi.pread(self.handle(fd), bufs, offset))
+        bufs = [self.memory.first_buffer(iovs, count)]
+        handle = self.handle(fd, Errno.SPIPE)
+        self.memory.pack(U32, nread, self.wasi.pread(handle, bufs, offset))
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> None:
-        bufs = self.memory.iovecs(iovs, count)
-        self.memory.pack(U32, nwritten, self.wasi.pwrite(self.handle(fd), bufs, offset))
+        bufs = [self.memory.first_buffer(iovs, count)]
+        handle = self.handle(fd, Errno.SPIPE)
+        self.memory.pack(U32, nwritten, self.wasi.pwrite(handle, bufs, offset))
 
     def fd_seek(self, fd: int, delta: int, whence: int, newoffset: int) -> None:
-        if whence > Whence.END:
-            raise WasiError(Errno.INVAL)
-        self.memory.pack(U64, newoffset, self.wasi.seek(self.handle(fd), delta, whence))
+        check_enum("Whence", whence, Whence.END)
+        handle = self.handle(fd, Errno.SPIPE)
+        self.memory.pack(U64, newoffset, self.wasi.seek(handle, delta, whence))
 
     def fd_tell(self, fd: int, ptr: int) -> None:
-        self.memory.pack(U64, ptr, self.wasi.seek(self.handle(fd), 0, Whence.CUR))
+        self.memory.pack(U64, ptr, self.wasi.seek(self.handle(fd, Errno.SPIPE), 0, Whence.CUR))
 
     def fd_close(self, fd: int) -> None:
         entry = self.entry(fd)
@@ -274,9 +281,8 @@ class Preview1:
         self.wasi.sync(self.handle(fd))
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> None:
+        check_enum("Advice", advice, Advice.NOREUSE)
         self.handle(fd)
-        if advice > Advice.NOREUSE:
-            raise WasiError(Errno.INVAL)
 
     def fd_allocate(self, fd: int, offset: int, length: int) -> None:
         self.handle(fd)
@@ -315,6 +321,11 @@ class Preview1:
     # -- paths ------------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
+        check_flags("Lookupflags", dirflags, Lookupflags)
+        check_flags("Oflags", oflags, Oflags)
+        check_flags("Rights", base, Rights)
+        check_flags("Rights", inheriting, Rights)
+        check_flags("Fdflags", fdflags, Fdflags)
         follow = bool(dirflags & Lookupflags.SYMLINK_FOLLOW)
         handle = self.wasi.open_at(self.handle(fd), self.path(path, length), follow, oflags,
                                    fdflags, base, inheriting)
