@@ -13,8 +13,15 @@ symlink fails with ``ELOOP``.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+
+def posix_error(code: int, path: str) -> OSError:
+    """The OSError a backend raises for ``code``; OSError(code, ...) builds the matching
+    subclass (FileNotFoundError for ENOENT, and so on)."""
+    return OSError(code, os.strerror(code), path)
 
 
 class FileKind(enum.Enum):

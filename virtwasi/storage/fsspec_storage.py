@@ -40,7 +40,7 @@ from typing import Any
 import fsspec
 from fsspec.archive import AbstractArchiveFileSystem
 
-from .base import DirEntry, FileKind, Stat
+from .base import DirEntry, FileKind, Stat, posix_error
 
 # The one table: fsspec's exceptions to POSIX errnos (first match wins).
 _ERRNOS: tuple[tuple[type[BaseException], int], ...] = (
@@ -65,17 +65,13 @@ _COPY_CHUNK = 1 << 20
 _devices = itertools.count(0x7F5F0001)  # synthetic st_dev, one per storage
 
 
-def _error(code: int, path: str) -> OSError:
-    return OSError(code, os.strerror(code), path)
-
-
 def _posix_error(exc: Exception, path: str) -> OSError:
     """An OSError with a host errno for whatever fsspec raised."""
     if isinstance(exc, OSError) and exc.errno:
         return exc  # already POSIX: ours, or a store backed by a real filesystem
     for kind, code in _ERRNOS:
         if isinstance(exc, kind):
-            return _error(code, path)
+            return posix_error(code, path)
     return OSError(errno.EIO, f"{os.strerror(errno.EIO)}: {exc!r}", path)
 
 
@@ -226,19 +222,19 @@ class FsspecFile:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise _error(errno.EBADF, self._name())
+            raise posix_error(errno.EBADF, self._name())
 
     def _check_mutable(self) -> None:
         self._check_open()
         if not self._storage.writable:
-            raise _error(errno.EROFS, self._name())
+            raise posix_error(errno.EROFS, self._name())
         if not self._writable:
-            raise _error(errno.EBADF, self._name())
+            raise posix_error(errno.EBADF, self._name())
 
     def _open_reader(self) -> Any:
         if self._reader is None:
             if self.path is None:
-                raise _error(errno.ENOENT, self._name())
+                raise posix_error(errno.ENOENT, self._name())
             self._reader = self._storage.fs.open(self._storage._full(self.path), "rb")
         return self._reader
 
@@ -273,7 +269,7 @@ class FsspecFile:
     def readinto(self, buf: memoryview, offset: int) -> int:
         self._check_open()
         if offset < 0:
-            raise _error(errno.EINVAL, self._name())
+            raise posix_error(errno.EINVAL, self._name())
         if self._spill is not None:
             return self._spill.readinto(buf, offset)
         if self._empty:
@@ -297,7 +293,7 @@ class FsspecFile:
     def write(self, data: memoryview | bytes, offset: int) -> int:
         self._check_mutable()
         if offset < 0:
-            raise _error(errno.EINVAL, self._name())
+            raise posix_error(errno.EINVAL, self._name())
         n = self._ensure_spill().write(data, offset)
         self._dirty = True
         self._mtime_ns = time.time_ns()
@@ -306,7 +302,7 @@ class FsspecFile:
     def truncate(self, size: int) -> None:
         self._check_mutable()
         if size < 0:
-            raise _error(errno.EINVAL, self._name())
+            raise posix_error(errno.EINVAL, self._name())
         self._ensure_spill(copy=size > 0).truncate(size)
         self._dirty = True
         self._mtime_ns = time.time_ns()
@@ -324,8 +320,8 @@ class FsspecFile:
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._check_open()
         if not self._storage.writable:
-            raise _error(errno.EROFS, self._name())
-        raise _error(errno.ENOTSUP, self._name())
+            raise posix_error(errno.EROFS, self._name())
+        raise posix_error(errno.ENOTSUP, self._name())
 
     def sync(self) -> None:
         self._check_open()
@@ -415,7 +411,7 @@ class FsspecStorage:
 
     def _check_writable(self, path: str) -> None:
         if not self.writable:
-            raise _error(errno.EROFS, path)
+            raise posix_error(errno.EROFS, path)
 
     # -- fsspec's view of one path -------------------------------------------------------
 
@@ -430,7 +426,7 @@ class FsspecStorage:
             # POSIX says ENOTDIR when a parent is a file; fsspec just says "not found".
             parent = _parent(path)
             if _kind(self._info(parent)) is not FileKind.DIRECTORY:
-                raise _error(errno.ENOTDIR, path) from None
+                raise posix_error(errno.ENOTDIR, path) from None
             raise
 
     def _lookup(self, path: str) -> dict[str, Any] | None:
@@ -441,7 +437,7 @@ class FsspecStorage:
 
     def _require_dir(self, path: str) -> None:
         if _kind(self._info(path)) is not FileKind.DIRECTORY:
-            raise _error(errno.ENOTDIR, path)
+            raise posix_error(errno.ENOTDIR, path)
 
     def _make_stat(self, path: str, info: dict[str, Any]) -> Stat:
         kind = _kind(info)
@@ -470,7 +466,7 @@ class FsspecStorage:
         if create or truncate or writable:
             self._check_writable(path)
         if path == "":
-            raise _error(errno.EISDIR, path)
+            raise posix_error(errno.EISDIR, path)
         info = self._lookup(path) if create else self._info(path)
         with _posix_errors(path):
             if info is None:
@@ -479,12 +475,12 @@ class FsspecStorage:
                 self._changed(path)
             else:
                 if create and exclusive:
-                    raise _error(errno.EEXIST, path)
+                    raise posix_error(errno.EEXIST, path)
                 kind = _kind(info)
                 if kind is FileKind.DIRECTORY:
-                    raise _error(errno.EISDIR, path)
+                    raise posix_error(errno.EISDIR, path)
                 if kind is FileKind.SYMLINK:
-                    raise _error(errno.ELOOP, path)
+                    raise posix_error(errno.ELOOP, path)
                 if truncate:
                     self.fs.pipe_file(self._full(path), b"")
                     self._changed(path)
@@ -495,7 +491,7 @@ class FsspecStorage:
     def listdir(self, path: str) -> list[DirEntry]:
         """Entries sorted by name (code point order)."""
         if _kind(self._info(path)) is not FileKind.DIRECTORY:
-            raise _error(errno.ENOTDIR, path)
+            raise posix_error(errno.ENOTDIR, path)
         full = self._full(path)
         try:
             with _posix_errors(path):
@@ -519,9 +515,9 @@ class FsspecStorage:
     def readlink(self, path: str) -> str:
         info = self._info(path)
         if _kind(info) is not FileKind.SYMLINK:
-            raise _error(errno.EINVAL, path)
+            raise posix_error(errno.EINVAL, path)
         if "destination" not in info:
-            raise _error(errno.ENOTSUP, path)
+            raise posix_error(errno.ENOTSUP, path)
         return str(info["destination"])  # fsspec's local filesystem tells the target
 
     # -- mutating ------------------------------------------------------------------------
@@ -529,7 +525,7 @@ class FsspecStorage:
     def mkdir(self, path: str) -> None:
         self._check_writable(path)
         if path == "" or self._lookup(path) is not None:
-            raise _error(errno.EEXIST, path)
+            raise posix_error(errno.EEXIST, path)
         self._require_dir(_parent(path))
         with _posix_errors(path):
             self.fs.mkdir(self._full(path), create_parents=False)
@@ -537,9 +533,9 @@ class FsspecStorage:
     def rmdir(self, path: str) -> None:
         self._check_writable(path)
         if path == "":
-            raise _error(errno.EBUSY, path)
+            raise posix_error(errno.EBUSY, path)
         if self.listdir(path):
-            raise _error(errno.ENOTEMPTY, path)
+            raise posix_error(errno.ENOTEMPTY, path)
         with _posix_errors(path):
             self.fs.rmdir(self._full(path))
         self._forget(path)
@@ -547,7 +543,7 @@ class FsspecStorage:
     def unlink(self, path: str) -> None:
         self._check_writable(path)
         if path == "" or _kind(self._info(path)) is FileKind.DIRECTORY:
-            raise _error(errno.EISDIR, path)
+            raise posix_error(errno.EISDIR, path)
         self._forget(path)  # open handles keep their reader first
         with _posix_errors(path):
             self.fs.rm_file(self._full(path))
@@ -555,24 +551,24 @@ class FsspecStorage:
     def rename(self, src: str, dst: str) -> None:
         self._check_writable(src)
         if src == "" or dst == "":
-            raise _error(errno.EBUSY, src or dst)
+            raise posix_error(errno.EBUSY, src or dst)
         is_dir = _kind(self._info(src)) is FileKind.DIRECTORY
         self._require_dir(_parent(dst))
         if src == dst:
             return
         if dst.startswith(src + "/"):
-            raise _error(errno.EINVAL, dst)
+            raise posix_error(errno.EINVAL, dst)
         target = self._lookup(dst)
         with _posix_errors(dst):
             if target is not None:
                 target_is_dir = _kind(target) is FileKind.DIRECTORY
                 if is_dir and not target_is_dir:
-                    raise _error(errno.ENOTDIR, dst)
+                    raise posix_error(errno.ENOTDIR, dst)
                 if target_is_dir and not is_dir:
-                    raise _error(errno.EISDIR, dst)
+                    raise posix_error(errno.EISDIR, dst)
                 if target_is_dir:
                     if self.listdir(dst):
-                        raise _error(errno.ENOTEMPTY, dst)
+                        raise posix_error(errno.ENOTEMPTY, dst)
                     self.fs.rmdir(self._full(dst))  # fsspec would move src *into* it
                 self._forget(dst)
             self._move(self._full(src), self._full(dst), is_dir)
@@ -610,14 +606,14 @@ class FsspecStorage:
 
     def symlink(self, target: str, path: str) -> None:
         self._check_writable(path)
-        raise _error(errno.ENOTSUP, path)
+        raise posix_error(errno.ENOTSUP, path)
 
     def link(self, src: str, dst: str) -> None:
         self._check_writable(dst)
-        raise _error(errno.ENOTSUP, dst)
+        raise posix_error(errno.ENOTSUP, dst)
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._check_writable(path)
         self._info(path)
         if atime_ns is not None or mtime_ns is not None:
-            raise _error(errno.ENOTSUP, path)  # fsspec has no way to set a time
+            raise posix_error(errno.ENOTSUP, path)  # fsspec has no way to set a time

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from .base import DirEntry, FileKind, Stat
+from .base import DirEntry, FileKind, Stat, posix_error
 
 # O_PATH opens need only search permission, like the kernel's own lookup of a parent.
 _WALK = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -58,15 +58,11 @@ def _stat(s: os.stat_result) -> Stat:
     )
 
 
-def _error(code: int, path: str) -> OSError:
-    return OSError(code, os.strerror(code), path)
-
-
 def _split(path: str) -> list[str]:
     parts = path.split("/")
     # The caller promises clean paths; a ".." slipping through would be the one way out.
     if any(p in ("", ".", "..") or "\0" in p for p in parts):
-        raise _error(errno.EINVAL, path)
+        raise posix_error(errno.EINVAL, path)
     return parts
 
 
@@ -99,13 +95,13 @@ class HostFile:
 
     def _live_fd(self) -> int:
         if self._fd < 0:
-            raise _error(errno.EBADF, self._path)
+            raise posix_error(errno.EBADF, self._path)
         return self._fd
 
     def _mutable_fd(self) -> int:
         fd = self._live_fd()
         if not self._storage_writable:
-            raise _error(errno.EROFS, self._path)
+            raise posix_error(errno.EROFS, self._path)
         return fd
 
     def readinto(self, buf: memoryview, offset: int) -> int:
@@ -129,7 +125,7 @@ class HostFile:
         while done < view.nbytes:
             n = os.pwrite(fd, view[done:] if done else view, offset + done)
             if n == 0:
-                raise _error(errno.EIO, self._path)
+                raise posix_error(errno.EIO, self._path)
             done += n
         return done
 
@@ -198,7 +194,7 @@ class HostDirStorage:
         parts = _split(path)
         root = self._root_fd
         if root < 0:
-            raise _error(errno.EBADF, path)
+            raise posix_error(errno.EBADF, path)
         fd = root
         try:
             for name in parts[:-1]:
@@ -213,7 +209,7 @@ class HostDirStorage:
 
     def _check_writable(self, path: str) -> None:
         if not self.writable:
-            raise _error(errno.EROFS, path)
+            raise posix_error(errno.EROFS, path)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -235,7 +231,7 @@ class HostDirStorage:
         if create or truncate or writable:
             self._check_writable(path)
         if path == "":
-            raise _error(errno.EISDIR, path)
+            raise posix_error(errno.EISDIR, path)
         flags = _OPEN | (os.O_RDWR if writable else os.O_RDONLY)
         if create:
             flags |= os.O_CREAT | (os.O_EXCL if exclusive else 0)
@@ -246,10 +242,10 @@ class HostDirStorage:
         try:
             mode = os.fstat(fd).st_mode
             if st.S_ISDIR(mode):
-                raise _error(errno.EISDIR, path)
+                raise posix_error(errno.EISDIR, path)
             if not st.S_ISREG(mode):
                 # Positional I/O means nothing on a FIFO, socket or device; refuse them.
-                raise _error(errno.EACCES, path)
+                raise posix_error(errno.EACCES, path)
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
@@ -274,7 +270,7 @@ class HostDirStorage:
 
     def readlink(self, path: str) -> str:
         if path == "":
-            raise _error(errno.EINVAL, path)
+            raise posix_error(errno.EINVAL, path)
         with self._at(path) as (parent, name):
             return os.readlink(name, dir_fd=parent)
 
@@ -283,28 +279,28 @@ class HostDirStorage:
     def mkdir(self, path: str) -> None:
         self._check_writable(path)
         if path == "":
-            raise _error(errno.EEXIST, path)
+            raise posix_error(errno.EEXIST, path)
         with self._at(path) as (parent, name):
             os.mkdir(name, 0o777, dir_fd=parent)
 
     def rmdir(self, path: str) -> None:
         self._check_writable(path)
         if path == "":
-            raise _error(errno.EBUSY, path)
+            raise posix_error(errno.EBUSY, path)
         with self._at(path) as (parent, name):
             os.rmdir(name, dir_fd=parent)
 
     def unlink(self, path: str) -> None:
         self._check_writable(path)
         if path == "":
-            raise _error(errno.EISDIR, path)
+            raise posix_error(errno.EISDIR, path)
         with self._at(path) as (parent, name):
             os.unlink(name, dir_fd=parent)
 
     def rename(self, src: str, dst: str) -> None:
         self._check_writable(src)
         if src == "" or dst == "":
-            raise _error(errno.EBUSY, src or dst)
+            raise posix_error(errno.EBUSY, src or dst)
         with self._at(src) as (src_parent, src_name), self._at(dst) as (dst_parent, dst_name):
             os.rename(src_name, dst_name, src_dir_fd=src_parent, dst_dir_fd=dst_parent)
 
@@ -312,16 +308,16 @@ class HostDirStorage:
         """Store ``target`` as it is: resolving it (inside the mount) is the caller's job."""
         self._check_writable(path)
         if path == "":
-            raise _error(errno.EEXIST, path)
+            raise posix_error(errno.EEXIST, path)
         with self._at(path) as (parent, name):
             os.symlink(target, name, dir_fd=parent)
 
     def link(self, src: str, dst: str) -> None:
         self._check_writable(dst)
         if src == "":
-            raise _error(errno.EPERM, src)
+            raise posix_error(errno.EPERM, src)
         if dst == "":
-            raise _error(errno.EEXIST, dst)
+            raise posix_error(errno.EEXIST, dst)
         with self._at(src) as (src_parent, src_name), self._at(dst) as (dst_parent, dst_name):
             os.link(
                 src_name,

@@ -37,7 +37,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from .base import DirEntry, FileKind, Stat
+from .base import DirEntry, FileKind, Stat, posix_error
 
 if TYPE_CHECKING:
     from .memfs_fsspec import MemoryTreeFileSystem
@@ -51,18 +51,13 @@ MAX_FILE_SIZE = 2**63 - 1  # the largest off_t; beyond it is EFBIG
 _devices = itertools.count(1)  # a distinct st_dev for every tree in the process
 
 
-def _error(code: int, path: str) -> OSError:
-    # OSError(code, ...) builds the matching subclass (FileNotFoundError for ENOENT, ...).
-    return OSError(code, os.strerror(code), path)
-
-
 def _encoded_len(text: str, path: str) -> int:
     """Length in bytes as the host would store it (names arrive decoded with
     surrogateescape, so any undecodable byte round-trips)."""
     try:
         return len(os.fsencode(text))
     except UnicodeEncodeError:
-        raise _error(errno.EILSEQ, path) from None
+        raise posix_error(errno.EILSEQ, path) from None
 
 
 class _Node:
@@ -189,17 +184,18 @@ class MemoryStorage:
         # parent is ENOENT even when a later component is too long.
         for i, name in enumerate(parts):
             if name in ("", ".", "..") or "\0" in name:
-                raise _error(errno.EINVAL, path)
+                raise posix_error(errno.EINVAL, path)
             if len(name) > NAME_MAX // 4 and _encoded_len(name, path) > NAME_MAX:
-                raise _error(errno.ENAMETOOLONG, path)
+                raise posix_error(errno.ENAMETOOLONG, path)
             if i == len(parts) - 1:
                 break
             entry = chain[-1].entries.get(name)
             if entry is None:
-                raise _error(errno.ENOENT, path)
+                raise posix_error(errno.ENOENT, path)
             node = entry[1]
             if not isinstance(node, _Directory):
-                raise _error(errno.ELOOP if isinstance(node, _Symlink) else errno.ENOTDIR, path)
+                code = errno.ELOOP if isinstance(node, _Symlink) else errno.ENOTDIR
+                raise posix_error(code, path)
             chain.append(node)
         return chain, parts[-1]
 
@@ -209,13 +205,13 @@ class MemoryStorage:
             return self._root
         entry = chain[-1].entries.get(name)
         if entry is None:
-            raise _error(errno.ENOENT, path)
+            raise posix_error(errno.ENOENT, path)
         return entry[1]
 
     def _directory(self, path: str) -> _Directory:
         node = self._lookup(path)
         if not isinstance(node, _Directory):
-            raise _error(errno.ENOTDIR, path)
+            raise posix_error(errno.ENOTDIR, path)
         return node
 
     def _stat(self, node: _Node) -> Stat:
@@ -233,14 +229,14 @@ class MemoryStorage:
 
     def _charge(self, delta: int, path: str) -> None:
         if delta > 0 and self.capacity is not None and self._used + delta > self.capacity:
-            raise _error(errno.ENOSPC, path)
+            raise posix_error(errno.ENOSPC, path)
         self._used += delta
 
     def _resize(self, node: _Regular, size: int, path: str) -> None:
         if size < 0:
-            raise _error(errno.EINVAL, path)
+            raise posix_error(errno.EINVAL, path)
         if size > MAX_FILE_SIZE:
-            raise _error(errno.EFBIG, path)
+            raise posix_error(errno.EFBIG, path)
         data = node.data
         old = len(data)
         self._charge(size - old, path)
@@ -254,7 +250,7 @@ class MemoryStorage:
         except (MemoryError, OverflowError) as exc:
             self._used -= size - old
             code = errno.EFBIG if isinstance(exc, OverflowError) else errno.ENOSPC
-            raise _error(code, path) from None
+            raise posix_error(code, path) from None
 
     def _drop_link(self, node: _Node, now: int) -> None:
         node.nlink -= 1
@@ -284,24 +280,24 @@ class MemoryStorage:
         with self._lock:
             chain, name = self._locate(path)
             if not chain:
-                raise _error(errno.EEXIST if create and exclusive else errno.EISDIR, path)
+                raise posix_error(errno.EEXIST if create and exclusive else errno.EISDIR, path)
             parent = chain[-1]
             entry = parent.entries.get(name)
             now = self._clock()
             if entry is None:
                 if not create:
-                    raise _error(errno.ENOENT, path)
+                    raise posix_error(errno.ENOENT, path)
                 node: _Node = _Regular(next(self._inos), now)
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
             else:
                 node = entry[1]
                 if create and exclusive:
-                    raise _error(errno.EEXIST, path)
+                    raise posix_error(errno.EEXIST, path)
                 if isinstance(node, _Directory):
-                    raise _error(errno.EISDIR, path)
+                    raise posix_error(errno.EISDIR, path)
                 if isinstance(node, _Symlink):
-                    raise _error(errno.ELOOP, path)
+                    raise posix_error(errno.ELOOP, path)
             assert isinstance(node, _Regular)
             if truncate and entry is not None:
                 # Linux truncates even on a read-only open, and marks the times even when
@@ -332,7 +328,7 @@ class MemoryStorage:
         with self._lock:
             chain, name = self._locate(path)
             if not chain or name in chain[-1].entries:
-                raise _error(errno.EEXIST, path)
+                raise posix_error(errno.EEXIST, path)
             parent = chain[-1]
             now = self._clock()
             parent.add(name, _Directory(next(self._inos), now))
@@ -343,16 +339,16 @@ class MemoryStorage:
         with self._lock:
             chain, name = self._locate(path)
             if not chain:
-                raise _error(errno.EBUSY, path)
+                raise posix_error(errno.EBUSY, path)
             parent = chain[-1]
             entry = parent.entries.get(name)
             if entry is None:
-                raise _error(errno.ENOENT, path)
+                raise posix_error(errno.ENOENT, path)
             node = entry[1]
             if not isinstance(node, _Directory):
-                raise _error(errno.ENOTDIR, path)
+                raise posix_error(errno.ENOTDIR, path)
             if node.entries:
-                raise _error(errno.ENOTEMPTY, path)
+                raise posix_error(errno.ENOTEMPTY, path)
             now = self._clock()
             parent.remove(name)
             parent.nlink -= 1
@@ -364,13 +360,13 @@ class MemoryStorage:
         with self._lock:
             chain, name = self._locate(path)
             if not chain:
-                raise _error(errno.EISDIR, path)
+                raise posix_error(errno.EISDIR, path)
             parent = chain[-1]
             entry = parent.entries.get(name)
             if entry is None:
-                raise _error(errno.ENOENT, path)
+                raise posix_error(errno.ENOENT, path)
             if isinstance(entry[1], _Directory):
-                raise _error(errno.EISDIR, path)  # Linux's answer; POSIX allows EPERM
+                raise posix_error(errno.EISDIR, path)  # Linux's answer; POSIX allows EPERM
             now = self._clock()
             parent.remove(name)
             parent.mtime = parent.ctime = now
@@ -381,29 +377,29 @@ class MemoryStorage:
             src_chain, src_name = self._locate(src)
             dst_chain, dst_name = self._locate(dst)
             if not src_chain or not dst_chain:
-                raise _error(errno.EBUSY, src if not src_chain else dst)
+                raise posix_error(errno.EBUSY, src if not src_chain else dst)
             src_dir, dst_dir = src_chain[-1], dst_chain[-1]
             src_entry = src_dir.entries.get(src_name)
             if src_entry is None:
-                raise _error(errno.ENOENT, src)
+                raise posix_error(errno.ENOENT, src)
             node = src_entry[1]
             dst_entry = dst_dir.entries.get(dst_name)
             target = dst_entry[1] if dst_entry is not None else None
             # Linux checks ancestry before anything else (do_renameat2's "trap"): a directory
             # cannot move into its own subtree, nor replace one of the source's ancestors.
             if isinstance(node, _Directory) and any(d is node for d in dst_chain):
-                raise _error(errno.EINVAL, dst)
+                raise posix_error(errno.EINVAL, dst)
             if isinstance(target, _Directory) and any(d is target for d in src_chain):
-                raise _error(errno.ENOTEMPTY, dst)
+                raise posix_error(errno.ENOTEMPTY, dst)
             if target is node:
                 return  # the same inode under both names: POSIX says do nothing
             if target is not None:
                 if isinstance(node, _Directory) and not isinstance(target, _Directory):
-                    raise _error(errno.ENOTDIR, dst)
+                    raise posix_error(errno.ENOTDIR, dst)
                 if not isinstance(node, _Directory) and isinstance(target, _Directory):
-                    raise _error(errno.EISDIR, dst)
+                    raise posix_error(errno.EISDIR, dst)
                 if isinstance(target, _Directory) and target.entries:
-                    raise _error(errno.ENOTEMPTY, dst)
+                    raise posix_error(errno.ENOTEMPTY, dst)
             now = self._clock()
             src_dir.remove(src_name)
             if target is None:
@@ -425,15 +421,15 @@ class MemoryStorage:
     def symlink(self, target: str, path: str) -> None:
         with self._lock:
             if not target:
-                raise _error(errno.ENOENT, path)  # as symlink("", ...) does on Linux
+                raise posix_error(errno.ENOENT, path)  # as symlink("", ...) does on Linux
             if "\0" in target:
-                raise _error(errno.EINVAL, path)
+                raise posix_error(errno.EINVAL, path)
             size = _encoded_len(target, path)
             if size > SYMLINK_MAX:
-                raise _error(errno.ENAMETOOLONG, path)
+                raise posix_error(errno.ENAMETOOLONG, path)
             chain, name = self._locate(path)
             if not chain or name in chain[-1].entries:
-                raise _error(errno.EEXIST, path)
+                raise posix_error(errno.EEXIST, path)
             parent = chain[-1]
             now = self._clock()
             parent.add(name, _Symlink(next(self._inos), now, target, size))
@@ -443,7 +439,7 @@ class MemoryStorage:
         with self._lock:
             node = self._lookup(path)
             if not isinstance(node, _Symlink):
-                raise _error(errno.EINVAL, path)
+                raise posix_error(errno.EINVAL, path)
             node.atime = self._clock()
             return node.target
 
@@ -452,9 +448,9 @@ class MemoryStorage:
             node = self._lookup(src)  # Linux resolves the source first: ENOENT wins
             chain, name = self._locate(dst)
             if not chain or name in chain[-1].entries:
-                raise _error(errno.EEXIST, dst)
+                raise posix_error(errno.EEXIST, dst)
             if isinstance(node, _Directory):
-                raise _error(errno.EPERM, src)
+                raise posix_error(errno.EPERM, src)
             parent = chain[-1]
             now = self._clock()
             parent.add(name, node)
@@ -495,9 +491,9 @@ class MemoryFile:
 
     def _check(self, offset: int = 0) -> _Regular:
         if self._closed:
-            raise _error(errno.EBADF, self.path)
+            raise posix_error(errno.EBADF, self.path)
         if offset < 0:
-            raise _error(errno.EINVAL, self.path)
+            raise posix_error(errno.EINVAL, self.path)
         return self._node
 
     @property
@@ -527,7 +523,7 @@ class MemoryFile:
         with self._lock:
             node = self._check(offset)
             if not self._writable:
-                raise _error(errno.EBADF, self.path)
+                raise posix_error(errno.EBADF, self.path)
             n = data.nbytes if isinstance(data, memoryview) else len(data)
             if n == 0:
                 return 0  # POSIX marks no times for an empty write
@@ -542,7 +538,7 @@ class MemoryFile:
                 # slice assignment) over-allocates, keeping appends linear, and copies
                 # straight from ``view``.
                 if end > MAX_FILE_SIZE:
-                    raise _error(errno.EFBIG, self.path)
+                    raise posix_error(errno.EFBIG, self.path)
                 self._storage._charge(end - old, self.path)
                 try:
                     if offset > old:
@@ -552,7 +548,7 @@ class MemoryFile:
                     del buffer[old:]
                     self._storage._used -= end - old
                     code = errno.EFBIG if isinstance(exc, OverflowError) else errno.ENOSPC
-                    raise _error(code, self.path) from None
+                    raise posix_error(code, self.path) from None
             if offset < old:
                 # Through a memoryview: bytearray slice assignment from anything but a
                 # bytearray would first copy the source into a temporary bytearray.
@@ -570,7 +566,7 @@ class MemoryFile:
         with self._lock:
             node = self._check()
             if not self._writable:
-                raise _error(errno.EINVAL, self.path)  # Linux's ftruncate on a read-only fd
+                raise posix_error(errno.EINVAL, self.path)  # Linux's ftruncate on a read-only fd
             self._storage._resize(node, size, self.path)
             # Linux's ftruncate marks the times even when the size does not change.
             node.mtime = node.ctime = self._storage._clock()
