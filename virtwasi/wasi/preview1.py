@@ -12,14 +12,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
+from ..storage.base import Stat
 from ..world import Exports
 from .abi import (
     DIRENT,
     EVENT,
     FDSTAT,
     FILESTAT,
+    IMPORTS,
     PRESTAT,
     SUBSCRIPTION_CLOCK,
     SUBSCRIPTION_FD,
@@ -41,6 +43,7 @@ from .abi import (
 )
 from .errors import WasiError, check_enum, check_flags
 from .memory import GuestMemory
+from .virtual import FILETYPE
 
 
 class ProcExit(Exception):
@@ -63,9 +66,7 @@ class Stdio:
 FdEntry = Stdio | int  # an int is a handle index in the client's table
 
 
-def _stat_fields(st: Any) -> tuple[int, ...]:
-    from .virtual import FILETYPE
-
+def _stat_fields(st: Stat) -> tuple[int, ...]:
     return (st.dev, st.ino, FILETYPE[st.kind], st.nlink, st.size, st.atime_ns, st.mtime_ns,
             st.ctime_ns)
 
@@ -127,8 +128,6 @@ class Preview1:
     def functions(self) -> dict[str, Callable[..., None]]:
         """Every import by name. Each returns None on success and raises WasiError or
         OSError for an errno answer (see :func:`errors.errno_of`)."""
-        from .abi import IMPORTS
-
         return {name: getattr(self, name) for name in IMPORTS}
 
     # -- args, environment, clocks, randomness, process ---------------------------------
@@ -184,44 +183,37 @@ class Preview1:
 
     # -- descriptors ----------------------------------------------------------------------
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> None:
-        bufs = [self.memory.first_buffer(iovs, count)]
+        buf = self.memory.first_buffer(iovs, count)
         entry = self.entry(fd)
         if isinstance(entry, Stdio):
             if entry.writer is None:
                 raise WasiError(Errno.BADF)
-            total = 0
-            for buf in bufs:
-                total += entry.writer.write(buf) or 0
+            total = entry.writer.write(buf) or 0
             entry.writer.flush()
         else:
-            total = self._write(entry, bufs)
+            total = self._write(entry, buf)
         self.memory.pack(U32, nwritten, total)
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> None:
-        bufs = [self.memory.first_buffer(iovs, count)]
+        buf = self.memory.first_buffer(iovs, count)
         entry = self.entry(fd)
         if isinstance(entry, Stdio):
             if entry.reader is None:
                 raise WasiError(Errno.BADF)
-            total = 0
-            for buf in bufs:
-                got = entry.reader.readinto(buf) or 0  # type: ignore[attr-defined]
-                total += got
-                if got < len(buf):
-                    break
+            total = entry.reader.readinto(buf) or 0  # type: ignore[attr-defined]
         else:
-            total = self._read(entry, bufs)
+            total = self._read(entry, buf)
         self.memory.pack(U32, nread, total)
 
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
-        bufs = [self.memory.first_buffer(iovs, count)]
+        buf = self.memory.first_buffer(iovs, count)
         handle = self.handle(fd, Errno.SPIPE)
-        self.memory.pack(U32, nread, self.wasi.pread(handle, bufs, offset))
+        self.memory.pack(U32, nread, self.wasi.pread(handle, buf, offset))
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> None:
-        bufs = [self.memory.first_buffer(iovs, count)]
+        buf = self.memory.first_buffer(iovs, count)
         handle = self.handle(fd, Errno.SPIPE)
-        self.memory.pack(U32, nwritten, self.wasi.pwrite(handle, bufs, offset))
+        self.memory.pack(U32, nwritten, self.wasi.pwrite(handle, buf, offset))
 
     def fd_seek(self, fd: int, delta: int, whence: int, newoffset: int) -> None:
         check_enum("Whence", whence, Whence.END)

@@ -175,46 +175,38 @@ def virtual_wasi(mounts: Sequence[tuple[str, Storage]]) -> Definition:
                 fdflags, granted, granted,
             ))
 
-        def read(h: object, bufs: list[memoryview]) -> int:
+        # Each call moves one buffer, as wasmtime does (the guest's libc loops on short counts).
+        def read(h: object, buf: memoryview) -> int:
             d = rep(h)
-            n = _pread(d, bufs, d.offset)
+            n = _pread(d, buf, d.offset)
             d.offset += n
             return n
 
-        def pread(h: object, bufs: list[memoryview], offset: int) -> int:
-            return _pread(rep(h), bufs, offset)
+        def pread(h: object, buf: memoryview, offset: int) -> int:
+            return _pread(rep(h), buf, offset)
 
-        def _pread(d: Descriptor, bufs: list[memoryview], offset: int) -> int:
+        def _pread(d: Descriptor, buf: memoryview, offset: int) -> int:
             file = d.require_file()
             if not d.readable:
                 raise WasiError(Errno.BADF)
-            total = 0
-            for buf in bufs:
-                got = file.readinto(buf, offset + total)
-                total += got
-                if got < len(buf):
-                    break
-            return total
+            return file.readinto(buf, offset)
 
-        def write(h: object, bufs: list[memoryview]) -> int:
+        def write(h: object, buf: memoryview) -> int:
             d = rep(h)
             file = d.require_file()
             offset = file.stat().size if d.flags & Fdflags.APPEND else d.offset
-            n = _pwrite(d, bufs, offset)
+            n = _pwrite(d, buf, offset)
             d.offset = offset + n
             return n
 
-        def pwrite(h: object, bufs: list[memoryview], offset: int) -> int:
-            return _pwrite(rep(h), bufs, offset)
+        def pwrite(h: object, buf: memoryview, offset: int) -> int:
+            return _pwrite(rep(h), buf, offset)
 
-        def _pwrite(d: Descriptor, bufs: list[memoryview], offset: int) -> int:
+        def _pwrite(d: Descriptor, buf: memoryview, offset: int) -> int:
             file = d.require_file()
             if not d.writable:
                 raise WasiError(Errno.BADF)
-            total = 0
-            for buf in bufs:
-                total += file.write(buf, offset + total)
-            return total
+            return file.write(buf, offset)
 
         def seek(h: object, delta: int, whence: int) -> int:
             d = rep(h)
