@@ -23,6 +23,7 @@ import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.implementations.zip import ZipFileSystem
+from storagekit import errno_of, read_all
 
 from virtwasi.storage import File, FileKind, Storage, fsspec_storage
 from virtwasi.storage.fsspec_storage import FsspecFile, FsspecStorage
@@ -44,21 +45,6 @@ def root(mem: Any) -> Iterator[str]:
 @pytest.fixture
 def storage(mem: Any, root: str) -> FsspecStorage:
     return FsspecStorage(mem, root)
-
-
-def errno_of(action: Callable[[], object]) -> int:
-    with pytest.raises(OSError) as caught:
-        action()
-    assert caught.value.errno is not None
-    return caught.value.errno
-
-
-def read_all(f: File) -> bytes:
-    out = bytearray()
-    chunk = bytearray(5)
-    while n := f.readinto(memoryview(chunk), len(out)):
-        out += chunk[:n]
-    return bytes(out)
 
 
 def put(mem: Any, path: str, data: bytes) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storagekit import errno_of, read_all
 
 from virtwasi.storage import DirEntry, File, FileKind, Storage
 from virtwasi.storage.hostdir import HostDirStorage, HostFile
@@ -41,21 +42,6 @@ def root(tmp_path: Path) -> Path:
 def storage(root: Path) -> Iterator[HostDirStorage]:
     with HostDirStorage(root) as s:
         yield s
-
-
-def errno_of(action: Callable[[], object]) -> int:
-    with pytest.raises(OSError) as caught:
-        action()
-    assert caught.value.errno is not None
-    return caught.value.errno
-
-
-def read_all(f: File) -> bytes:
-    out = bytearray()
-    chunk = bytearray(7)
-    while n := f.readinto(memoryview(chunk), len(out)):
-        out += chunk[:n]
-    return bytes(out)
 
 
 def snapshot(top: Path) -> dict[str, tuple[str, bytes | str | None, int]]:
