@@ -1,0 +1,116 @@
+"""Turning what a user names (a URL, a folder, an fsspec filesystem) into a mounted storage.
+
+* a plain path or ``file://PATH`` is a host folder, served by
+  :class:`~virtwasi.storage.HostDirStorage` (never by fsspec's local filesystem, which
+  would follow symlinks planted on the host out of the folder);
+* ``mem://`` is a fresh, private in-memory tree (the embedded default);
+* anything else is an fsspec URL, chained ones included (``zip::file://a.zip``,
+  ``simplecache::s3://bucket/prefix``), served by :class:`~virtwasi.storage.FsspecStorage`.
+  fsspec's own ``memory://`` is one store for the whole process, as fsspec defines it.
+
+Every problem is a :class:`MountError` whose message names the mount and what is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TypeAlias
+
+import fsspec
+
+from .storage.base import Storage
+from .storage.fsspec_storage import FsspecStorage
+from .storage.hostdir import HostDirStorage
+from .storage.memfs import MemoryStorage
+from .storage.readonly import ReadOnlyStorage
+
+MountSource: TypeAlias = Storage | fsspec.AbstractFileSystem | str | Path
+"""What a mount may be given as: a storage, an fsspec filesystem (its root), a URL or path."""
+
+
+class MountError(ValueError):
+    """A mount that cannot be served; the message is one line for the user."""
+
+
+def _host_folder(path: str, read_only: bool) -> Storage:
+    if not Path(path).is_dir():
+        what = "not a folder" if Path(path).exists() else "no such host folder"
+        raise MountError(f"{what}: {path}")
+    return HostDirStorage(path, writable=not read_only)
+
+
+def _from_url(url: str, read_only: bool) -> Storage:
+    if url in ("mem://", "mem:"):
+        storage: Storage = MemoryStorage()
+        return ReadOnlyStorage(storage) if read_only else storage
+    if "://" not in url and "::" not in url:
+        return _host_folder(url, read_only)
+    if url.startswith("file://") and "::" not in url:
+        return _host_folder(url.removeprefix("file://") or "/", read_only)
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ValueError, ImportError) as exc:
+        raise MountError(f"{url}: {exc}") from None
+    except FileNotFoundError as exc:
+        raise MountError(f"{url}: not found: {exc.filename or exc}") from None
+    except Exception as exc:  # fsspec backends raise whatever their libraries raise
+        raise MountError(f"{url}: cannot open: {type(exc).__name__}: {exc}") from None
+    return _from_filesystem(fs, root, url, read_only)
+
+
+def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
+                     read_only: bool) -> Storage:
+    try:
+        is_dir = fs.isdir(root) if root.strip("/") else True
+        exists = is_dir or fs.exists(root)
+    except Exception as exc:
+        raise MountError(f"{name}: cannot reach it: {type(exc).__name__}: {exc}") from None
+    if not is_dir:
+        raise MountError(f"{name}: " + ("not a directory" if exists else "no such directory"))
+    return FsspecStorage(fs, root, writable=False if read_only else None)
+
+
+def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
+    """The storage serving ``source`` (read-only if asked)."""
+    if isinstance(source, Path):
+        return _host_folder(str(source), read_only)
+    if isinstance(source, str):
+        return _from_url(source, read_only)
+    if isinstance(source, fsspec.AbstractFileSystem):
+        return _from_filesystem(source, "", repr(source), read_only)
+    return ReadOnlyStorage(source) if read_only and source.writable else source
+
+
+def check_guest_path(guest: str) -> str:
+    """A mount point as the guest will see it; refuses what no program could name."""
+    if not guest or "\0" in guest:
+        raise MountError(f"bad guest path {guest!r}")
+    return guest
+
+
+def open_mounts(mounts: Mapping[str, MountSource],
+                read_only: Iterable[str] = ()) -> dict[str, Storage]:
+    """Every mount opened, in order; ``read_only`` names guest paths to serve read-only."""
+    frozen = set(read_only)
+    unknown = frozen - set(mounts)
+    if unknown:
+        raise MountError(f"--ro {', '.join(sorted(unknown))}: nothing is mounted there")
+    return {check_guest_path(guest): open_mount(source, read_only=guest in frozen)
+            for guest, source in mounts.items()}
+
+
+def parse_mount(spec: str) -> tuple[str, str]:
+    """``GUEST=URL`` as given to ``--mount``."""
+    guest, sep, url = spec.partition("=")
+    if not sep or not guest or not url:
+        raise MountError(f"--mount wants GUEST=URL, got {spec!r}")
+    return guest, url
+
+
+def parse_dir(spec: str) -> tuple[str, str]:
+    """``HOST[::GUEST]`` as given to ``--dir`` (wasmtime's syntax)."""
+    host, _, guest = spec.partition("::")
+    if not host:
+        raise MountError(f"--dir wants HOST[::GUEST], got {spec!r}")
+    return guest or host, host
