@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import wasmtime
 
 from . import __version__, scenario
+from .mounts import MountError, parse_dir, parse_mount
 from .world import Semantics
 
 DESCRIPTION = """\
@@ -22,9 +24,19 @@ the same powers as a native implementation.
 
 RUN_EPILOG = """\
 With no --dir or --mount the module gets a fresh, empty, writable in-memory tree at /.
+Mounts may nest (/ and /usr/lib): the guest's libc picks the longest matching prefix.
+
+URLs for --mount:
+  ./data, file:///srv/data   a host folder (symlinks never lead out of it)
+  mem://                     a fresh, private in-memory tree
+  zip::file://site.zip       any fsspec URL, chained ones too (archives are read-only)
+  memory://                  fsspec's in-memory store (one per process, unlike mem://)
+
 Examples:
   virtwasi run prog.wasm -- --flag arg
   virtwasi run --dir ./data::/data prog.wasm input.txt
+  virtwasi run --mount /site=zip::file://site.zip --dir ./in::/in --ro /in prog.wasm
+  virtwasi run --invoke add lib.wasm 2 3
 """
 
 
@@ -40,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run a WASI preview 1 module",
-        description="Run MODULE's _start with its filesystem served by the virtual WASI "
-        "implementation. The process exits with the guest's exit code (134 on a trap).",
+        description="Run MODULE's _start (or, with --invoke, one export) with its filesystem "
+        "served by the virtual WASI implementation. The process exits with the guest's exit "
+        "code (134 on a trap, 2 when virtwasi cannot start it).",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,8 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="arguments for the guest (after --, or after MODULE)")
     run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
                      help="serve a host folder at GUEST (default: the same path)")
+    run.add_argument("--mount", action="append", default=[], metavar="GUEST=URL",
+                     help="serve a host folder or any fsspec URL at GUEST (repeatable)")
+    run.add_argument("--ro", action="append", default=[], metavar="GUEST",
+                     help="serve the mount at GUEST read-only (repeatable)")
     run.add_argument("--env", action="append", default=[], metavar="K=V",
                      help="an environment variable for the guest (repeatable)")
+    run.add_argument("--inherit-env", action="store_true",
+                     help="pass this process's environment to the guest (--env wins)")
+    run.add_argument("--invoke", metavar="FUNC",
+                     help="call the export FUNC with ARGS as integers and print its results, "
+                     "instead of running _start (for reactor modules)")
     run.add_argument("--semantics", default="component-model",
                      choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
@@ -103,36 +125,81 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _parse_env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ) if args.inherit_env else {}
+    for item in args.env:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise MountError(f"--env wants K=V, got {item!r}")
+        env[key] = val
+    return env
+
+
+def _parse_mounts(args: argparse.Namespace) -> dict[str, str | Path]:
+    mounts: dict[str, str | Path] = {}
+    for spec in args.dir:
+        guest, host = parse_dir(spec)
+        mounts[guest] = Path(host)
+    for spec in args.mount:
+        guest, url = parse_mount(spec)
+        mounts[guest] = url
+    return mounts
+
+
+def _integers(values: list[str]) -> list[int | float]:
+    numbers: list[int | float] = []
+    for value in values:
+        try:
+            numbers.append(int(value, 0))
+        except ValueError:
+            try:
+                numbers.append(float(value))
+            except ValueError:
+                raise MountError(f"--invoke arguments must be numbers, got {value!r}") from None
+    return numbers
+
+
 def _run(args: argparse.Namespace) -> int:
-    from .runtime import run
-    from .storage.hostdir import HostDirStorage
+    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestTrap, Session
 
     module = Path(args.module)
     if not module.is_file():
         return _fail(f"no such module file: {module}")
-    env = {}
-    for item in args.env:
-        key, sep, val = item.partition("=")
-        if not sep or not key:
-            return _fail(f"--env wants K=V, got {item!r}")
-        env[key] = val
-    mounts = {}
-    for spec in args.dir:
-        host, _, guest = spec.partition("::")
-        if not Path(host).is_dir():
-            return _fail(f"--dir: no such host folder: {host}")
-        mounts[guest or host] = HostDirStorage(host)
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
-        result = run(module, guest_args, mounts=mounts or None, env=env,
-                     stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
-                     semantics=args.semantics)
+        env = _parse_env(args)
+        mounts = _parse_mounts(args)
+        numbers = _integers(guest_args) if args.invoke else []
+        session = Session(module, guest_args, mounts=mounts or None, read_only=args.ro,
+                          env=env, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
+                          stderr=sys.stderr.buffer, semantics=args.semantics)
+    except MountError as exc:
+        return _fail(str(exc))
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fail(f"{module}: not a runnable WASI module: {first}")
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         return _fail(f"{module}: {exc}")
-    return result.exit_code
+    with session:
+        if not args.invoke:
+            try:
+                return session.start()
+            except ValueError as exc:
+                return _fail(f"{module}: {exc}")
+        try:
+            results = session.call(args.invoke, *numbers)
+        except GuestExit as exit_:
+            return exit_.code
+        except GuestTrap as trap:
+            print(f"Error: {trap}", file=sys.stderr)
+            return TRAP_EXIT_CODE
+        except ValueError as exc:
+            return _fail(f"{module}: {exc}")
+        values = results if isinstance(results, list | tuple) else (
+            [] if results is None else [results])
+        for value in values:
+            print(value)
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

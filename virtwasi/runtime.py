@@ -6,23 +6,28 @@ adapter. The module's imports are raw host functions bound to the adapter. When 
 closes (after an exit, a trap, or when the caller is done with a reactor), the client
 instance is torn down: every descriptor it still held is dropped, and the implementation's
 destructor flushes and closes the file behind it.
+
+Reactor modules (exports but no ``_start``) are first-class: :meth:`Session.call` runs
+``_initialize`` once before the first export it calls. Imports from modules other than
+``wasi_snapshot_preview1`` can be supplied as Python callables (``imports=``).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
 import wasmtime
 
-from .engine import HostFunc, TrapBox, define, memory_view
+from .engine import HostFunc, TrapBox, compile_module, define, memory_view
+from .mounts import MountSource, open_mounts
 from .outcome import RunResult
 from .storage.base import Storage
 from .wasi.abi import IMPORTS
-from .wasi.errors import WasiError, errno_of
+from .wasi.errors import AbiViolation, WasiError, errno_of
 from .wasi.memory import GuestMemory
 from .wasi.preview1 import Preview1, ProcExit
 from .wasi.virtual import virtual_wasi
@@ -32,17 +37,25 @@ WASI_MODULE = "wasi_snapshot_preview1"
 TRAP_EXIT_CODE = 134  # what the wasmtime CLI exits with when the guest traps
 
 
-def default_mounts() -> dict[str, Storage]:
-    """The embedded default: a fresh, empty, writable in-memory tree at ``/``."""
-    from .storage.memfs import MemoryStorage
+ENGINE_FLAVOR = "exceptions"  # names the Config below in the compiled-module cache
 
-    return {"/": MemoryStorage()}
+ImportFunc = Callable[..., Any]
+"""A Python callable serving one extra import: wasm values in, a value (or None) out."""
 
 
 def _engine() -> wasmtime.Engine:
     config = wasmtime.Config()
     config.wasm_exceptions = True  # some real toolchains emit exception-handling code
     return wasmtime.Engine(config)
+
+
+def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
+    """``value`` as the wasm type ``kind`` takes it (integers must be whole)."""
+    if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
+        return float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value} is not an integer")
+    return int(value)
 
 
 class GuestExit(Exception):
@@ -69,21 +82,30 @@ class Session:
         module: str | Path | bytes | bytearray,
         args: Sequence[str] = (),
         *,
-        mounts: Mapping[str, Storage] | None = None,
+        mounts: Mapping[str, MountSource] | None = None,
+        read_only: Iterable[str] = (),
         env: Mapping[str, str] | None = None,
         stdin: BinaryIO | bytes | None = None,
         stdout: BinaryIO | None = None,
         stderr: BinaryIO | None = None,
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
         program_name: str | None = None,
+        imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
     ) -> None:
         self.engine = _engine()
+        self.module = compile_module(self.engine, module, ENGINE_FLAVOR)
         if isinstance(module, bytes | bytearray):
-            self.module = wasmtime.Module(self.engine, bytes(module))
             name = program_name or "module"
         else:
-            self.module = wasmtime.Module.from_file(self.engine, str(module))
             name = program_name or Path(module).name
+        self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
+        self._check_imports()
+        chosen = open_mounts(mounts if mounts is not None else {"/": "mem://"}, read_only)
+        self.mounts: dict[str, Storage] = chosen
+        # Storages this session opened from a path or URL are its to release at close.
+        self._owned = [chosen[g] for g, src in (mounts or {}).items()
+                       if isinstance(src, str | Path) and hasattr(chosen[g], "close")]
+        self._initialized = False
         self._captured = (io.BytesIO() if stdout is None else None,
                           io.BytesIO() if stderr is None else None)
         self.out: BinaryIO = stdout or self._captured[0]  # type: ignore[assignment]
@@ -91,7 +113,6 @@ class Session:
         inp = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
 
         self.world = World(semantics)
-        chosen = dict(mounts) if mounts is not None else default_mounts()
         wasi = self.world.instantiate("wasi-virtual", virtual_wasi(list(chosen.items())))
         contexts: list[Context] = []
 
@@ -110,6 +131,19 @@ class Session:
             self.close()
             raise
 
+    def _check_imports(self) -> None:
+        """Every import must be served before anything is built: a clear error, not a
+        half-made world."""
+        for imp in self.module.imports:
+            served = (imp.module == WASI_MODULE and imp.name in IMPORTS) or (
+                imp.name in self._extra_imports.get(imp.module, {}))
+            if not served:
+                raise ValueError(
+                    f"the module imports {imp.module}.{imp.name}, which nothing provides"
+                    + ("" if imp.module == WASI_MODULE else " (pass it in imports=)"))
+            if imp.module != WASI_MODULE and not isinstance(imp.type, wasmtime.FuncType):
+                raise ValueError(f"the import {imp.module}.{imp.name} is not a function")
+
     def _instantiate(self) -> None:
         self.store = wasmtime.Store(self.engine)
         linker = wasmtime.Linker(self.engine)
@@ -122,20 +156,48 @@ class Session:
                 linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box,
                 answered=(WasiError, OSError), answer=errno_of,
             ))
+        for module_name, funcs in self._extra_imports.items():
+            for imp in self.module.imports:
+                serve = funcs.get(imp.name or "") if imp.module == module_name else None
+                if serve is not None and isinstance(imp.type, wasmtime.FuncType):
+                    # Extra imports are rare calls: wasmtime's checked path is fast enough.
+                    linker.define_func(module_name, imp.name or "", imp.type, serve)
         self.instance = linker.instantiate(self.store, self.module)
         self.exports = self.instance.exports(self.store)
         memory = self.exports.get("memory")
         if isinstance(memory, wasmtime.Memory):
             self.adapter.memory = GuestMemory(memory_view(self.store, memory))
 
-    def call(self, export: str, *args: int) -> Any:
-        """Call an exported function; raises GuestExit on proc_exit, GuestTrap on a trap."""
+    def initialize(self) -> None:
+        """Run a reactor's ``_initialize`` (once; a module without one needs nothing)."""
+        if self._initialized:
+            return
+        self._initialized = True
+        if isinstance(self.exports.get("_initialize"), wasmtime.Func):
+            self._invoke("_initialize")
+
+    def call(self, export: str, *args: int | float) -> Any:
+        """Call an exported function, after ``_initialize`` if the module has one.
+
+        Raises GuestExit on proc_exit, GuestTrap on a trap, ValueError for a name that is
+        not an exported function or arguments that do not fit it."""
+        if export not in ("_start", "_initialize"):
+            self.initialize()
+        return self._invoke(export, *args)
+
+    def _invoke(self, export: str, *args: int | float) -> Any:
         func = self.exports.get(export)
         if not isinstance(func, wasmtime.Func):
-            raise ValueError(f"the module exports no function named {export!r}")
+            names = sorted(n for n, v in self.exports.items() if isinstance(v, wasmtime.Func))
+            raise ValueError(f"the module exports no function named {export!r}"
+                             f" (it exports: {', '.join(names) or 'none'})")
+        params = func.type(self.store).params
+        if len(args) != len(params):
+            raise ValueError(f"{export} takes {len(params)} argument(s), got {len(args)}")
+        values = [_fit(arg, kind) for arg, kind in zip(args, params, strict=True)]
         self._box.error = None
         try:
-            return func(self.store, *args)
+            return func(self.store, *values)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as trap:
             if isinstance(self._box.error, ProcExit):
                 raise GuestExit(self._box.error.code) from None
@@ -155,6 +217,28 @@ class Session:
             self.err.flush()
             return TRAP_EXIT_CODE
 
+    def read_memory(self, ptr: int, length: int) -> bytes:
+        """A copy of ``length`` bytes of the guest's exported memory at ``ptr``."""
+        return bytes(self._window(ptr, length))
+
+    def write_memory(self, ptr: int, data: bytes) -> None:
+        """Write ``data`` into the guest's exported memory at ``ptr``."""
+        self._window(ptr, len(data))[:] = data
+
+    def _window(self, ptr: int, length: int) -> memoryview:
+        if ptr < 0 or length < 0:
+            raise ValueError(f"bad guest memory range {ptr}+{length}")
+        try:
+            return self._memory().window(ptr, length)
+        except AbiViolation as exc:
+            raise ValueError(str(exc)) from None
+
+    def _memory(self) -> GuestMemory:
+        memory: GuestMemory | None = getattr(self.adapter, "memory", None)
+        if memory is None:
+            raise ValueError("the module exports no memory")
+        return memory
+
     @property
     def stdout(self) -> bytes:
         """What the guest wrote to stdout, if it was captured (no stream was given)."""
@@ -170,6 +254,9 @@ class Session:
         if not self.client.destroyed:
             self.world.destroy(self.client)
         self.world.close()
+        for storage in self._owned:
+            storage.close()  # type: ignore[attr-defined]
+        self._owned.clear()
 
     def __enter__(self) -> Session:
         return self
@@ -190,4 +277,4 @@ def run(
         return RunResult(code, session.stdout, session.stderr)
 
 
-__all__ = ["GuestExit", "GuestTrap", "Session", "default_mounts", "run"]
+__all__ = ["GuestExit", "GuestTrap", "ImportFunc", "Session", "run"]

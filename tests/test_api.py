@@ -1,0 +1,131 @@
+"""The Python API beyond ``run``: reactors, exports, extra imports, guest memory, the cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wasmtime
+from conftest import FIXTURES
+
+from virtwasi.engine import compile_module
+from virtwasi.runtime import GuestExit, GuestTrap, Session
+
+# A reactor: no _start; _initialize must run before the exports make sense. It imports one
+# function from a module other than WASI, as some real modules do.
+REACTOR = bytes(wasmtime.wat2wasm("""
+(module
+  (import "env" "scale" (func $scale (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (global $base (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $base (i32.const 1000)))
+  (func (export "add") (param i32 i32) (result i32)
+    (i32.add (global.get $base) (i32.add (local.get 0) (local.get 1))))
+  (func (export "scaled") (param i32) (result i32) (call $scale (local.get 0)))
+  (func (export "sum_bytes") (param $p i32) (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $acc (i32.add (local.get $acc) (i32.load8_u (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next)))
+    (local.get $acc))
+  (func (export "half") (param f64) (result f64) (f64.div (local.get 0) (f64.const 2)))
+  (func (export "quit") (call $exit (i32.const 3)))
+  (func (export "boom") unreachable))
+"""))
+IMPORTS = {"env": {"scale": lambda x: x * 10}}
+
+
+def test_a_reactor_is_initialized_once_before_its_first_export() -> None:
+    with Session(REACTOR, imports=IMPORTS) as session:
+        assert session.call("add", 1, 2) == 1003
+        assert session.call("add", 5, 5) == 1010
+        assert session.call("half", 5) == 2.5
+
+
+def test_extra_imports_are_python_callables() -> None:
+    with Session(REACTOR, imports=IMPORTS) as session:
+        assert session.call("scaled", 7) == 70
+
+
+def test_a_missing_import_is_named_before_anything_runs() -> None:
+    with pytest.raises(ValueError, match=r"env\.scale, which nothing provides"):
+        Session(REACTOR)
+
+
+def test_guest_memory_can_be_read_and_written() -> None:
+    with Session(REACTOR, imports=IMPORTS) as session:
+        session.write_memory(64, bytes([1, 2, 3, 250]))
+        assert session.read_memory(64, 4) == bytes([1, 2, 3, 250])
+        assert session.call("sum_bytes", 64, 4) == 256
+        with pytest.raises(ValueError, match="out of bounds"):
+            session.read_memory(65536 - 2, 4)
+        with pytest.raises(ValueError, match="bad guest memory range"):
+            session.write_memory(-1, b"x")
+
+
+def test_exit_trap_and_bad_calls_are_distinct_errors() -> None:
+    with Session(REACTOR, imports=IMPORTS) as session:
+        with pytest.raises(GuestExit) as exited:
+            session.call("quit")
+        assert exited.value.code == 3
+    with Session(REACTOR, imports=IMPORTS) as session, pytest.raises(GuestTrap,
+                                                                     match="unreachable"):
+        session.call("boom")
+    with Session(REACTOR, imports=IMPORTS) as session:
+        with pytest.raises(ValueError, match="exports no function named 'nope'"):
+            session.call("nope")
+        with pytest.raises(ValueError, match="takes 2 argument"):
+            session.call("add", 1)
+        with pytest.raises(ValueError, match="not an integer"):
+            session.call("add", 1.5, 2)
+        with pytest.raises(ValueError, match="not a WASI command"):
+            session.start()
+
+
+def test_invoke_from_the_command_line(tmp_path: Path) -> None:
+    module = tmp_path / "sum.wasm"
+    module.write_bytes(wasmtime.wat2wasm("""
+    (module (memory (export "memory") 1)
+      (func (export "_initialize"))
+      (func (export "mul") (param i64 i64) (result i64) (i64.mul (local.get 0) (local.get 1))))
+    """))
+    done = subprocess.run([sys.executable, "-m", "virtwasi", "run", "--invoke", "mul",
+                           str(module), "6", "0x7"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+    bad = subprocess.run([sys.executable, "-m", "virtwasi", "run", "--invoke", "mul",
+                          str(module), "6", "seven"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "must be numbers" in bad.stderr
+
+
+def test_compiled_modules_are_cached_and_a_bad_entry_is_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path))
+    engine = wasmtime.Engine()
+    compile_module(engine, FIXTURES / "hello.wasm")
+    [entry] = (tmp_path / "modules").iterdir()
+    assert entry.name.endswith("-default.cwasm") and entry.stat().st_size > 0
+    entry.write_bytes(b"not a compiled module")
+    module = compile_module(engine, FIXTURES / "hello.wasm")
+    assert any(e.name == "_start" for e in module.exports)
+    assert entry.read_bytes() != b"not a compiled module"
+
+
+def test_the_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTWASI_CACHE", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    compile_module(wasmtime.Engine(), FIXTURES / "hello.wasm")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_module_is_refused_by_the_cache_too(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path))
+    with pytest.raises(wasmtime.WasmtimeError):
+        compile_module(wasmtime.Engine(), b"\0asm\1\0\0\0garbage")
+    assert not (tmp_path / "modules").exists() or not any((tmp_path / "modules").iterdir())
