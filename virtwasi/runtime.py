@@ -92,19 +92,24 @@ class Session:
         program_name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
     ) -> None:
-        self.engine = _engine()
-        self.module = compile_module(self.engine, module, ENGINE_FLAVOR)
-        if isinstance(module, bytes | bytearray):
-            name = program_name or "module"
-        else:
-            name = program_name or Path(module).name
-        self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
-        self._check_imports()
+        # Mounts first: a bad URL should not wait for a big module to compile.
         chosen = open_mounts(mounts if mounts is not None else {"/": "mem://"}, read_only)
         self.mounts: dict[str, Storage] = chosen
         # Storages this session opened from a path or URL are its to release at close.
         self._owned = [chosen[g] for g, src in (mounts or {}).items()
                        if isinstance(src, str | Path) and hasattr(chosen[g], "close")]
+        self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
+        self.engine = _engine()
+        try:
+            self.module = compile_module(self.engine, module, ENGINE_FLAVOR)
+            self._check_imports()
+        except BaseException:
+            self._release_storages()
+            raise
+        if isinstance(module, bytes | bytearray):
+            name = program_name or "module"
+        else:
+            name = program_name or Path(module).name
         self._initialized = False
         self._captured = (io.BytesIO() if stdout is None else None,
                           io.BytesIO() if stderr is None else None)
@@ -254,6 +259,9 @@ class Session:
         if not self.client.destroyed:
             self.world.destroy(self.client)
         self.world.close()
+        self._release_storages()
+
+    def _release_storages(self) -> None:
         for storage in self._owned:
             storage.close()  # type: ignore[attr-defined]
         self._owned.clear()
