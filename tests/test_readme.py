@@ -10,6 +10,7 @@ from conftest import ROOT
 
 EXPECTED = [
     ["0 b'hello, Ada\\n'"],
+    ["60"],
     ["closed /notes", "TrapReason.INSTANCE_DESTROYED"],
 ]
 
