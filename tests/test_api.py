@@ -107,7 +107,10 @@ def test_compiled_modules_are_cached_and_a_bad_entry_is_replaced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path))
     engine = wasmtime.Engine()
-    compile_module(engine, FIXTURES / "hello.wasm")
+    compiled: list[int] = []
+    compile_module(engine, FIXTURES / "hello.wasm", on_compile=compiled.append)
+    compile_module(engine, FIXTURES / "hello.wasm", on_compile=compiled.append)
+    assert compiled == [(FIXTURES / "hello.wasm").stat().st_size]  # the second came cached
     [entry] = (tmp_path / "modules").iterdir()
     assert entry.name.endswith("-default.cwasm") and entry.stat().st_size > 0
     entry.write_bytes(b"not a compiled module")

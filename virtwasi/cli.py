@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import wasmtime
@@ -159,6 +159,15 @@ def _integers(values: list[str]) -> list[int | float]:
     return numbers
 
 
+def _compiling_note(module: Path) -> Callable[[int], None]:
+    """Says why the first run of a big module is slow, on a terminal only."""
+    def note(size: int) -> None:
+        if size >= 4 << 20 and sys.stderr.isatty():
+            print(f"virtwasi: compiling {module.name} ({size / 2**20:.1f} MiB) once; later "
+                  "runs load it from the cache", file=sys.stderr, flush=True)
+    return note
+
+
 def _run(args: argparse.Namespace) -> int:
     from .runtime import TRAP_EXIT_CODE, GuestExit, GuestTrap, Session
 
@@ -172,7 +181,8 @@ def _run(args: argparse.Namespace) -> int:
         numbers = _integers(guest_args) if args.invoke else []
         session = Session(module, guest_args, mounts=mounts or None, read_only=args.ro,
                           env=env, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
-                          stderr=sys.stderr.buffer, semantics=args.semantics)
+                          stderr=sys.stderr.buffer, semantics=args.semantics,
+                          on_compile=_compiling_note(module))
     except MountError as exc:
         return _fail(str(exc))
     except wasmtime.WasmtimeError as exc:

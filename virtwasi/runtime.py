@@ -91,6 +91,7 @@ class Session:
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
         program_name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
+        on_compile: Callable[[int], None] | None = None,
     ) -> None:
         # Mounts first: a bad URL should not wait for a big module to compile.
         chosen = open_mounts(mounts if mounts is not None else {"/": "mem://"}, read_only)
@@ -101,7 +102,7 @@ class Session:
         self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
         self.engine = _engine()
         try:
-            self.module = compile_module(self.engine, module, ENGINE_FLAVOR)
+            self.module = compile_module(self.engine, module, ENGINE_FLAVOR, on_compile)
             self._check_imports()
         except BaseException:
             self._release_storages()

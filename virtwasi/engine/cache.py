@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,13 +37,17 @@ def cache_dir() -> Path | None:
 
 
 def compile_module(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str,
-                   flavor: str = "default") -> wasmtime.Module:
+                   flavor: str = "default",
+                   on_compile: Callable[[int], None] | None = None) -> wasmtime.Module:
     """``wasm`` (bytes or a file) compiled for ``engine``, from the cache when possible.
 
-    Raises ``wasmtime.WasmtimeError`` for a malformed module, as compiling does."""
+    ``on_compile(size)`` is told when real compilation is about to start (it can take a
+    while). Raises ``wasmtime.WasmtimeError`` for a malformed module, as compiling does."""
     data = bytes(wasm) if isinstance(wasm, bytes | bytearray) else Path(wasm).read_bytes()
     folder = cache_dir()
     if folder is None:
+        if on_compile is not None:
+            on_compile(len(data))
         return wasmtime.Module(engine, data)
     key = hashlib.sha256(data).hexdigest()
     entry = folder / f"{key}-wasmtime{_WASMTIME_VERSION}-{flavor}.cwasm"
@@ -51,6 +56,8 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str
             return wasmtime.Module.deserialize_file(engine, str(entry))
         except wasmtime.WasmtimeError:
             pass  # built by another configuration or truncated: compile afresh below
+    if on_compile is not None:
+        on_compile(len(data))
     module = wasmtime.Module(engine, data)
     try:
         folder.mkdir(parents=True, exist_ok=True)
