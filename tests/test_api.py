@@ -11,7 +11,7 @@ import wasmtime
 from conftest import FIXTURES
 
 from virtwasi.engine import compile_module
-from virtwasi.runtime import GuestExit, GuestTrap, Session
+from virtwasi.runtime import GuestExit, GuestTrap, Session, WasiWorld
 
 # A reactor: no _start; _initialize must run before the exports make sense. It imports one
 # function from a module other than WASI, as some real modules do.
@@ -132,3 +132,17 @@ def test_a_malformed_module_is_refused_by_the_cache_too(tmp_path: Path,
     with pytest.raises(wasmtime.WasmtimeError):
         compile_module(wasmtime.Engine(), b"\0asm\1\0\0\0garbage")
     assert not (tmp_path / "modules").exists() or not any((tmp_path / "modules").iterdir())
+
+
+def test_several_clients_share_one_implementation_and_each_is_torn_down_alone() -> None:
+    fstool = FIXTURES / "fstool.wasm"
+    with WasiWorld() as host:
+        writer = host.client(fstool, ["put", "/shared.txt", "from the writer"])
+        assert writer.start() == 0
+        reader = host.client(fstool, ["cat", "/shared.txt"])
+        assert reader.start() == 0
+        assert reader.stdout == b"cat /shared.txt: from the writer\n"
+        writer.close()
+        assert writer.closed and not reader.closed
+        assert host.client(fstool, ["ls", "/"]).start() == 0
+    assert reader.closed

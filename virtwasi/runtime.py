@@ -1,46 +1,32 @@
-"""Running a WASI preview 1 module: the Python API behind ``virtwasi run``.
+"""Running WASI preview 1 modules: the Python API behind ``virtwasi run``.
 
-A :class:`Session` builds a world: the virtual WASI implementation instance, given its
-storage capabilities as mounts, and a client instance holding the module and its preview 1
-adapter. The module's imports are raw host functions bound to the adapter. When the session
-closes (after an exit, a trap, or when the caller is done with a reactor), the client
-instance is torn down: every descriptor it still held is dropped, and the implementation's
-destructor flushes and closes the file behind it.
-
-Reactor modules (exports but no ``_start``) are first-class: :meth:`Session.call` runs
-``_initialize`` once before the first export it calls. Imports from modules other than
-``wasi_snapshot_preview1`` can be supplied as Python callables (``imports=``).
+A :class:`WasiWorld` is a world holding one WASI implementation instance, the virtual one,
+given its storage capabilities as mounts; any number of wasm modules join it as clients
+(:meth:`WasiWorld.client`), each in its own client instance with its own handle table. A
+:class:`Session` is the common case: a world with exactly one client, closed together.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
 import wasmtime
 
-from .engine import HostFunc, TrapBox, compile_module, define, memory_view
+from .client import (
+    TRAP_EXIT_CODE,
+    Client,
+    GuestExit,
+    GuestTrap,
+    ImportFunc,
+    ModuleSource,
+)
 from .mounts import MountSource, open_mounts
 from .outcome import RunResult
 from .storage.base import Storage
-from .wasi.abi import IMPORTS
-from .wasi.errors import AbiViolation, WasiError, errno_of
-from .wasi.memory import GuestMemory
-from .wasi.preview1 import Preview1, ProcExit
 from .wasi.virtual import virtual_wasi
-from .world import Context, Func, ResourceType, Semantics, World
-
-WASI_MODULE = "wasi_snapshot_preview1"
-TRAP_EXIT_CODE = 134  # what the wasmtime CLI exits with when the guest traps
-
-
-ENGINE_FLAVOR = "exceptions"  # names the Config below in the compiled-module cache
-
-ImportFunc = Callable[..., Any]
-"""A Python callable serving one extra import: wasm values in, a value (or None) out."""
+from .world import Semantics, World
 
 
 def _engine() -> wasmtime.Engine:
@@ -49,225 +35,52 @@ def _engine() -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
-    """``value`` as the wasm type ``kind`` takes it (integers must be whole)."""
-    if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
-        return float(value)
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"{value} is not an integer")
-    return int(value)
+class WasiWorld:
+    """A world with one WASI implementation instance serving ``mounts`` to its clients.
 
-
-class GuestExit(Exception):
-    """A call into the guest ended with ``proc_exit``."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(f"the guest exited with code {code}")
-        self.code = code
-
-
-class GuestTrap(Exception):
-    """A call into the guest trapped; the message is wasmtime's."""
-
-
-class Session:
-    """One instantiated module with its world, ready to run ``_start`` or call exports.
-
-    stdout/stderr stream to the given binary files as the guest writes; a stream not given
-    is captured (see :attr:`stdout` and :attr:`stderr`). ``stdin`` may be bytes or a file.
+    With no mounts, the clients share a fresh, empty, writable in-memory tree at ``/``.
+    Mounts are opened before anything else, so a bad one is reported at once.
     """
 
     def __init__(
         self,
-        module: str | Path | bytes | bytearray,
-        args: Sequence[str] = (),
-        *,
         mounts: Mapping[str, MountSource] | None = None,
+        *,
         read_only: Iterable[str] = (),
-        env: Mapping[str, str] | None = None,
-        stdin: BinaryIO | bytes | None = None,
-        stdout: BinaryIO | None = None,
-        stderr: BinaryIO | None = None,
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
-        program_name: str | None = None,
-        imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
-        on_compile: Callable[[int], None] | None = None,
     ) -> None:
-        # Mounts first: a bad URL should not wait for a big module to compile.
-        chosen = open_mounts(mounts if mounts is not None else {"/": "mem://"}, read_only)
-        self.mounts: dict[str, Storage] = chosen
-        # Storages this session opened from a path or URL are its to release at close.
-        self._owned = [chosen[g] for g, src in (mounts or {}).items()
-                       if isinstance(src, str | Path) and hasattr(chosen[g], "close")]
-        self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
+        self.mounts: dict[str, Storage] = open_mounts(
+            mounts if mounts is not None else {"/": "mem://"}, read_only)
+        # Storages opened here from a path or URL are this world's to release at close.
+        self._owned = [self.mounts[g] for g, src in (mounts or {}).items()
+                       if isinstance(src, str) or hasattr(src, "__fspath__")]
         self.engine = _engine()
-        try:
-            self.module = compile_module(self.engine, module, ENGINE_FLAVOR, on_compile)
-            self._check_imports()
-        except BaseException:
-            self._release_storages()
-            raise
-        if isinstance(module, bytes | bytearray):
-            name = program_name or "module"
-        else:
-            name = program_name or Path(module).name
-        self._initialized = False
-        self._captured = (io.BytesIO() if stdout is None else None,
-                          io.BytesIO() if stderr is None else None)
-        self.out: BinaryIO = stdout or self._captured[0]  # type: ignore[assignment]
-        self.err: BinaryIO = stderr or self._captured[1]  # type: ignore[assignment]
-        inp = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
-
         self.world = World(semantics)
-        wasi = self.world.instantiate("wasi-virtual", virtual_wasi(list(chosen.items())))
-        contexts: list[Context] = []
-
-        def client(ctx: Context) -> dict[str, Func | ResourceType]:
-            contexts.append(ctx)
-            return {}
-
-        self.client = self.world.instantiate("client", client, {"wasi": wasi})
-        try:
-            self.adapter = Preview1(
-                contexts[0].imports["wasi"], [name, *args],
-                [f"{k}={v}" for k, v in (env or {}).items()], inp, self.out, self.err,
-            )
-            self._instantiate()
-        except BaseException:
-            self.close()
-            raise
-
-    def _check_imports(self) -> None:
-        """Every import must be served before anything is built: a clear error, not a
-        half-made world."""
-        for imp in self.module.imports:
-            served = (imp.module == WASI_MODULE and imp.name in IMPORTS) or (
-                imp.name in self._extra_imports.get(imp.module, {}))
-            if not served:
-                raise ValueError(
-                    f"the module imports {imp.module}.{imp.name}, which nothing provides"
-                    + ("" if imp.module == WASI_MODULE else " (pass it in imports=)"))
-            if imp.module != WASI_MODULE and not isinstance(imp.type, wasmtime.FuncType):
-                raise ValueError(f"the import {imp.module}.{imp.name} is not a function")
-
-    def _instantiate(self) -> None:
-        self.store = wasmtime.Store(self.engine)
-        linker = wasmtime.Linker(self.engine)
-        self._box = TrapBox()
-        # wasmtime keeps raw pointers to these callbacks: they live as long as the session.
-        self._host_funcs: list[HostFunc] = []
-        for fname, fn in self.adapter.functions().items():
-            results: tuple[str, ...] = () if fname == "proc_exit" else ("i32",)
-            self._host_funcs.append(define(
-                linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box,
-                answered=(WasiError, OSError), answer=errno_of,
-            ))
-        for module_name, funcs in self._extra_imports.items():
-            for imp in self.module.imports:
-                serve = funcs.get(imp.name or "") if imp.module == module_name else None
-                if serve is not None and isinstance(imp.type, wasmtime.FuncType):
-                    # Extra imports are rare calls: wasmtime's checked path is fast enough.
-                    linker.define_func(module_name, imp.name or "", imp.type, serve)
-        self.instance = linker.instantiate(self.store, self.module)
-        self.exports = self.instance.exports(self.store)
-        memory = self.exports.get("memory")
-        if isinstance(memory, wasmtime.Memory):
-            self.adapter.memory = GuestMemory(memory_view(self.store, memory))
-
-    def initialize(self) -> None:
-        """Run a reactor's ``_initialize`` (once; a module without one needs nothing)."""
-        if self._initialized:
-            return
-        self._initialized = True
-        if isinstance(self.exports.get("_initialize"), wasmtime.Func):
-            self._invoke("_initialize")
-
-    def call(self, export: str, *args: int | float) -> Any:
-        """Call an exported function, after ``_initialize`` if the module has one.
-
-        Raises GuestExit on proc_exit, GuestTrap on a trap, ValueError for a name that is
-        not an exported function or arguments that do not fit it."""
-        if export not in ("_start", "_initialize"):
-            self.initialize()
-        return self._invoke(export, *args)
-
-    def _invoke(self, export: str, *args: int | float) -> Any:
-        func = self.exports.get(export)
-        if not isinstance(func, wasmtime.Func):
-            names = sorted(n for n, v in self.exports.items() if isinstance(v, wasmtime.Func))
-            raise ValueError(f"the module exports no function named {export!r}"
-                             f" (it exports: {', '.join(names) or 'none'})")
-        params = func.type(self.store).params
-        if len(args) != len(params):
-            raise ValueError(f"{export} takes {len(params)} argument(s), got {len(args)}")
-        values = [_fit(arg, kind) for arg, kind in zip(args, params, strict=True)]
-        self._box.error = None
-        try:
-            return func(self.store, *values)
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as trap:
-            if isinstance(self._box.error, ProcExit):
-                raise GuestExit(self._box.error.code) from None
-            raise GuestTrap(str(trap)) from None
-
-    def start(self) -> int:
-        """Run ``_start`` as a WASI command does; returns the exit code (134 on a trap)."""
-        if not isinstance(self.exports.get("_start"), wasmtime.Func):
-            raise ValueError("the module exports no _start function: it is not a WASI command")
-        try:
-            self.call("_start")
-            return 0
-        except GuestExit as exit_:
-            return exit_.code
-        except GuestTrap as trap:
-            self.err.write(f"Error: {trap}\n".encode())
-            self.err.flush()
-            return TRAP_EXIT_CODE
-
-    def read_memory(self, ptr: int, length: int) -> bytes:
-        """A copy of ``length`` bytes of the guest's exported memory at ``ptr``."""
-        return bytes(self._window(ptr, length))
-
-    def write_memory(self, ptr: int, data: bytes) -> None:
-        """Write ``data`` into the guest's exported memory at ``ptr``."""
-        self._window(ptr, len(data))[:] = data
-
-    def _window(self, ptr: int, length: int) -> memoryview:
-        if ptr < 0 or length < 0:
-            raise ValueError(f"bad guest memory range {ptr}+{length}")
-        try:
-            return self._memory().window(ptr, length)
-        except AbiViolation as exc:
-            raise ValueError(str(exc)) from None
-
-    def _memory(self) -> GuestMemory:
-        memory: GuestMemory | None = getattr(self.adapter, "memory", None)
-        if memory is None:
-            raise ValueError("the module exports no memory")
-        return memory
+        self.wasi = self.world.instantiate("wasi-virtual", virtual_wasi(list(self.mounts.items())))
+        self.clients: list[Client] = []
 
     @property
-    def stdout(self) -> bytes:
-        """What the guest wrote to stdout, if it was captured (no stream was given)."""
-        return self._captured[0].getvalue() if self._captured[0] is not None else b""
+    def semantics(self) -> Semantics:
+        return self.world.semantics
 
-    @property
-    def stderr(self) -> bytes:
-        """What the guest wrote to stderr, if it was captured."""
-        return self._captured[1].getvalue() if self._captured[1] is not None else b""
+    def client(self, module: ModuleSource | wasmtime.Module, args: Sequence[str] = (),
+               **options: Any) -> Client:
+        """``module`` joined to this world as a new client; options as for :class:`Client`."""
+        joined = Client(self, module, args, **options)
+        self.clients.append(joined)
+        return joined
 
     def close(self) -> None:
-        """Tear the client down (closing and flushing what it left open), then the world."""
-        if not self.client.destroyed:
-            self.world.destroy(self.client)
+        """Tear every client down (closing what each left open), then the world."""
+        for joined in self.clients:
+            joined.close()
         self.world.close()
-        self._release_storages()
-
-    def _release_storages(self) -> None:
         for storage in self._owned:
-            storage.close()  # type: ignore[attr-defined]
+            if hasattr(storage, "close"):
+                storage.close()
         self._owned.clear()
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> WasiWorld:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -275,15 +88,65 @@ class Session:
         self.close()
 
 
-def run(
-    module: str | Path | bytes | bytearray,
-    args: Sequence[str] = (),
-    **options: Any,
-) -> RunResult:
+class Session(Client):
+    """One module in a world of its own, ready to run ``_start`` or call exports.
+
+    ``mounts``, ``read_only`` and ``semantics`` build the world (see :class:`WasiWorld`);
+    the other options are the client's (see :class:`Client`). Closing the session tears
+    the client down, then the world.
+    """
+
+    def __init__(
+        self,
+        module: ModuleSource,
+        args: Sequence[str] = (),
+        *,
+        mounts: Mapping[str, MountSource] | None = None,
+        read_only: Iterable[str] = (),
+        semantics: Semantics | str = Semantics.COMPONENT_MODEL,
+        env: Mapping[str, str] | None = None,
+        stdin: BinaryIO | bytes | None = None,
+        stdout: BinaryIO | None = None,
+        stderr: BinaryIO | None = None,
+        program_name: str | None = None,
+        imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
+        on_compile: Callable[[int], None] | None = None,
+    ) -> None:
+        self.world_of_session = WasiWorld(mounts, read_only=read_only, semantics=semantics)
+        try:
+            super().__init__(self.world_of_session, module, args, env=env, stdin=stdin,
+                             stdout=stdout, stderr=stderr, name=program_name,
+                             imports=imports, on_compile=on_compile)
+        except BaseException:
+            self.world_of_session.close()
+            raise
+
+    @property
+    def world(self) -> World:
+        return self.world_of_session.world
+
+    def close(self) -> None:
+        super().close()
+        self.world_of_session.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+
+def run(module: ModuleSource, args: Sequence[str] = (), **options: Any) -> RunResult:
     """Run ``module``'s ``_start`` with ``args``; options as for :class:`Session`."""
     with Session(module, args, **options) as session:
         code = session.start()
         return RunResult(code, session.stdout, session.stderr)
 
 
-__all__ = ["GuestExit", "GuestTrap", "ImportFunc", "Session", "run"]
+__all__ = [
+    "TRAP_EXIT_CODE",
+    "Client",
+    "GuestExit",
+    "GuestTrap",
+    "ImportFunc",
+    "Session",
+    "WasiWorld",
+    "run",
+]

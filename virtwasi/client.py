@@ -1,0 +1,251 @@
+"""One wasm module running as a client of a WASI implementation.
+
+A :class:`Client` is a client instance in a world (its own handle table, its preview 1
+adapter keeping the fd table) plus the wasm instance whose imports are raw host functions
+bound to that adapter. Closing it tears the client instance down: every descriptor it still
+held is dropped, and the implementation's destructor flushes and closes the file behind it.
+
+Reactor modules (exports but no ``_start``) are first-class: :meth:`Client.call` runs
+``_initialize`` once before the first export it calls. Imports from modules other than
+``wasi_snapshot_preview1`` are served by Python callables (``imports=``).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import wasmtime
+
+from .engine import HostFunc, TrapBox, compile_module, define, memory_view
+from .wasi.abi import IMPORTS
+from .wasi.errors import AbiViolation, WasiError, errno_of
+from .wasi.memory import GuestMemory
+from .wasi.preview1 import Preview1, ProcExit
+from .world import Context, Func, ResourceType
+
+if TYPE_CHECKING:
+    from .runtime import WasiWorld
+
+WASI_MODULE = "wasi_snapshot_preview1"
+TRAP_EXIT_CODE = 134  # what the wasmtime CLI exits with when the guest traps
+ENGINE_FLAVOR = "exceptions"  # names the engine configuration in the compiled-module cache
+
+ImportFunc = Callable[..., Any]
+"""A Python callable serving one extra import: wasm values in, a value (or None) out."""
+
+ModuleSource = str | Path | bytes | bytearray
+
+
+class GuestExit(Exception):
+    """A call into the guest ended with ``proc_exit``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the guest exited with code {code}")
+        self.code = code
+
+
+class GuestTrap(Exception):
+    """A call into the guest trapped; the message is wasmtime's."""
+
+
+def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
+    """``value`` as the wasm type ``kind`` takes it (integers must be whole)."""
+    if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
+        return float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value} is not an integer")
+    return int(value)
+
+
+def load_module(engine: wasmtime.Engine, module: ModuleSource,
+                imports: Mapping[str, Mapping[str, ImportFunc]],
+                on_compile: Callable[[int], None] | None = None) -> wasmtime.Module:
+    """``module`` compiled (or taken from the cache), with every import checked to be served:
+    a clear error before anything is built, not a half-made world."""
+    compiled = compile_module(engine, module, ENGINE_FLAVOR, on_compile)
+    for imp in compiled.imports:
+        served = (imp.module == WASI_MODULE and imp.name in IMPORTS) or (
+            imp.name in imports.get(imp.module, {}))
+        if not served:
+            raise ValueError(
+                f"the module imports {imp.module}.{imp.name}, which nothing provides"
+                + ("" if imp.module == WASI_MODULE else " (pass it in imports=)"))
+        if imp.module != WASI_MODULE and not isinstance(imp.type, wasmtime.FuncType):
+            raise ValueError(f"the import {imp.module}.{imp.name} is not a function")
+    return compiled
+
+
+class Client:
+    """``module`` instantiated as a client of ``host``'s WASI implementation.
+
+    stdout/stderr stream to the given binary files as the guest writes; a stream not given
+    is captured (see :attr:`stdout` and :attr:`stderr`). ``stdin`` may be bytes or a file.
+    """
+
+    def __init__(
+        self,
+        host: WasiWorld,
+        module: ModuleSource | wasmtime.Module,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: BinaryIO | bytes | None = None,
+        stdout: BinaryIO | None = None,
+        stderr: BinaryIO | None = None,
+        name: str | None = None,
+        imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
+        on_compile: Callable[[int], None] | None = None,
+    ) -> None:
+        self.host = host
+        self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
+        self.module = module if isinstance(module, wasmtime.Module) else load_module(
+            host.engine, module, self._extra_imports, on_compile)
+        if name is None:
+            name = Path(module).name if isinstance(module, str | Path) else "module"
+        self.name = name
+        self._initialized = False
+        self._captured = (io.BytesIO() if stdout is None else None,
+                          io.BytesIO() if stderr is None else None)
+        self.out: BinaryIO = stdout or self._captured[0]  # type: ignore[assignment]
+        self.err: BinaryIO = stderr or self._captured[1]  # type: ignore[assignment]
+        inp = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
+
+        contexts: list[Context] = []
+
+        def client(ctx: Context) -> dict[str, Func | ResourceType]:
+            contexts.append(ctx)
+            return {}
+
+        self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
+        try:
+            self.adapter = Preview1(
+                contexts[0].imports["wasi"], [name, *args],
+                [f"{k}={v}" for k, v in (env or {}).items()], inp, self.out, self.err,
+            )
+            self._instantiate()
+        except BaseException:
+            self.close()
+            raise
+
+    def _instantiate(self) -> None:
+        engine = self.host.engine
+        self.store = wasmtime.Store(engine)
+        linker = wasmtime.Linker(engine)
+        self._box = TrapBox()
+        # wasmtime keeps raw pointers to these callbacks: they live as long as the client.
+        self._host_funcs: list[HostFunc] = []
+        for fname, fn in self.adapter.functions().items():
+            results: tuple[str, ...] = () if fname == "proc_exit" else ("i32",)
+            self._host_funcs.append(define(
+                linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box,
+                answered=(WasiError, OSError), answer=errno_of,
+            ))
+        for module_name, funcs in self._extra_imports.items():
+            for imp in self.module.imports:
+                serve = funcs.get(imp.name or "") if imp.module == module_name else None
+                if serve is not None and isinstance(imp.type, wasmtime.FuncType):
+                    # Extra imports are rare calls: wasmtime's checked path is fast enough.
+                    linker.define_func(module_name, imp.name or "", imp.type, serve)
+        self.wasm = linker.instantiate(self.store, self.module)
+        self.exports = self.wasm.exports(self.store)
+        memory = self.exports.get("memory")
+        if isinstance(memory, wasmtime.Memory):
+            self.adapter.memory = GuestMemory(memory_view(self.store, memory))
+
+    def initialize(self) -> None:
+        """Run a reactor's ``_initialize`` (once; a module without one needs nothing)."""
+        if self._initialized:
+            return
+        self._initialized = True
+        if isinstance(self.exports.get("_initialize"), wasmtime.Func):
+            self._invoke("_initialize")
+
+    def call(self, export: str, *args: int | float) -> Any:
+        """Call an exported function, after ``_initialize`` if the module has one.
+
+        Raises GuestExit on proc_exit, GuestTrap on a trap, ValueError for a name that is
+        not an exported function or arguments that do not fit it."""
+        if export not in ("_start", "_initialize"):
+            self.initialize()
+        return self._invoke(export, *args)
+
+    def _invoke(self, export: str, *args: int | float) -> Any:
+        func = self.exports.get(export)
+        if not isinstance(func, wasmtime.Func):
+            names = sorted(n for n, v in self.exports.items() if isinstance(v, wasmtime.Func))
+            raise ValueError(f"the module exports no function named {export!r}"
+                             f" (it exports: {', '.join(names) or 'none'})")
+        params = func.type(self.store).params
+        if len(args) != len(params):
+            raise ValueError(f"{export} takes {len(params)} argument(s), got {len(args)}")
+        values = [_fit(arg, kind) for arg, kind in zip(args, params, strict=True)]
+        self._box.error = None
+        try:
+            return func(self.store, *values)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as trap:
+            if isinstance(self._box.error, ProcExit):
+                raise GuestExit(self._box.error.code) from None
+            raise GuestTrap(str(trap)) from None
+
+    def start(self) -> int:
+        """Run ``_start`` as a WASI command does; returns the exit code (134 on a trap)."""
+        if not isinstance(self.exports.get("_start"), wasmtime.Func):
+            raise ValueError("the module exports no _start function: it is not a WASI command")
+        try:
+            self.call("_start")
+            return 0
+        except GuestExit as exit_:
+            return exit_.code
+        except GuestTrap as trap:
+            self.err.write(f"Error: {trap}\n".encode())
+            self.err.flush()
+            return TRAP_EXIT_CODE
+
+    def read_memory(self, ptr: int, length: int) -> bytes:
+        """A copy of ``length`` bytes of the guest's exported memory at ``ptr``."""
+        return bytes(self._window(ptr, length))
+
+    def write_memory(self, ptr: int, data: bytes) -> None:
+        """Write ``data`` into the guest's exported memory at ``ptr``."""
+        self._window(ptr, len(data))[:] = data
+
+    def _window(self, ptr: int, length: int) -> memoryview:
+        if ptr < 0 or length < 0:
+            raise ValueError(f"bad guest memory range {ptr}+{length}")
+        memory: GuestMemory | None = getattr(self.adapter, "memory", None)
+        if memory is None:
+            raise ValueError("the module exports no memory")
+        try:
+            return memory.window(ptr, length)
+        except AbiViolation as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def stdout(self) -> bytes:
+        """What the guest wrote to stdout, if it was captured (no stream was given)."""
+        return self._captured[0].getvalue() if self._captured[0] is not None else b""
+
+    @property
+    def stderr(self) -> bytes:
+        """What the guest wrote to stderr, if it was captured."""
+        return self._captured[1].getvalue() if self._captured[1] is not None else b""
+
+    @property
+    def closed(self) -> bool:
+        return self.instance.destroyed
+
+    def close(self) -> None:
+        """Tear the client instance down, closing and flushing what it left open."""
+        if not self.instance.destroyed:
+            self.host.world.destroy(self.instance)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
