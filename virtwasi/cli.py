@@ -78,6 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
 
+    diff = commands.add_parser(
+        "diff",
+        help="run a module on every runtime and compare what each produced",
+        description="Run MODULE on wasmtime's built-in WASI (the reference), on virtwasi's "
+        "native implementation, and on the virtual one over a host folder and over memory, "
+        "each from its own copy of the initial tree; compare exit code, stdout, stderr and "
+        "the final tree. Exits 0 when all agree, 1 when any differs.",
+        epilog="Example:\n  virtwasi diff --tree ./testdata prog.wasm -- input.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("module", metavar="MODULE.wasm", help="the WASI command to run")
+    diff.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                      help="arguments for the guest (after --, or after MODULE)")
+    diff.add_argument("--tree", metavar="FOLDER",
+                      help="the initial tree: each runtime gets a copy as / (default: empty)")
+    diff.add_argument("--env", action="append", default=[], metavar="K=V",
+                      help="an environment variable for the guest (repeatable)")
+    diff.add_argument("--stdin", metavar="FILE", help="a file to give the guest as stdin")
+    diff.add_argument("--runtime", action="append", metavar="NAME",
+                      help="compare only these runtimes with the reference (repeatable; "
+                      "default: all)")
+
     scen = commands.add_parser(
         "scenario",
         help="list or run the narrated demonstrations",
@@ -125,8 +147,8 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _parse_env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ) if args.inherit_env else {}
+def _parse_env(args: argparse.Namespace, inherit: bool | None = None) -> dict[str, str]:
+    env = dict(os.environ) if (args.inherit_env if inherit is None else inherit) else {}
     for item in args.env:
         key, sep, val = item.partition("=")
         if not sep or not key:
@@ -212,6 +234,32 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from . import diff
+
+    module = Path(args.module)
+    if not module.is_file():
+        return _fail(f"no such module file: {module}")
+    tree = Path(args.tree) if args.tree else None
+    if tree is not None and not tree.is_dir():
+        return _fail(f"--tree: no such folder: {tree}")
+    try:
+        env = _parse_env(args, inherit=False)
+        stdin = Path(args.stdin).read_bytes() if args.stdin else b""
+        runtimes = args.runtime or list(diff.RUNTIMES)
+        for name in runtimes:
+            diff.runner(name)
+    except (MountError, ValueError, ImportError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"--stdin: {exc.strerror}: {exc.filename}")
+    guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    comparison = diff.compare(module, guest_args, runtimes=runtimes, env=env, stdin=stdin,
+                              prepare=diff.copier(tree) if tree else None)
+    print(diff.report(comparison), end="")
+    return 0 if comparison.same else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -219,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "scenario":
         return _scenario(args, parser)
+    if args.command == "diff":
+        return _diff(args)
     parser.print_help()
     return 2
 

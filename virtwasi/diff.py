@@ -1,0 +1,186 @@
+"""Running one module on several runtimes and comparing what each produced.
+
+Each runtime is an adapter file under ``adapters/`` (packaged as ``virtwasi/adapters``)
+with the common run contract: the module, its arguments, environment and stdin, and a host
+folder it sees as ``/``. Every runtime starts from its own copy of the same initial tree;
+exit code, stdout, stderr and the final tree (kinds, contents, link targets) are compared
+against the reference, wasmtime's built-in WASI. ``virtwasi diff`` and the differential
+tests both use this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from .outcome import RunResult
+from .storage.hostdir import HostDirStorage
+from .storage.tree import Snapshot, snapshot
+
+REFERENCE = "wasmtime"
+# runtime name -> (adapter file, function in it)
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "wasmtime": ("wasmtime_wasi", "run"),
+    "native": ("virtwasi_native", "run"),
+    "virtual-host": ("virtwasi_virtual", "run"),
+    "virtual-memory": ("virtwasi_virtual", "run_in_memory"),
+}
+DESCRIPTIONS = {
+    "wasmtime": "wasmtime's built-in WASI over a host folder (the reference)",
+    "native": "virtwasi's host-privileged implementation over a host folder",
+    "virtual-host": "virtwasi's virtual implementation over a host folder",
+    "virtual-memory": "virtwasi's virtual implementation over the in-memory default",
+}
+
+Prepare = Callable[[Path], None]
+"""Fills a fresh host folder with a run's initial tree."""
+
+
+def adapter_dir() -> Path:
+    packaged = Path(__file__).parent / "adapters"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "adapters"
+
+
+def load_adapter(name: str) -> ModuleType:
+    """An adapter file, loaded by path under a private module name (never ``adapters``)."""
+    module_name = f"_virtwasi_adapter_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = adapter_dir() / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ImportError(f"no runtime adapter {name!r} in {adapter_dir()}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def runner(runtime: str) -> Callable[..., RunResult]:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r} (there are: {', '.join(RUNTIMES)})")
+    file, function = RUNTIMES[runtime]
+    run: Callable[..., RunResult] = getattr(load_adapter(file), function)
+    return run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    tree: Snapshot
+
+
+def copier(source: Path) -> Prepare:
+    """A Prepare that copies the host folder ``source`` (symlinks as symlinks)."""
+    def prepare(root: Path) -> None:
+        shutil.copytree(source, root, symlinks=True, dirs_exist_ok=True)
+    return prepare
+
+
+def run_on(runtime: str, module: Path, args: Sequence[str], root: Path, *,
+           env: Mapping[str, str] | None = None, stdin: bytes = b"",
+           prepare: Prepare | None = None) -> Outcome:
+    """``module`` run on ``runtime`` with ``root`` (created here) as its ``/``."""
+    root.mkdir(parents=True)
+    if prepare is not None:
+        prepare(root)
+    result = runner(runtime)(module, list(args), root, env=dict(env or {}), stdin=stdin)
+    with HostDirStorage(root) as tree:
+        return Outcome(result.exit_code, result.stdout, result.stderr, snapshot(tree))
+
+
+@dataclass
+class Comparison:
+    module: Path
+    args: list[str]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> Outcome:
+        return self.outcomes[REFERENCE]
+
+    def differing(self) -> list[str]:
+        """The runtimes whose outcome is not the reference's."""
+        return [name for name, got in self.outcomes.items()
+                if name != REFERENCE and got != self.reference]
+
+    @property
+    def same(self) -> bool:
+        return not self.differing()
+
+
+def compare(module: Path, args: Sequence[str] = (), *,
+            runtimes: Sequence[str] = tuple(RUNTIMES), env: Mapping[str, str] | None = None,
+            stdin: bytes = b"", prepare: Prepare | None = None,
+            workdir: Path | None = None) -> Comparison:
+    """``module`` on the reference and every runtime in ``runtimes``, each from its own copy
+    of the initial tree (made by ``prepare``) under ``workdir`` (a temporary folder if None)."""
+    chosen = [REFERENCE, *(r for r in runtimes if r != REFERENCE)]
+    for name in chosen:
+        runner(name)  # an unknown or missing runtime fails before anything runs
+    comparison = Comparison(module, list(args))
+    with tempfile.TemporaryDirectory(prefix="virtwasi-diff-") as scratch:
+        base = workdir or Path(scratch)
+        for name in chosen:
+            comparison.outcomes[name] = run_on(name, module, args, base / name, env=env,
+                                               stdin=stdin, prepare=prepare)
+    return comparison
+
+
+def _lines(value: object) -> list[str]:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace").splitlines(keepends=True)
+    if isinstance(value, dict):
+        return [f"{path}: {kind} {content!r}\n" for path, (kind, content) in sorted(value.items())]
+    return [f"{value}\n"]
+
+
+def _fits(value: object) -> str:
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes"
+    if isinstance(value, dict):
+        return f"{len(value)} entries"
+    return str(value)
+
+
+def report(comparison: Comparison) -> str:
+    """A readable report: one row per runtime and field, then a diff for each difference."""
+    fields = ("exit_code", "stdout", "stderr", "tree")
+    names = list(comparison.outcomes)
+    width = max(len(n) for n in names)
+    ref = comparison.reference
+    out = [f"{comparison.module.name} {' '.join(comparison.args)}".rstrip(), ""]
+    out.append(f"{'runtime':<{width}}  " + "  ".join(f"{f:<12}" for f in fields))
+    for name in names:
+        got = comparison.outcomes[name]
+        cells = []
+        for f in fields:
+            value = getattr(got, f)
+            mark = "" if name == REFERENCE or value == getattr(ref, f) else " *"
+            cells.append(f"{_fits(value) + mark:<12}")
+        out.append(f"{name:<{width}}  " + "  ".join(cells))
+    differing = comparison.differing()
+    if not differing:
+        out += ["", f"all {len(names)} runtimes agree"]
+        return "\n".join(out) + "\n"
+    out += ["", f"differs from {REFERENCE}: {', '.join(differing)} (* above)"]
+    for name in differing:
+        got = comparison.outcomes[name]
+        for f in fields:
+            want, have = getattr(ref, f), getattr(got, f)
+            if want != have:
+                out.append(f"\n--- {f}: {REFERENCE} vs {name}")
+                out += [line.rstrip("\n") for line in difflib.unified_diff(
+                    _lines(want), _lines(have), REFERENCE, name, lineterm="\n", n=2)][2:]
+    return "\n".join(out) + "\n"
