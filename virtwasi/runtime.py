@@ -26,7 +26,7 @@ from .mounts import MountSource, open_mounts
 from .outcome import RunResult
 from .storage.base import Storage
 from .wasi.virtual import virtual_wasi
-from .world import Semantics, World
+from .world import Definition, Semantics, World
 
 
 def _engine() -> wasmtime.Engine:
@@ -39,7 +39,9 @@ class WasiWorld:
     """A world with one WASI implementation instance serving ``mounts`` to its clients.
 
     With no mounts, the clients share a fresh, empty, writable in-memory tree at ``/``.
-    Mounts are opened before anything else, so a bad one is reported at once.
+    Mounts are opened before anything else, so a bad one is reported at once. ``layers``
+    (name, definition) are stacked on the implementation in order, each importing the one
+    below as ``lower`` and exporting the same interface to the one above.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class WasiWorld:
         *,
         read_only: Iterable[str] = (),
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
+        layers: Sequence[tuple[str, Definition]] = (),
     ) -> None:
         self.mounts: dict[str, Storage] = open_mounts(
             mounts if mounts is not None else {"/": "mem://"}, read_only)
@@ -56,7 +59,13 @@ class WasiWorld:
                        if isinstance(src, str) or hasattr(src, "__fspath__")]
         self.engine = _engine()
         self.world = World(semantics)
-        self.wasi = self.world.instantiate("wasi-virtual", virtual_wasi(list(self.mounts.items())))
+        self.implementation = self.world.instantiate(
+            "wasi-virtual", virtual_wasi(list(self.mounts.items())))
+        # Each layer imports the one below as "lower" and exports the same interface: a
+        # virtualizer of a virtualizer. Clients import the top one.
+        self.wasi = self.implementation
+        for name, layer in layers:
+            self.wasi = self.world.instantiate(name, layer, {"lower": self.wasi})
         self.clients: list[Client] = []
 
     @property
