@@ -45,7 +45,7 @@ def _kind(mode: int) -> FileKind:
     return _KINDS.get(st.S_IFMT(mode), FileKind.UNKNOWN)
 
 
-def _stat(s: os.stat_result) -> Stat:
+def to_stat(s: os.stat_result) -> Stat:
     return Stat(
         kind=_kind(s.st_mode),
         size=s.st_size,
@@ -66,7 +66,7 @@ def _split(path: str) -> list[str]:
     return parts
 
 
-def _entry_kind(entry: os.DirEntry[str]) -> FileKind:
+def entry_kind(entry: os.DirEntry[str]) -> FileKind:
     try:
         if entry.is_symlink():
             return FileKind.SYMLINK
@@ -82,6 +82,25 @@ def _entry_kind(entry: os.DirEntry[str]) -> FileKind:
 def _bytes_view(data: memoryview | bytes) -> memoryview:
     view = memoryview(data)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+@contextmanager
+def parent_of(root: int, path: str) -> Iterator[tuple[int, str]]:
+    """The fd of ``path``'s parent, reached from the directory fd ``root`` one component at
+    a time with ``O_NOFOLLOW | O_DIRECTORY`` opens, and the last component. ``path`` is a
+    clean relative path; the fd is valid inside the ``with`` only."""
+    parts = _split(path)
+    fd = root
+    try:
+        for name in parts[:-1]:
+            child = os.open(name, _WALK, dir_fd=fd)
+            if fd != root:
+                os.close(fd)
+            fd = child
+        yield fd, parts[-1]
+    finally:
+        if fd != root:
+            os.close(fd)
 
 
 class HostFile:
@@ -130,7 +149,7 @@ class HostFile:
         return done
 
     def stat(self) -> Stat:
-        return _stat(os.fstat(self._live_fd()))
+        return to_stat(os.fstat(self._live_fd()))
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self._mutable_fd(), size)
@@ -191,21 +210,10 @@ class HostDirStorage:
     def _at(self, path: str) -> Iterator[tuple[int, str]]:
         """The fd of ``path``'s parent (reached without following anything) and its last
         component. The fd is valid inside the ``with`` only."""
-        parts = _split(path)
-        root = self._root_fd
-        if root < 0:
+        if self._root_fd < 0:
             raise posix_error(errno.EBADF, path)
-        fd = root
-        try:
-            for name in parts[:-1]:
-                child = os.open(name, _WALK, dir_fd=fd)
-                if fd != root:
-                    os.close(fd)
-                fd = child
-            yield fd, parts[-1]
-        finally:
-            if fd != root:
-                os.close(fd)
+        with parent_of(self._root_fd, path) as found:
+            yield found
 
     def _check_writable(self, path: str) -> None:
         if not self.writable:
@@ -215,9 +223,9 @@ class HostDirStorage:
 
     def lstat(self, path: str) -> Stat:
         if path == "":
-            return _stat(os.fstat(self._root_fd))
+            return to_stat(os.fstat(self._root_fd))
         with self._at(path) as (parent, name):
-            return _stat(os.stat(name, dir_fd=parent, follow_symlinks=False))
+            return to_stat(os.stat(name, dir_fd=parent, follow_symlinks=False))
 
     def open(
         self,
@@ -262,7 +270,7 @@ class HostDirStorage:
         try:
             # scandir(fd) reads through its own dup, so fd is still ours to close.
             with os.scandir(fd) as entries:
-                out = [DirEntry(e.name, e.inode(), _entry_kind(e)) for e in entries]
+                out = [DirEntry(e.name, e.inode(), entry_kind(e)) for e in entries]
         finally:
             os.close(fd)
         out.sort(key=lambda e: e.name)

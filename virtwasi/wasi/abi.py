@@ -208,6 +208,11 @@ class Sdflags(enum.IntFlag):
     WR = 1 << 1
 
 
+class Riflags(enum.IntFlag):
+    RECV_PEEK = 1 << 0
+    RECV_WAITALL = 1 << 1
+
+
 # Struct layouts. The comment after each gives the witx fields at their offsets.
 IOVEC = struct.Struct("<II")  # buf u32 @0, buf_len u32 @4
 FILESTAT = struct.Struct("<QQB7xQQQQQ")  # dev @0 ino @8 filetype @16 nlink @24 size @32

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
-from ..storage.base import FileKind, Stat, Storage
+from ..storage.base import FileKind, Stat
 from .abi import Errno
 from .errors import WasiError
 
@@ -31,20 +32,70 @@ class Resolved:
     """The path ended in ``/``, ``.`` or ``..``."""
 
 
+class Lookup(Protocol):
+    """All resolution needs of a tree: every Storage is one, and so is the native
+    implementation's view of an open host directory."""
+
+    def lstat(self, path: str) -> Stat: ...
+
+    def readlink(self, path: str) -> str: ...
+
+
 def _join(parts: list[str]) -> str:
     return "/".join(parts)
 
 
-def resolve(storage: Storage, start: str, path: str, *, follow: bool) -> Resolved:
+def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, Stat | None] | None:
+    """The walk of :func:`resolve` for the common case, without its bookkeeping: ``path`` is
+    plain components, meets no symlink it would follow and exists (or only its last
+    component is missing): where it leads and its status. None for anything else, and the
+    full walk starts over."""
+    if "\0" in path or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
+        return None
+    parts = path.split("/")
+    if "" in parts or "." in parts or ".." in parts:
+        return None
+    last = len(parts) - 1
+    where = start
+    for i, part in enumerate(parts):
+        where = f"{where}/{part}" if where else part
+        try:
+            stat = storage.lstat(where)
+        except FileNotFoundError:
+            return (where, None) if i == last else None
+        if i == last:
+            if follow and stat.kind is FileKind.SYMLINK:
+                return None
+            return where, stat
+        if stat.kind is not FileKind.DIRECTORY:
+            return None
+    return None
+
+
+def status(storage: Lookup, start: str, path: str, *, follow: bool) -> Stat | None:
+    """``resolve(...).stat``, without making a :class:`Resolved` in the common case."""
+    found = _plain(storage, start, path, follow)
+    if found is not None:
+        return found[1]
+    return resolve(storage, start, path, follow=follow).stat
+
+
+def resolve(storage: Lookup, start: str, path: str, *, follow: bool) -> Resolved:
     """Resolve ``path`` from the directory ``start`` (a storage path). ``follow`` says
     whether a symlink in the last component is followed."""
+    plain = _plain(storage, start, path, follow)
+    if plain is not None:
+        return Resolved(plain[0], plain[1], False)
     if path.startswith("/"):
         raise WasiError(Errno.PERM, f"absolute path {path!r} leaves the directory")
     if "\0" in path:
         raise WasiError(Errno.INVAL, "a path may not contain NUL")
+    if not path:
+        raise WasiError(Errno.NOENT, "an empty path names nothing")
     base = [p for p in start.split("/") if p]
     pending = deque(path.split("/"))
-    must_be_directory = path.endswith("/")
+    # Known before the walk: a symlink just before a final '.' must be followed.
+    must_be_directory = path.endswith("/") or pending[-1] in (".", "..")
     walked: list[str] = []  # resolved components below ``start``
     stat: Stat | None = None
     expansions = 0

@@ -1,0 +1,44 @@
+"""The host tree below an open directory, as path resolution sees it.
+
+Resolution is the one algorithm of :mod:`virtwasi.wasi.paths`; all it needs is ``lstat``
+and ``readlink`` of a path relative to where it starts. :class:`DirTree` answers both from
+a directory fd: every parent is opened with ``O_NOFOLLOW | O_DIRECTORY`` one component at a
+time (:func:`~virtwasi.storage.hostdir.parent_of`) and the last component is looked at with
+``fstatat``/``readlinkat`` and ``AT_SYMLINK_NOFOLLOW``. No path string reaches the kernel
+whole, so a symlink planted on the host, even between two checks, never leads outside.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..storage.base import Stat
+from ..storage.hostdir import parent_of, to_stat
+from ..wasi import paths
+
+__all__ = ["DirTree", "parent_of", "resolve"]
+
+
+class DirTree:
+    """The tree below the directory ``fd`` (a :class:`~virtwasi.wasi.paths.Lookup`)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def lstat(self, path: str) -> Stat:
+        if path == "":
+            return to_stat(os.fstat(self.fd))
+        with parent_of(self.fd, path) as (parent, name):
+            return to_stat(os.stat(name, dir_fd=parent, follow_symlinks=False))
+
+    def readlink(self, path: str) -> str:
+        with parent_of(self.fd, path) as (parent, name):
+            return os.readlink(name, dir_fd=parent)
+
+
+def resolve(fd: int, path: str, *, follow: bool) -> paths.Resolved:
+    """Resolve the guest's ``path`` inside the directory ``fd``; the result's path is
+    relative to it (``""`` is the directory itself)."""
+    return paths.resolve(DirTree(fd), "", path, follow=follow)
