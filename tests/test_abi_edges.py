@@ -51,6 +51,19 @@ CASES: dict[str, tuple[str, tuple[int, ...]]] = {
     "poll nothing": ("poll_oneoff", (4096, 8192, 0, 3000)),
     "prestat name too long buffer past end": ("fd_prestat_dir_name", (3, 65535, 100)),
     "readdir on a file fd": ("fd_readdir", (1, 4096, 128, 0, 3000)),
+    # wasi-libc has no __wasi_proc_raise: the C fixtures cannot reach it.
+    "raise SIGTERM": ("proc_raise", (15,)),
+    "raise signal 0": ("proc_raise", (0,)),
+    "raise an unknown signal": ("proc_raise", (99,)),
+    "set times unknown fstflags": ("fd_filestat_set_times", (3, 0, 0, 0x10)),
+    "path set times unknown fstflags": ("path_filestat_set_times", (3, 0, 1024, 1, 0, 0, 0x10)),
+    "path set times unknown lookupflags": ("path_filestat_set_times", (3, 2, 1024, 1, 0, 0, 0)),
+    "set flags unknown bits": ("fd_fdstat_set_flags", (3, 0x20)),
+    "set rights unknown bits": ("fd_fdstat_set_rights", (3, 1 << 40, 0)),
+    "sock_recv unknown riflags": ("sock_recv", (0, 2048, 1, 4, 3000, 3004)),
+    "sock_send on stdout": ("sock_send", (1, 2048, 1, 0, 3000)),
+    "sock_shutdown unknown sdflags": ("sock_shutdown", (1, 4)),
+    "sock_accept unknown fdflags": ("sock_accept", (1, 0x20, 3000)),
 }
 
 

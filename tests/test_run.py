@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
+from typing import IO
 
 import fsspec
 import pytest
@@ -31,6 +34,36 @@ TRAPS = wasmtime.wat2wasm("""
 def virtwasi(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "virtwasi", *args], input=stdin,
                           capture_output=True, timeout=120)
+
+
+def readline_within(stream: IO[bytes], seconds: float) -> bytes:
+    """One line from ``stream``, or a failure once ``seconds`` have passed without one."""
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=seconds)
+    except queue.Empty:
+        pytest.fail(f"no line came back within {seconds} s")
+
+
+def test_stdin_reaches_the_guest_line_by_line_while_it_is_open() -> None:
+    # echo.wasm answers each line as it arrives: a runtime that waits for stdin to end, or
+    # for the guest's buffer to fill, never answers the first line.
+    proc = subprocess.Popen([sys.executable, "-m", "virtwasi", "run", str(FIXTURES / "echo.wasm")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for line in (b"first line\n", b"and a second one\n"):
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            assert readline_within(proc.stdout, 10) == line
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def test_a_program_runs_on_the_in_memory_default() -> None:

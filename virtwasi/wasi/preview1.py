@@ -8,62 +8,42 @@ touches a descriptor's representation: that belongs to the implementation instan
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..storage.base import Stat
+from ..storage.base import FileKind, Stat
 from ..world import Exports
 from .abi import (
     DIRENT,
-    EVENT,
     FDSTAT,
     FILESTAT,
-    IMPORTS,
-    PRESTAT,
-    SUBSCRIPTION_CLOCK,
-    SUBSCRIPTION_FD,
-    SUBSCRIPTION_HEAD,
-    SUBSCRIPTION_SIZE,
     U32,
     U64,
     Advice,
-    Clockid,
     Errno,
-    Eventtype,
     Fdflags,
     Filetype,
+    Fstflags,
     Lookupflags,
     Oflags,
     Rights,
-    Subclockflags,
     Whence,
 )
+from .common import HANGUP, CommonImports, Stdio
+from .common import ProcExit as ProcExit
+from .common import read_stream as _read_stream
 from .errors import WasiError, check_enum, check_flags
 from .memory import GuestMemory
-from .virtual import FILETYPE
-
-
-class ProcExit(Exception):
-    """The guest called ``proc_exit``: unwinds it, carrying the exit code."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(f"exit with code {code}")
-        self.code = code
-
-
-@dataclass(eq=False)
-class Stdio:
-    """fd 0, 1 or 2: a byte stream of the embedder's, not a descriptor of the implementation."""
-
-    reader: BinaryIO | None
-    writer: BinaryIO | None
-    rights: int
-
+from .virtual import FILETYPE, check_times
 
 FdEntry = Stdio | int  # an int is a handle index in the client's table
+
+# Bound once for the hot calls (plain ints: IntFlag arithmetic costs a microsecond).
+_pack_u32 = U32.pack_into
+_pack_fdstat = FDSTAT.pack_into
+_pack_filestat = FILESTAT.pack_into
+_SYMLINK_FOLLOW = int(Lookupflags.SYMLINK_FOLLOW)
+_FILETYPE = {kind: int(filetype) for kind, filetype in FILETYPE.items()}
+_REGULAR = int(Filetype.REGULAR_FILE)  # enum members hash in Python: test the common one first
 
 
 def _stat_fields(st: Stat) -> tuple[int, ...]:
@@ -71,8 +51,9 @@ def _stat_fields(st: Stat) -> tuple[int, ...]:
             st.ctime_ns)
 
 
-class Preview1:
-    """The imports of one client. ``memory`` is attached once the module is instantiated."""
+class Preview1(CommonImports):
+    """The imports of one client. ``memory`` is attached once the module is instantiated.
+    Those that do not depend on the implementation come from :class:`CommonImports`."""
 
     def __init__(
         self,
@@ -85,13 +66,14 @@ class Preview1:
     ) -> None:
         self.wasi = wasi
         # Bound once: looking an export up by name on every call costs more than the call.
-        self._fdstat = wasi.fdstat
-        self._write = wasi.write
-        self._read = wasi.read
-        self._stat_at = wasi.stat_at
+        # Lowered: the membrane call specialized for this client and function, no wrapper.
+        self._fdstat = wasi.fdstat.lowered
+        self._write = wasi.write.lowered
+        self._read = wasi.read.lowered
+        self._stat_at = wasi.stat_at.lowered
         self.memory: GuestMemory
-        self.args = [a.encode() + b"\0" for a in args]
-        self.env = [e.encode() + b"\0" for e in env]
+        self._streams: dict[int, int] = {}  # fd -> its directory-stream handle
+        super().__init__(args, env)
         self.fds: list[FdEntry | None] = [
             Stdio(stdin, None, Rights.FD_READ),
             Stdio(None, stdout, Rights.FD_WRITE),
@@ -115,76 +97,47 @@ class Preview1:
         return entry
 
     def allocate(self, entry: FdEntry) -> int:
-        for fd, slot in enumerate(self.fds):
-            if slot is None:
-                self.fds[fd] = entry
+        # wasmtime hands out the highest free number first, not POSIX's lowest: programs
+        # that lose stdout to fd_renumber (yosys's abc pass) see the next file opened take
+        # the old stdout number under lowest-first, and their log lands in that file.
+        fds = self.fds
+        for fd in range(len(fds) - 1, -1, -1):
+            if fds[fd] is None:
+                fds[fd] = entry
                 return fd
-        self.fds.append(entry)
-        return len(self.fds) - 1
+        fds.append(entry)
+        return len(fds) - 1
 
     def path(self, ptr: int, length: int) -> str:
         return self.memory.string(ptr, length)
 
-    def functions(self) -> dict[str, Callable[..., None]]:
-        """Every import by name. Each returns None on success and raises WasiError or
-        OSError for an errno answer (see :func:`errors.errno_of`)."""
-        return {name: getattr(self, name) for name in IMPORTS}
+    def prestat_name(self, fd: int) -> str | None:
+        entry = self.entry(fd)
+        return None if isinstance(entry, Stdio) else self.wasi.preopen_name(entry)
 
-    # -- args, environment, clocks, randomness, process ---------------------------------
-    def _sizes(self, items: list[bytes], count_ptr: int, size_ptr: int) -> None:
-        self.memory.pack(U32, count_ptr, len(items))
-        self.memory.pack(U32, size_ptr, sum(map(len, items)))
-
-    def _strings(self, items: list[bytes], pointers: int, buf: int) -> None:
-        for i, item in enumerate(items):
-            self.memory.pack(U32, pointers + 4 * i, buf)
-            self.memory.window(buf, len(item))[:] = item
-            buf += len(item)
-
-    def args_sizes_get(self, count_ptr: int, size_ptr: int) -> None:
-        self._sizes(self.args, count_ptr, size_ptr)
-
-    def args_get(self, argv: int, buf: int) -> None:
-        self._strings(self.args, argv, buf)
-
-    def environ_sizes_get(self, count_ptr: int, size_ptr: int) -> None:
-        self._sizes(self.env, count_ptr, size_ptr)
-
-    def environ_get(self, environ: int, buf: int) -> None:
-        self._strings(self.env, environ, buf)
-
-    def clock_res_get(self, clock: int, ptr: int) -> None:
-        check_enum("Clockid", clock, Clockid.THREAD_CPUTIME_ID)
-        if clock not in (Clockid.REALTIME, Clockid.MONOTONIC):
-            raise WasiError(Errno.NOTSUP)
-        self.memory.pack(U64, ptr, 1)
-
-    def clock_time_get(self, clock: int, precision: int, ptr: int) -> None:
-        if clock == Clockid.REALTIME:
-            now = time.time_ns()
-        elif clock == Clockid.MONOTONIC:
-            now = time.monotonic_ns()
-        else:
-            check_enum("Clockid", clock, Clockid.THREAD_CPUTIME_ID)
-            raise WasiError(Errno.NOTSUP)
-        self.memory.pack(U64, ptr, now)
-
-    def random_get(self, buf: int, length: int) -> None:
-        self.memory.window(buf, length)[:] = os.urandom(length)
-
-    def sched_yield(self) -> None:
-        os.sched_yield()
-
-    def proc_exit(self, code: int) -> None:
-        raise ProcExit(code)
-
-    def proc_raise(self, signal: int) -> None:
-        raise WasiError(Errno.NOSYS)
+    def poll_fd(self, fd: int, write: bool) -> int:
+        entry = self.entry(fd)
+        if isinstance(entry, Stdio):
+            if not entry.rights & (Rights.FD_WRITE if write else Rights.FD_READ):
+                raise WasiError(Errno.BADF)
+            return 0
+        if self._fdstat(entry)[0] != Filetype.REGULAR_FILE:
+            raise WasiError(Errno.BADF)
+        if write:
+            return 0
+        at_end = self.wasi.seek(entry, 0, Whence.CUR) >= self.wasi.stat(entry).size
+        return HANGUP if at_end else 0
 
     # -- descriptors ----------------------------------------------------------------------
+    # The four hot calls below do inline what entry() and memory.pack() do, and fall back
+    # to them for anything unusual (a stdio or missing fd, a pointer that needs a check).
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> None:
-        buf = self.memory.first_buffer(iovs, count)
-        entry = self.entry(fd)
+        memory = self.memory
+        buf = memory.first_buffer(iovs, count)
+        fds = self.fds
+        entry = fds[fd] if fd < len(fds) else None
+        if type(entry) is not int:
+            entry = self.entry(fd)
         if isinstance(entry, Stdio):
             if entry.writer is None:
                 raise WasiError(Errno.BADF)
@@ -192,28 +145,45 @@ class Preview1:
             entry.writer.flush()
         else:
             total = self._write(entry, buf)
-        self.memory.pack(U32, nwritten, total)
+        view = memory.view
+        if nwritten & 3 or nwritten + 4 > len(view):
+            memory.pack(U32, nwritten, total)
+        else:
+            _pack_u32(view, nwritten, total)
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> None:
-        buf = self.memory.first_buffer(iovs, count)
-        entry = self.entry(fd)
+        memory = self.memory
+        buf = memory.first_buffer(iovs, count)
+        fds = self.fds
+        entry = fds[fd] if fd < len(fds) else None
+        if type(entry) is not int:
+            entry = self.entry(fd)
         if isinstance(entry, Stdio):
             if entry.reader is None:
                 raise WasiError(Errno.BADF)
-            total = entry.reader.readinto(buf) or 0  # type: ignore[attr-defined]
+            total = _read_stream(entry.reader, buf)
         else:
             total = self._read(entry, buf)
-        self.memory.pack(U32, nread, total)
+        view = memory.view
+        if nread & 3 or nread + 4 > len(view):
+            memory.pack(U32, nread, total)
+        else:
+            _pack_u32(view, nread, total)
 
+    # Positional I/O on stdio: ESPIPE where the stream goes the right way, else EBADF.
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
         buf = self.memory.first_buffer(iovs, count)
-        handle = self.handle(fd, Errno.SPIPE)
-        self.memory.pack(U32, nread, self.wasi.pread(handle, buf, offset))
+        entry = self.entry(fd)
+        if isinstance(entry, Stdio):
+            raise WasiError(Errno.SPIPE if entry.reader is not None else Errno.BADF)
+        self.memory.pack(U32, nread, self.wasi.pread(entry, buf, offset))
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> None:
         buf = self.memory.first_buffer(iovs, count)
-        handle = self.handle(fd, Errno.SPIPE)
-        self.memory.pack(U32, nwritten, self.wasi.pwrite(handle, buf, offset))
+        entry = self.entry(fd)
+        if isinstance(entry, Stdio):
+            raise WasiError(Errno.SPIPE if entry.writer is not None else Errno.BADF)
+        self.memory.pack(U32, nwritten, self.wasi.pwrite(entry, buf, offset))
 
     def fd_seek(self, fd: int, delta: int, whence: int, newoffset: int) -> None:
         check_enum("Whence", whence, Whence.END)
@@ -226,6 +196,7 @@ class Preview1:
     def fd_close(self, fd: int) -> None:
         entry = self.entry(fd)
         self.fds[fd] = None
+        self._drop_stream(fd)
         if not isinstance(entry, Stdio):
             self.wasi.close(entry)
 
@@ -237,21 +208,35 @@ class Preview1:
         self.fd_close(to)
         self.fds[to] = entry
         self.fds[fd] = None
+        stream = self._streams.pop(fd, None)
+        if stream is not None:
+            self._streams[to] = stream
 
     def fd_fdstat_get(self, fd: int, ptr: int) -> None:
-        entry = self.entry(fd)
+        fds = self.fds
+        entry = fds[fd] if fd < len(fds) else None
+        if type(entry) is not int:
+            entry = self.entry(fd)
         if isinstance(entry, Stdio):
-            self.memory.pack(FDSTAT, ptr, Filetype.UNKNOWN, 0, entry.rights, entry.rights)
+            values = (Filetype.UNKNOWN, 0, entry.rights, entry.rights)
         else:
-            self.memory.pack(FDSTAT, ptr, *self._fdstat(entry))
+            values = self._fdstat(entry)
+        view = self.memory.view
+        if ptr & 7 or ptr + 24 > len(view):
+            self.memory.pack(FDSTAT, ptr, *values)
+        else:
+            _pack_fdstat(view, ptr, *values)
 
     def fd_fdstat_set_flags(self, fd: int, flags: int) -> None:
-        entry = self.entry(fd)
-        if not isinstance(entry, Stdio):
-            self.wasi.set_flags(entry, flags)
+        check_flags("Fdflags", flags, Fdflags)
+        self.wasi.set_flags(self.handle(fd), flags)
 
     def fd_fdstat_set_rights(self, fd: int, base: int, inheriting: int) -> None:
-        self.entry(fd)
+        check_flags("Rights", base, Rights)
+        check_flags("Rights", inheriting, Rights)
+        self.handle(fd)
+        # Rights are not enforced (as in wasmtime), so none can be dropped either.
+        raise WasiError(Errno.NOTSUP)
 
     def fd_filestat_get(self, fd: int, ptr: int) -> None:
         entry = self.entry(fd)
@@ -264,6 +249,8 @@ class Preview1:
         self.wasi.set_size(self.handle(fd), size)
 
     def fd_filestat_set_times(self, fd: int, atim: int, mtim: int, flags: int) -> None:
+        check_flags("Fstflags", flags, Fstflags)
+        check_times(flags)  # before the fd, as in wasmtime
         self.wasi.set_times(self.handle(fd), atim, mtim, flags)
 
     def fd_sync(self, fd: int) -> None:
@@ -274,41 +261,33 @@ class Preview1:
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> None:
         check_enum("Advice", advice, Advice.NOREUSE)
-        self.handle(fd)
+        self.wasi.advise(self.handle(fd))
 
     def fd_allocate(self, fd: int, offset: int, length: int) -> None:
-        self.handle(fd)
-        raise WasiError(Errno.NOTSUP)
-
-    def fd_prestat_get(self, fd: int, ptr: int) -> None:
-        name = self.wasi.preopen_name(self.handle(fd))
-        if name is None:
-            raise WasiError(Errno.BADF)
-        self.memory.pack(PRESTAT, ptr, 0, len(name.encode()))
-
-    def fd_prestat_dir_name(self, fd: int, ptr: int, length: int) -> None:
-        name = self.wasi.preopen_name(self.handle(fd))
-        if name is None:
-            raise WasiError(Errno.BADF)
-        raw = name.encode()
-        if length < len(raw):
-            raise WasiError(Errno.NAMETOOLONG)
-        self.memory.window(ptr, len(raw))[:] = raw
+        self.wasi.allocate(self.handle(fd))
 
     def fd_readdir(self, fd: int, buf: int, length: int, cookie: int, bufused: int) -> None:
+        """Dirents from ``cookie`` on, through a directory stream of the implementation
+        kept per fd (see ``DirectoryStream``): a listing read in many calls is taken once.
+        The last dirent is cut short when the buffer ends inside it, as in wasmtime."""
         out = self.memory.window(buf, length)
-        entries = self.wasi.readdir(self.handle(fd))
+        handle = self.handle(fd)
+        stream = self._streams.get(fd)
+        if stream is None:
+            stream = self._streams[fd] = self.wasi.open_directory(handle)
         used = 0
-        for index in range(cookie, len(entries)):
-            if used >= length:
-                break
-            name, ino, kind = entries[index]
-            raw = name.encode()
-            record = DIRENT.pack(index + 1, ino, len(raw), kind) + raw
+        for index, (name, ino, kind) in enumerate(
+                self.wasi.read_directory(stream, cookie, length), cookie):
+            record = DIRENT.pack(index + 1, ino, len(name), kind) + name
             take = min(len(record), length - used)
             out[used:used + take] = record[:take]
             used += take
         self.memory.pack(U32, bufused, used)
+
+    def _drop_stream(self, fd: int) -> None:
+        stream = self._streams.pop(fd, None)
+        if stream is not None:
+            self.wasi.close_directory(stream)
 
     # -- paths ------------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
@@ -324,12 +303,35 @@ class Preview1:
         self.memory.pack(U32, fd_ptr, self.allocate(handle))
 
     def path_filestat_get(self, fd: int, flags: int, path: int, length: int, ptr: int) -> None:
-        follow = bool(flags & Lookupflags.SYMLINK_FOLLOW)
-        st = self._stat_at(self.handle(fd), self.path(path, length), follow)
-        self.memory.pack(FILESTAT, ptr, *_stat_fields(st))
+        fds = self.fds
+        entry = fds[fd] if fd < len(fds) else None
+        if type(entry) is not int:
+            entry = self.handle(fd)
+        memory = self.memory
+        view = memory.view
+        end = path + length
+        try:
+            name = str(view[path:end], "utf-8") if end <= len(view) else None
+        except UnicodeDecodeError:
+            name = None
+        if name is None:
+            name = memory.string(path, length)
+        st = self._stat_at(entry, name, flags & _SYMLINK_FOLLOW != 0)
+        kind = st.kind
+        filetype = _REGULAR if kind is FileKind.REGULAR else _FILETYPE[kind]
+        fields = (st.dev, st.ino, filetype, st.nlink, st.size, st.atime_ns, st.mtime_ns,
+                  st.ctime_ns)
+        view = memory.view
+        if ptr & 7 or ptr + 64 > len(view):
+            memory.pack(FILESTAT, ptr, *fields)
+        else:
+            _pack_filestat(view, ptr, *fields)
 
     def path_filestat_set_times(self, fd: int, flags: int, path: int, length: int, atim: int,
                                 mtim: int, fst: int) -> None:
+        check_flags("Lookupflags", flags, Lookupflags)
+        check_flags("Fstflags", fst, Fstflags)
+        check_times(fst)  # before the fd, as in wasmtime
         follow = bool(flags & Lookupflags.SYMLINK_FOLLOW)
         self.wasi.set_times_at(self.handle(fd), follow, self.path(path, length), atim, mtim, fst)
 
@@ -362,58 +364,3 @@ class Preview1:
         follow = bool(flags & Lookupflags.SYMLINK_FOLLOW)
         self.wasi.link_at(self.handle(fd), follow, self.path(old, old_len),
                           self.handle(new_fd), self.path(new, new_len))
-
-    # -- polling and sockets --------------------------------------------------------------
-    def poll_oneoff(self, subs: int, events: int, count: int, nevents: int) -> None:
-        if count == 0:
-            raise WasiError(Errno.INVAL)
-        self.memory.window(subs, count * SUBSCRIPTION_SIZE)  # the whole array must be there
-        ready: list[tuple[int, int, int]] = []  # (userdata, errno, type)
-        deadline: tuple[int, int] | None = None  # (monotonic ns, userdata)
-        for i in range(count):
-            at = subs + i * SUBSCRIPTION_SIZE
-            userdata, tag = self.memory.unpack(SUBSCRIPTION_HEAD, at)
-            if tag == Eventtype.CLOCK:
-                clock, timeout, _, flags = self.memory.unpack(SUBSCRIPTION_CLOCK, at + 16)
-                if clock not in (Clockid.REALTIME, Clockid.MONOTONIC):
-                    ready.append((userdata, Errno.INVAL, tag))
-                    continue
-                if flags & Subclockflags.SUBSCRIPTION_CLOCK_ABSTIME:
-                    now = time.time_ns() if clock == Clockid.REALTIME else time.monotonic_ns()
-                    timeout = max(0, timeout - now)
-                due = time.monotonic_ns() + timeout
-                if deadline is None or due < deadline[0]:
-                    deadline = (due, userdata)
-            elif tag in (Eventtype.FD_READ, Eventtype.FD_WRITE):
-                (fd,) = self.memory.unpack(SUBSCRIPTION_FD, at + 16)
-                try:
-                    self.entry(fd)
-                    ready.append((userdata, Errno.SUCCESS, tag))
-                except WasiError as exc:
-                    ready.append((userdata, exc.errno, tag))
-            else:
-                raise WasiError(Errno.INVAL)
-        if not ready and deadline is not None:
-            time.sleep(max(0, deadline[0] - time.monotonic_ns()) / 1e9)
-            ready.append((deadline[1], Errno.SUCCESS, Eventtype.CLOCK))
-        self.memory.window(events, len(ready) * EVENT.size)
-        for i, (userdata, error, tag) in enumerate(ready):
-            self.memory.pack(EVENT, events + i * EVENT.size, userdata, error, tag, 0, 0)
-        self.memory.pack(U32, nevents, len(ready))
-
-    def _not_a_socket(self, fd: int) -> None:
-        self.entry(fd)
-        raise WasiError(Errno.NOTSOCK)
-
-    def sock_accept(self, fd: int, flags: int, fd_ptr: int) -> None:
-        self._not_a_socket(fd)
-
-    def sock_recv(self, fd: int, data: int, count: int, flags: int, datalen: int,
-                  oflags: int) -> None:
-        self._not_a_socket(fd)
-
-    def sock_send(self, fd: int, data: int, count: int, flags: int, datalen: int) -> None:
-        self._not_a_socket(fd)
-
-    def sock_shutdown(self, fd: int, how: int) -> None:
-        self._not_a_socket(fd)
