@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from virtwasi.outcome import RunResult
+from virtwasi.runtime import ImportFunc
 from virtwasi.runtime import run as run_module
 from virtwasi.storage.hostdir import HostDirStorage
 from virtwasi.storage.memfs import MemoryStorage
@@ -25,9 +26,11 @@ def run(
     *,
     env: Mapping[str, str] | None = None,
     stdin: bytes = b"",
+    imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
 ) -> RunResult:
     with HostDirStorage(root) as storage:
-        return run_module(module, argv, mounts={"/": storage}, env=env, stdin=stdin)
+        return run_module(module, argv, mounts={"/": storage}, env=env, stdin=stdin,
+                          imports=imports)
 
 
 def run_in_memory(
@@ -37,11 +40,13 @@ def run_in_memory(
     *,
     env: Mapping[str, str] | None = None,
     stdin: bytes = b"",
+    imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
 ) -> RunResult:
     memory = MemoryStorage()
     with HostDirStorage(root) as host:
         copy_tree(host, memory)
-    result = run_module(module, argv, mounts={"/": memory}, env=env, stdin=stdin)
+    result = run_module(module, argv, mounts={"/": memory}, env=env, stdin=stdin,
+                        imports=imports)
     shutil.rmtree(root)
     root.mkdir()
     with HostDirStorage(root) as host:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
+from virtwasi.engine import compile_module
 from virtwasi.outcome import RunResult
+
+ENGINE_FLAVOR = "default"  # wasmtime's default Config, as named in the compiled-module cache
 
 
 def run(
@@ -18,11 +22,18 @@ def run(
     *,
     env: Mapping[str, str] | None = None,
     stdin: bytes = b"",
+    imports: Mapping[str, Mapping[str, Callable[..., Any]]] | None = None,
 ) -> RunResult:
+    """``imports`` serves non-WASI imports: module name -> function name -> callable."""
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    compiled = compile_module(engine, module, ENGINE_FLAVOR)
+    for imp in compiled.imports:
+        fn = (imports or {}).get(imp.module, {}).get(imp.name or "")
+        if fn is not None and isinstance(imp.type, wasmtime.FuncType):
+            linker.define_func(imp.module, imp.name or "", imp.type, fn)
     with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
         out, err, inp = (Path(scratch) / name for name in ("stdout", "stderr", "stdin"))
         inp.write_bytes(stdin)
@@ -34,7 +45,7 @@ def run(
         config.stderr_file = str(err)
         config.preopen_dir(str(root), "/")
         store.set_wasi(config)
-        instance = linker.instantiate(store, wasmtime.Module.from_file(engine, str(module)))
+        instance = linker.instantiate(store, compiled)
         start = instance.exports(store)["_start"]
         assert isinstance(start, wasmtime.Func)
         try:
