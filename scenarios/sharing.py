@@ -1,0 +1,301 @@
+"""Sharing a file between instances: moved (own), copied and counted (shared), or lent (borrow).
+
+A file library defines the private type 'file'; its destructor closes the file. Alice opens
+a report and gives it to Bob, then to Carol, and everyone lets go of it in turn. Then Alice
+lends Bob a second file for one call; in the middle of it Bob calls back into Alice, and she
+tries to close the file he is still using.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from virtwasi.narrate import Narration
+from virtwasi.world import (
+    Context,
+    Func,
+    HandleParam,
+    Instance,
+    ResourceType,
+    Semantics,
+    Trap,
+    World,
+    borrow,
+    own,
+    shared,
+    value,
+)
+
+ORDER = [Semantics.TRANSPARENT, Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
+RULES = {
+    Semantics.TRANSPARENT: "A handle is a bare integer indexing the library's own table: "
+    "passing it copies the number, and nothing counts the copies or tracks a lend.",
+    Semantics.COMPONENT_MODEL: "take() receives an own handle: passing it moves it into the "
+    "receiver's table. inspect() receives a borrow: lent to bob for that one call.",
+    Semantics.PROPOSAL_2021: "Every parameter is a shared handle: passing it copies it into "
+    "the receiver's table, and the world counts the copies of each resource.",
+}
+
+
+def given(ctx: Context, rtype: ResourceType) -> HandleParam:
+    """'This handle is yours now': own, or under the 2021 proposal a shared copy."""
+    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
+
+
+def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
+    """'Use it during this call': a borrow, or under the 2021 proposal a shared copy."""
+    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
+
+
+def file_type(ctx: Context) -> ResourceType:
+    """The library's 'file' type, as a client learns it from its import."""
+    rtype = ctx.imports["files"]["file"]
+    assert isinstance(rtype, ResourceType)
+    return rtype
+
+
+class FileLibrary:
+    """The library instance: its destructor records each file it closes."""
+
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
+        file = ctx.resource_type("file", destructor=lambda rep: self.closed.append(rep["path"]))
+
+        def rep_of(h: Any) -> dict[str, str]:
+            if isinstance(h, dict):  # a component-model borrow arrives as the rep itself
+                return h
+            rep: dict[str, str] = ctx.resource_rep(file, h)
+            return rep
+
+        def open_(path: str, text: str) -> int:
+            return ctx.resource_new(file, {"path": path, "text": text})
+
+        def read(h: Any) -> str:
+            return rep_of(h)["text"]
+
+        return {
+            "file": file,
+            "open": ctx.func(open_, [value, value], [given(ctx, file)], name="open"),
+            "read": ctx.func(read, [lent(ctx, file)], [value]),
+        }
+
+
+class Client:
+    """A client instance. The scenario acts through its context, as the client's code would;
+    its exports let other clients give it a handle (take), lend it one (inspect) or call it
+    back in the middle of a call (progress)."""
+
+    def __init__(self, name: str, say: Narration) -> None:
+        self.name = name
+        self.say = say
+        self.ctx: Context
+        self.kept: list[int] = []
+        self.last_read = "(never: the call unwound)"
+        self.lent = 0
+        self.on_progress: Callable[[], None] = lambda: None
+
+    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
+        self.ctx = ctx
+        file = file_type(ctx)
+
+        def take(h: int) -> None:
+            # A 2021 parameter is the callee's copy for the call: keep a clone of it.
+            self.kept.append(ctx.resource_clone(file, h)
+                             if ctx.semantics is Semantics.PROPOSAL_2021 else h)
+
+        def inspect(h: int) -> None:
+            files = ctx.imports["files"]
+            self.lent = h
+            self.say.step(self.name, f"  inspect: read its handle {h}", repr(files.read(h)))
+            self.say.step(self.name, "  inspect: calls alice.progress()", "(callback)")
+            ctx.imports["alice"].progress()
+            try:
+                self.last_read = repr(files.read(h))
+            except Trap as trap:
+                self.last_read = f"trap {trap.reason.value}"
+                self.say.step(self.name, "  inspect: reads it again", self.last_read)
+                raise
+            self.say.step(self.name, "  inspect: reads it again", self.last_read)
+            if ctx.semantics is Semantics.COMPONENT_MODEL:
+                ctx.resource_drop(file, h)  # a borrow must be dropped before returning
+
+        def progress() -> None:
+            self.on_progress()
+
+        return {
+            "take": ctx.func(take, [given(ctx, file)], []),
+            "inspect": ctx.func(inspect, [lent(ctx, file)], []),
+            "progress": ctx.func(progress, [], []),
+        }
+
+
+def refs(inst: Instance, h: int) -> int:
+    """The world's reference count of the resource behind ``inst``'s handle ``h``."""
+    return inst.table.get(h).resource.refs
+
+
+@dataclass
+class Outcome:
+    give: str = ""
+    give_again: str = ""
+    counts: list[int] = field(default_factory=list)  # proposal-2021: the count as it moves
+    closed_when: str = ""
+    holders_at_close: int = 0
+    lender_close: str = ""
+    bob_read: str = ""
+    closes: list[str] = field(default_factory=list)
+
+
+def story(semantics: Semantics, say: Narration) -> Outcome:
+    out = Outcome()
+    world = World(semantics)
+    lib = FileLibrary()
+    files = world.instantiate("files", lib)
+    alice, bob, carol = Client("alice", say), Client("bob", say), Client("carol", say)
+    alice_inst = world.instantiate("alice", alice, {"files": files})
+    bob_inst = world.instantiate("bob", bob, {"files": files, "alice": alice_inst})
+    carol_inst = world.instantiate("carol", carol, {"files": files})
+    file = file_type(alice.ctx)
+    counted = semantics is Semantics.PROPOSAL_2021
+
+    def count(holder: Instance, h: int) -> str:
+        """Under 2021, the world's reference count, read through any holder's handle."""
+        if not counted:
+            return ""
+        out.counts.append(refs(holder, h))
+        return f", count {out.counts[-1]}"
+
+    # Part 1: giving a handle away, twice, then everyone lets go.
+    h = alice.ctx.imports["files"].open("/reports/q1", "draft")
+    say.step("alice", "files.open('/reports/q1')", f"handle {h}{count(alice_inst, h)}")
+    holders: list[tuple[Client, Instance, int]] = [(alice, alice_inst, h)]
+    alice.ctx.connect(bob_inst).take(h)
+    holders.append((bob, bob_inst, bob.kept[0]))
+    if semantics is Semantics.COMPONENT_MODEL and alice.ctx.handle_count == 0:
+        out.give = "moved: alice's index died"
+        holders.pop(0)
+    else:
+        out.give = "copied" + (f", count {refs(bob_inst, bob.kept[0])}" if counted else "")
+    say.step("alice", f"bob.take({h})",
+             f"bob holds {bob.kept[0]}; " + ("alice none" if holders[0][0] is bob
+                                             else "a copy") + count(bob_inst, bob.kept[0]))
+    try:
+        alice.ctx.connect(carol_inst).take(h)
+        holders.append((carol, carol_inst, carol.kept[0]))
+        out.give_again = "copied" + (f", count {refs(carol_inst, carol.kept[0])}"
+                                     if counted else "")
+        say.step("alice", f"carol.take({h})",
+                 f"carol holds {carol.kept[0]}{count(carol_inst, carol.kept[0])}")
+    except Trap as trap:
+        out.give_again = f"trap {trap.reason.value}"
+        say.step("alice", f"carol.take({h})", f"{out.give_again} (moved)")
+    while holders:
+        who, _, k = holders.pop(0)
+        who.ctx.resource_drop(file, k)
+        if lib.closed:
+            out.closed_when = f"at {who.name}'s drop"
+            out.holders_at_close = len(holders)
+            names = ", ".join(w.name for w, _, _ in holders)
+            left = f"; {names} hold it" if holders else ""
+            zero = "count 0: " if counted else ""
+            say.step(who.name, f"drops its handle {k}", f"{zero}closed {lib.closed[-1]}{left}")
+            break
+        _, next_inst, next_h = holders[0]
+        say.step(who.name, f"drops its handle {k}", "still open" + count(next_inst, next_h))
+    if counted and lib.closed:
+        out.counts.append(0)
+
+    # Part 2: lending a handle for one call, and the lender trying to close it meanwhile.
+    h2 = alice.ctx.imports["files"].open("/reports/q2", "numbers")
+    say.step("alice", "files.open('/reports/q2')", f"handle {h2}")
+
+    def close_lent() -> None:
+        before = len(lib.closed)
+        try:
+            alice.ctx.resource_drop(file, h2)
+        except Trap as trap:
+            out.lender_close = f"trap {trap.reason.value}"
+            say.step("alice", f"  progress: drops her handle {h2}", out.lender_close)
+            raise
+        out.lender_close = ("closed under bob" if len(lib.closed) > before
+                            else "open until the call ends")
+        say.step("alice", f"  progress: drops her handle {h2}",
+                 f"dropped, count {refs(bob_inst, bob.lent)}" if counted
+                 else out.lender_close)
+
+    alice.on_progress = close_lent
+    try:
+        alice.ctx.connect(bob_inst).inspect(h2)
+        say.step("alice", f"bob.inspect({h2}) returns",
+                 f"copy released: closed {lib.closed[-1]}")
+    except Trap as trap:
+        say.step("alice", f"bob.inspect({h2})", f"trap {trap.reason.value}: unwound")
+        if semantics is Semantics.COMPONENT_MODEL:
+            # The refused drop changed nothing: alice still holds her file and closes it now.
+            alice.ctx.resource_drop(file, h2)
+            say.step("alice", f"drops handle {h2} after the call", f"closed {lib.closed[-1]}")
+    out.bob_read = bob.last_read
+    out.closes = list(lib.closed)
+    world.close()
+    return out
+
+
+def main() -> int:
+    say = Narration("sharing: moving, copying and lending a handle between instances")
+    say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
+    say.say("A handle number is an index in its holder's own table, so Bob's number for a "
+            "file may differ from Alice's.")
+    results: dict[Semantics, Outcome] = {}
+    for semantics in ORDER:
+        say.section(semantics.value)
+        say.say(RULES[semantics])
+        results[semantics] = story(semantics, say)
+    t, cm, p = (results[s] for s in ORDER)
+
+    say.section("side by side")
+    say.columns(
+        ["question", *(s.value for s in ORDER)],
+        [
+            ["alice gives q1 to bob", *(results[s].give for s in ORDER)],
+            ["then to carol too", *(results[s].give_again for s in ORDER)],
+            ["q1's destructor ran", *(results[s].closed_when for s in ORDER)],
+            ["alice closes q2 while lent", *(results[s].lender_close for s in ORDER)],
+        ],
+    )
+
+    say.section("what this shows")
+    say.say("An own handle is unique: passing it moves it, so Alice cannot give it twice and "
+            "only the one owner decides when the file closes.")
+    say.claim("component-model: the move kills alice's index; bob's drop runs the destructor",
+              cm.give.startswith("moved") and cm.give_again == "trap invalid-handle"
+              and cm.closed_when == "at bob's drop")
+    say.say("A 2021 shared handle copies; the world counts the copies and the destructor runs "
+            "only when the last one drops.")
+    say.claim("proposal-2021: the count goes 1, 2, 3, 2, 1, 0 and the file closes at 0",
+              p.counts == [1, 2, 3, 2, 1, 0] and p.closed_when == "at carol's drop")
+    say.say("Bare integers copy too, but nothing counts them: the first close ends the file "
+            "for everyone who still holds the number.")
+    say.claim("transparent: alice's close ran the destructor while bob and carol held it",
+              t.closed_when == "at alice's drop" and t.holders_at_close == 2)
+    say.say("A borrow is lent for one call: while Bob uses it, the lender cannot drop it, so "
+            "Alice's close traps instead of pulling the file out from under him.")
+    say.claim("component-model: closing a lent file mid-call traps handle-lent; "
+              "she closes it after",
+              cm.lender_close == "trap handle-lent" and cm.closes == ["/reports/q1", "/reports/q2"])
+    say.say("Under the 2021 proposal there is no lending: Bob's call gets its own counted "
+            "copy, so Alice's drop only lowers the count and the file lives until his call ends.")
+    say.claim("proposal-2021: bob's call copy keeps the file open until the call ends",
+              p.lender_close == "open until the call ends"
+              and p.bob_read == "'numbers'" and p.closes[-1] == "/reports/q2")
+    say.claim("transparent: alice's close closes the file under bob mid-call",
+              t.lender_close == "closed under bob" and t.bob_read == "trap invalid-handle")
+    return say.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
