@@ -10,7 +10,9 @@ import pytest
 import wasmtime
 from conftest import FIXTURES
 
+from virtwasi.client import Client, takes_client
 from virtwasi.engine import compile_module
+from virtwasi.mounts import MountError
 from virtwasi.runtime import GuestExit, GuestTrap, Session, WasiWorld
 
 # A reactor: no _start; _initialize must run before the exports make sense. It imports one
@@ -146,3 +148,33 @@ def test_several_clients_share_one_implementation_and_each_is_torn_down_alone() 
         assert writer.closed and not reader.closed
         assert host.client(fstool, ["ls", "/"]).start() == 0
     assert reader.closed
+
+
+def test_an_extra_import_can_take_its_client_to_reach_guest_memory() -> None:
+    seen: list[bytes] = []
+
+    @takes_client
+    def scale(client: Client, x: int) -> int:
+        seen.append(client.read_memory(64, 2))
+        return x
+
+    with Session(REACTOR, imports={"env": {"scale": scale}}) as session:
+        session.write_memory(64, b"ok")
+        assert session.call("scaled", 5) == 5
+    assert seen == [b"ok"]
+
+
+def test_the_native_implementation_runs_the_same_module_over_a_host_folder(
+        tmp_path: Path) -> None:
+    fstool = FIXTURES / "fstool.wasm"
+    with Session(fstool, ["put", "/a.txt", "native", "ls", "/"], mounts={"/": tmp_path},
+                 impl="native") as session:
+        assert session.start() == 0
+        assert session.stdout == b"put /a.txt: ok\nls /: a.txt\n"
+    assert (tmp_path / "a.txt").read_text() == "native"
+    with pytest.raises(MountError, match="needs a host folder"):
+        Session(fstool, impl="native")
+    with pytest.raises(MountError, match="writable host folders only"):
+        Session(fstool, mounts={"/": "mem://"}, impl="native")
+    with pytest.raises(ValueError, match="unknown implementation"):
+        Session(fstool, impl="imaginary")

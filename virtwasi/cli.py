@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--invoke", metavar="FUNC",
                      help="call the export FUNC with ARGS as integers and print its results, "
                      "instead of running _start (for reactor modules)")
+    run.add_argument("--impl", default="virtual", choices=["virtual", "native"],
+                     help="the WASI implementation: the unprivileged library instance "
+                     "(default) or the host's native one (host folders only)")
     run.add_argument("--semantics", default="component-model",
                      choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
@@ -203,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         numbers = _integers(guest_args) if args.invoke else []
         session = Session(module, guest_args, mounts=mounts or None, read_only=args.ro,
                           env=env, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
-                          stderr=sys.stderr.buffer, semantics=args.semantics,
+                          stderr=sys.stderr.buffer, semantics=args.semantics, impl=args.impl,
                           on_compile=_compiling_note(module))
     except MountError as exc:
         return _fail(str(exc))

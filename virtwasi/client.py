@@ -12,6 +12,7 @@ Reactor modules (exports but no ``_start``) are first-class: :meth:`Client.call`
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import wasmtime
 
 from .engine import HostFunc, TrapBox, compile_module, define, memory_view
+from .native import NativeWasi
 from .wasi.abi import IMPORTS
 from .wasi.errors import AbiViolation, WasiError, errno_of
 from .wasi.memory import GuestMemory
@@ -38,6 +40,13 @@ ImportFunc = Callable[..., Any]
 """A Python callable serving one extra import: wasm values in, a value (or None) out."""
 
 ModuleSource = str | Path | bytes | bytearray
+
+
+def takes_client(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks an extra import that wants its :class:`Client` first (to reach guest memory
+    with ``read_memory``/``write_memory``), before the wasm arguments."""
+    fn.takes_client = True  # type: ignore[attr-defined]
+    return fn
 
 
 class GuestExit(Exception):
@@ -120,12 +129,18 @@ class Client:
             contexts.append(ctx)
             return {}
 
-        self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
+        environ = [f"{k}={v}" for k, v in (env or {}).items()]
+        native = host.impl == "native"
+        wired = {} if native else {"wasi": host.wasi}
+        self.instance = host.world.instantiate(name, client, wired)
         try:
-            self.adapter = Preview1(
-                contexts[0].imports["wasi"], [name, *args],
-                [f"{k}={v}" for k, v in (env or {}).items()], inp, self.out, self.err,
-            )
+            self.adapter: Preview1 | NativeWasi
+            if native:  # the host's own implementation: host fds, no world between
+                self.adapter = NativeWasi(host.host_folders, [name, *args], environ, inp,
+                                          self.out, self.err)
+            else:
+                self.adapter = Preview1(contexts[0].imports["wasi"], [name, *args], environ,
+                                        inp, self.out, self.err)
             self._instantiate()
         except BaseException:
             self.close()
@@ -148,6 +163,8 @@ class Client:
             for imp in self.module.imports:
                 serve = funcs.get(imp.name or "") if imp.module == module_name else None
                 if serve is not None and isinstance(imp.type, wasmtime.FuncType):
+                    if getattr(serve, "takes_client", False):
+                        serve = functools.partial(serve, self)
                     # Extra imports are rare calls: wasmtime's checked path is fast enough.
                     linker.define_func(module_name, imp.name or "", imp.type, serve)
         self.wasm = linker.instantiate(self.store, self.module)
@@ -240,6 +257,8 @@ class Client:
 
     def close(self) -> None:
         """Tear the client instance down, closing and flushing what it left open."""
+        if isinstance(getattr(self, "adapter", None), NativeWasi):
+            self.adapter.close_all()  # type: ignore[union-attr]  # the host's teardown hook
         if not self.instance.destroyed:
             self.host.world.destroy(self.instance)
 

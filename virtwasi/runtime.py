@@ -9,6 +9,7 @@ given its storage capabilities as mounts; any number of wasm modules join it as 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -22,11 +23,14 @@ from .client import (
     ImportFunc,
     ModuleSource,
 )
-from .mounts import MountSource, open_mounts
+from .mounts import MountError, MountSource, open_mounts
 from .outcome import RunResult
 from .storage.base import Storage
+from .storage.hostdir import HostDirStorage
 from .wasi.virtual import virtual_wasi
-from .world import Definition, Semantics, World
+from .world import Definition, Instance, Semantics, World
+
+IMPLEMENTATIONS = ("virtual", "native")
 
 
 def _engine() -> wasmtime.Engine:
@@ -39,7 +43,9 @@ class WasiWorld:
     """A world with one WASI implementation instance serving ``mounts`` to its clients.
 
     With no mounts, the clients share a fresh, empty, writable in-memory tree at ``/``.
-    Mounts are opened before anything else, so a bad one is reported at once. ``layers``
+    Mounts are opened before anything else, so a bad one is reported at once. ``impl`` is
+    ``virtual`` (the unprivileged library instance) or ``native`` (the host's own
+    implementation over host folders, closing a client's files through a host hook). ``layers``
     (name, definition) are stacked on the implementation in order, each importing the one
     below as ``lower`` and exporting the same interface to the one above.
     """
@@ -51,22 +57,64 @@ class WasiWorld:
         read_only: Iterable[str] = (),
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
         layers: Sequence[tuple[str, Definition]] = (),
+        impl: str = "virtual",
     ) -> None:
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"unknown implementation {impl!r} (there are: "
+                             f"{', '.join(IMPLEMENTATIONS)})")
+        self.impl = impl
+        if impl == "native" and mounts is None:
+            raise MountError("the native implementation needs a host folder to serve: "
+                             "give --dir or --mount")
         self.mounts: dict[str, Storage] = open_mounts(
             mounts if mounts is not None else {"/": "mem://"}, read_only)
         # Storages opened here from a path or URL are this world's to release at close.
         self._owned = [self.mounts[g] for g, src in (mounts or {}).items()
                        if isinstance(src, str) or hasattr(src, "__fspath__")]
+        # The native implementation is the host's own: it serves host folders, not storages.
+        self.host_folders: dict[str, Path] = {}
+        if impl == "native":
+            try:
+                self.host_folders = self._host_folders(layers)
+            except BaseException:
+                self._release_storages()
+                raise
         self.engine = _engine()
         self.world = World(semantics)
-        self.implementation = self.world.instantiate(
-            "wasi-virtual", virtual_wasi(list(self.mounts.items())))
-        # Each layer imports the one below as "lower" and exports the same interface: a
-        # virtualizer of a virtualizer. Clients import the top one.
-        self.wasi = self.implementation
-        for name, layer in layers:
-            self.wasi = self.world.instantiate(name, layer, {"lower": self.wasi})
         self.clients: list[Client] = []
+        self._stack: list[Instance] = []
+        if impl == "virtual":
+            self._stack.append(self.world.instantiate(
+                "wasi-virtual", virtual_wasi(list(self.mounts.items()))))
+            # Each layer imports the one below as "lower" and exports the same interface: a
+            # virtualizer of a virtualizer. Clients import the top one.
+            for name, layer in layers:
+                self._stack.append(self.world.instantiate(name, layer, {"lower": self._stack[-1]}))
+
+    @property
+    def implementation(self) -> Instance:
+        """The virtual implementation instance (the native one is not in the world)."""
+        if not self._stack:
+            raise ValueError("the native implementation is the host's, not an instance")
+        return self._stack[0]
+
+    @property
+    def wasi(self) -> Instance:
+        """The instance clients import: the top layer, or the implementation itself."""
+        if not self._stack:
+            raise ValueError("the native implementation is the host's, not an instance")
+        return self._stack[-1]
+
+    def _host_folders(self, layers: Sequence[tuple[str, Definition]]) -> dict[str, Path]:
+        if layers:
+            raise ValueError("layers stack on the virtual implementation, not the native one")
+        folders = {}
+        for guest, storage in self.mounts.items():
+            if not isinstance(storage, HostDirStorage) or not storage.writable:
+                raise MountError(f"{guest}: the native implementation serves writable host "
+                                 "folders only (--dir, a path or a file:// mount)")
+            folders[guest] = storage.root
+        return folders
 
     @property
     def semantics(self) -> Semantics:
@@ -84,6 +132,9 @@ class WasiWorld:
         for joined in self.clients:
             joined.close()
         self.world.close()
+        self._release_storages()
+
+    def _release_storages(self) -> None:
         for storage in self._owned:
             if hasattr(storage, "close"):
                 storage.close()
@@ -100,7 +151,8 @@ class WasiWorld:
 class Session(Client):
     """One module in a world of its own, ready to run ``_start`` or call exports.
 
-    ``mounts``, ``read_only`` and ``semantics`` build the world (see :class:`WasiWorld`);
+    ``mounts``, ``read_only``, ``semantics`` and ``impl`` build the world (see
+    :class:`WasiWorld`);
     the other options are the client's (see :class:`Client`). Closing the session tears
     the client down, then the world.
     """
@@ -113,6 +165,7 @@ class Session(Client):
         mounts: Mapping[str, MountSource] | None = None,
         read_only: Iterable[str] = (),
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
+        impl: str = "virtual",
         env: Mapping[str, str] | None = None,
         stdin: BinaryIO | bytes | None = None,
         stdout: BinaryIO | None = None,
@@ -121,7 +174,8 @@ class Session(Client):
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
     ) -> None:
-        self.world_of_session = WasiWorld(mounts, read_only=read_only, semantics=semantics)
+        self.world_of_session = WasiWorld(mounts, read_only=read_only, semantics=semantics,
+                                          impl=impl)
         try:
             super().__init__(self.world_of_session, module, args, env=env, stdin=stdin,
                              stdout=stdout, stderr=stderr, name=program_name,
