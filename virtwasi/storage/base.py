@@ -35,7 +35,9 @@ class FileKind(enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+# A value: never change one. Not declared frozen only because a frozen dataclass costs
+# 0.5 us more to make, and every stat makes one; it stays hashable as if it were frozen.
+@dataclass(slots=True, unsafe_hash=True)
 class Stat:
     kind: FileKind
     size: int

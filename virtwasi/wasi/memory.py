@@ -16,6 +16,7 @@ from .abi import ALIGNMENT, IOVEC, Errno
 from .errors import AbiViolation, WasiError
 
 MAX_IOVECS = 1 << 24
+_unpack_iovec = IOVEC.unpack_from
 
 
 class GuestMemory:
@@ -70,6 +71,11 @@ class GuestMemory:
         count; entries past the first non-empty one are never read, as in wasmtime, which
         answers ``ENOMEM`` only when the array could not even be described (2**24 entries).
         """
+        view = self.view
+        if count == 1 and not ptr & 3 and ptr + 8 <= len(view):  # the usual call, in one go
+            buf, size = _unpack_iovec(view, ptr)
+            if size and buf + size <= len(view):
+                return view[buf:buf + size]
         if count >= MAX_IOVECS:
             raise WasiError(Errno.NOMEM, "too many iovecs")
         if ptr & 3:

@@ -52,24 +52,29 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
     full walk starts over."""
     if "\0" in path or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
         return None
-    parts = path.split("/")
-    if "" in parts or "." in parts or ".." in parts:
-        return None
-    last = len(parts) - 1
     where = start
-    for i, part in enumerate(parts):
-        where = f"{where}/{part}" if where else part
-        try:
-            stat = storage.lstat(where)
-        except FileNotFoundError:
-            return (where, None) if i == last else None
-        if i == last:
-            if follow and stat.kind is FileKind.SYMLINK:
-                return None
-            return where, stat
-        if stat.kind is not FileKind.DIRECTORY:
+    if "/" in path:
+        parts = path.split("/")
+        if "" in parts or "." in parts or ".." in parts:
             return None
-    return None
+        for part in parts[:-1]:  # every parent must be a directory, not a symlink
+            where = f"{where}/{part}" if where else part
+            try:
+                if storage.lstat(where).kind is not FileKind.DIRECTORY:
+                    return None
+            except FileNotFoundError:
+                return None
+        path = parts[-1]
+    elif path in ("", ".", ".."):
+        return None
+    where = f"{where}/{path}" if where else path
+    try:
+        stat = storage.lstat(where)
+    except FileNotFoundError:
+        return where, None
+    if follow and stat.kind is FileKind.SYMLINK:
+        return None
+    return where, stat
 
 
 def status(storage: Lookup, start: str, path: str, *, follow: bool) -> Stat | None:

@@ -59,14 +59,23 @@ class Instance:
 class BoundFunc:
     """An exported function as seen from one caller: calling it crosses the membrane."""
 
-    __slots__ = ("caller", "func")
+    __slots__ = ("_lowered", "caller", "func")
 
     def __init__(self, caller: Instance, func: Func) -> None:
         self.caller = caller
         self.func = func
+        self._lowered: Callable[..., Any] | None = None
 
     def __call__(self, *args: Any) -> Any:
         return membrane.call(self.caller, self.func, args)
+
+    @property
+    def lowered(self) -> Callable[..., Any]:
+        """The same call as a plain function specialized for this caller and function (see
+        :func:`membrane.lowered`): what a hot caller binds once and calls directly."""
+        if self._lowered is None:
+            self._lowered = membrane.lowered(self.caller, self.func)
+        return self._lowered
 
     def __repr__(self) -> str:
         return f"<{self.caller.name} -> {self.func.instance.name}.{self.func.name}>"

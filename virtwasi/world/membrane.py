@@ -8,6 +8,7 @@ lent is given back when it ends, normally or by a trap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import handles
@@ -59,6 +60,83 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
         return _call_with_frame(caller, callee, func, args)
     finally:
         caller.active -= 1
+
+
+def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
+    """``func`` called by ``caller`` as a plain function, with exactly :func:`call`'s rules.
+
+    The virtualizer's hot shape (its first parameter a borrow of the callee's own type, no
+    other handle, no handle result, at most three parameters) gets a closure that lifts
+    inline: one table index, one identity check on the type, one liveness check. Anything
+    unusual (an instance torn down, a bad or foreign index, a null handle) goes through
+    :func:`call`, which raises the exact trap. The caller must pass exactly the function's
+    parameters.
+    """
+    lifts = func.lifts
+    if (not func.rep_only or func.handle_results or len(lifts) != 1 or lifts[0][0] != 0
+            or len(func.params) > 3):
+        return lambda *args: call(caller, func, args)
+    callee, rtype, fn, table = func.instance, lifts[0][2], func.fn, caller.table
+
+    # Mirrors _call_with_reps: the caller and callee are busy, the handle lent, for the call.
+    def lent(h: Any) -> Any:
+        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+            return call(caller, func, (h,))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h,))
+        caller.active += 1
+        handle.lends += 1
+        callee.active += 1
+        try:
+            return fn(resource.rep)
+        finally:
+            callee.active -= 1
+            handle.lends -= 1
+            caller.active -= 1
+
+    def lent1(h: Any, a: Any) -> Any:
+        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+            return call(caller, func, (h, a))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h, a))
+        caller.active += 1
+        handle.lends += 1
+        callee.active += 1
+        try:
+            return fn(resource.rep, a)
+        finally:
+            callee.active -= 1
+            handle.lends -= 1
+            caller.active -= 1
+
+    def lent2(h: Any, a: Any, b: Any) -> Any:
+        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+            return call(caller, func, (h, a, b))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h, a, b))
+        caller.active += 1
+        handle.lends += 1
+        callee.active += 1
+        try:
+            return fn(resource.rep, a, b)
+        finally:
+            callee.active -= 1
+            handle.lends -= 1
+            caller.active -= 1
+
+    return (lent, lent1, lent2)[len(func.params) - 1]
 
 
 def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:

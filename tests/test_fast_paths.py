@@ -1,0 +1,181 @@
+"""The hot paths give exactly the answers of the general ones they shortcut.
+
+A lowered membrane call (what the preview 1 adapter binds) must trap as ``membrane.call``
+does, with the same reason and message, and lend the handle and mark both instances busy for
+the call just the same. The fast walk in path resolution must find what the full walk finds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.wasi import paths
+from virtwasi.wasi.abi import Errno
+from virtwasi.wasi.errors import WasiError
+from virtwasi.world import (
+    BoundFunc,
+    Context,
+    Func,
+    Instance,
+    ResourceType,
+    Trap,
+    World,
+    borrow,
+    own,
+    value,
+)
+
+
+class Lib:
+    """A definer of 'thing' (and of an unrelated 'other') whose functions answer with what
+    the world shows, during the call, about the handle and the instances."""
+
+    client: Instance
+
+    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
+        thing = ctx.resource_type("thing")
+        other = ctx.resource_type("other")
+
+        def observe(rep: Any, *rest: Any) -> tuple[Any, ...]:
+            handle = self.client.table.peek(rep["index"])
+            assert handle is not None
+            return rep["name"], rest, handle.lends, self.client.active, ctx.handle_count
+
+        def new(name: str) -> int:
+            return ctx.resource_new(thing, {"name": name, "index": 0})
+
+        def new_other(name: str) -> int:
+            return ctx.resource_new(other, {"name": name})
+
+        def note(rep: Any, index: int) -> None:
+            rep["index"] = index
+
+        def fail(rep: Any) -> None:
+            raise WasiError(Errno.BADF)
+
+        f = ctx.func
+        return {
+            "thing": thing,
+            "new": f(new, [value], [own(thing)]),
+            "new_other": f(new_other, [value], [own(other)]),
+            "note": f(note, [borrow(thing), value], []),
+            "one": f(lambda r: observe(r), [borrow(thing)], [value], "one"),
+            "two": f(lambda r, a: observe(r, a), [borrow(thing), value], [value], "two"),
+            "three": f(lambda r, a, b: observe(r, a, b), [borrow(thing), value, value],
+                       [value], "three"),
+            "fail": f(fail, [borrow(thing)], []),
+        }
+
+
+def setup() -> tuple[World, Lib, Instance, Any]:
+    world = World("component-model")
+    lib = Lib()
+    lib_inst = world.instantiate("lib", lib)
+    contexts: list[Context] = []
+
+    def client(ctx: Context) -> dict[str, Func | ResourceType]:
+        contexts.append(ctx)
+        return {}
+
+    lib.client = world.instantiate("client", client, {"lib": lib_inst})
+    return world, lib, lib_inst, contexts[0].imports["lib"]
+
+
+def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("returned", fn(*args))
+    except Trap as trap:
+        return ("trap", trap.reason, str(trap), trap.instance)
+    except WasiError as exc:
+        return ("errno", exc.errno)
+
+
+CALLS = {"one": (), "two": ("a",), "three": ("a", "b")}
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_a_lowered_call_lends_and_answers_as_the_membrane_does(name: str) -> None:
+    _, lib, _, imports = setup()
+    h = imports.new("x")
+    imports.note(h, h)
+    bound: BoundFunc = imports[name]
+    assert bound.lowered is not None
+    extra = CALLS[name]
+    general = outcome(bound, h, *extra)
+    fast = outcome(bound.lowered, h, *extra)
+    assert general == fast == ("returned", ("x", extra, 1, 1, 0))
+    assert lib.client.table.peek(h).lends == 0 and lib.client.active == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_a_lowered_call_traps_as_the_membrane_does(name: str) -> None:
+    _, _, _, imports = setup()
+    h = imports.new("x")
+    imports.note(h, h)
+    foreign = imports.new_other("y")  # a handle of another type, in the same table
+    freed = imports.new("z")
+    bound: BoundFunc = imports[name]  # bound before the slot is freed
+    bound.caller.table.remove(freed)
+    extra = CALLS[name]
+    for bad in (0, -1, 99, freed, foreign, "1", None, 1.0, True):
+        assert outcome(bound, bad, *extra) == outcome(bound.lowered, bad, *extra), bad
+    assert outcome(imports.fail, h) == outcome(imports["fail"].lowered, h) == ("errno", Errno.BADF)
+
+
+def test_a_lowered_call_into_or_from_a_destroyed_instance_traps() -> None:
+    for victim in ("lib", "client"):
+        world, lib, lib_inst, imports = setup()
+        h = imports.new("x")
+        bound: BoundFunc = imports["one"]
+        world.destroy(lib_inst if victim == "lib" else lib.client)
+        general, fast = outcome(bound, h), outcome(bound.lowered, h)
+        assert general == fast and general[0] == "trap", (victim, general)
+
+
+def _tree() -> MemoryStorage:
+    s = MemoryStorage(clock=lambda: 0)  # readlink marks atime: keep the two walks' stats equal
+    s.mkdir("d")
+    s.mkdir("d/e")
+    s.open("f", create=True).close()
+    s.open("d/g", create=True).close()
+    s.symlink("d", "ld")
+    s.symlink("f", "lf")
+    s.symlink("nowhere", "dangling")
+    s.symlink("../f", "d/up")
+    s.symlink("/abs", "abs")
+    return s
+
+
+def _walk(fn: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        found = fn(*args, **kw)
+    except (WasiError, OSError) as exc:
+        return type(exc), getattr(exc, "errno", None)
+    return found
+
+
+NAMES = ["d", "e", "f", "g", "ld", "lf", "dangling", "up", "abs", "missing", ".", "..", ""]
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_the_fast_walk_finds_what_the_full_walk_finds(
+    follow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _tree()
+    shortcut = paths._plain
+    for start in ("", "d"):
+        for n in (1, 2, 3):
+            for parts in itertools.product(NAMES, repeat=n):
+                path = "/".join(parts)
+                monkeypatch.setattr(paths, "_plain", shortcut)
+                fast = _walk(paths.resolve, storage, start, path, follow=follow)
+                monkeypatch.setattr(paths, "_plain", lambda *args: None)  # the full walk only
+                slow = _walk(paths.resolve, storage, start, path, follow=follow)
+                assert fast == slow, (start, path)
+                status = _walk(paths.status, storage, start, path, follow=follow)
+                expected = slow.stat if isinstance(slow, paths.Resolved) else slow
+                assert status == expected, (start, path)
