@@ -14,6 +14,7 @@ from virtwasi.client import Client, takes_client
 from virtwasi.engine import compile_module
 from virtwasi.mounts import MountError
 from virtwasi.runtime import GuestExit, GuestTrap, Session, WasiWorld
+from virtwasi.world import ResourceType
 
 # A reactor: no _start; _initialize must run before the exports make sense. It imports one
 # function from a module other than WASI, as some real modules do.
@@ -178,3 +179,16 @@ def test_the_native_implementation_runs_the_same_module_over_a_host_folder(
         Session(fstool, mounts={"/": "mem://"}, impl="native")
     with pytest.raises(ValueError, match="unknown implementation"):
         Session(fstool, impl="imaginary")
+
+
+@pytest.mark.parametrize("semantics", ["component-model", "proposal-2021"])
+def test_a_closed_file_is_closed_now_not_at_teardown(semantics: str) -> None:
+    # Under proposal-2021 close must end the resource, not only the callee's copy of it.
+    with WasiWorld(semantics=semantics) as host:
+        client = host.client(FIXTURES / "fstool.wasm",
+                             ["put", "/a", "x", "put", "/b", "y", "cat", "/a", "ls", "/"])
+        assert client.start() == 0
+        descriptors = host.implementation.exports["descriptor"]
+        assert isinstance(descriptors, ResourceType)
+        assert descriptors.live_count == 1  # only the preopen is still open
+        assert client.instance.handle_count == 1

@@ -23,11 +23,13 @@ import wasmtime
 
 from .engine import HostFunc, TrapBox, compile_module, define, memory_view
 from .native import NativeWasi
+from .wasi import transparent
 from .wasi.abi import IMPORTS
 from .wasi.errors import AbiViolation, WasiError, errno_of
 from .wasi.memory import GuestMemory
 from .wasi.preview1 import Preview1, ProcExit
-from .world import Context, Func, ResourceType
+from .wasi.transparent import TransparentPreview1
+from .world import Context, Func, ResourceType, Semantics
 
 if TYPE_CHECKING:
     from .runtime import WasiWorld
@@ -139,8 +141,11 @@ class Client:
                 self.adapter = NativeWasi(host.host_folders, [name, *args], environ, inp,
                                           self.out, self.err)
             else:
-                self.adapter = Preview1(contexts[0].imports["wasi"], [name, *args], environ,
-                                        inp, self.out, self.err)
+                # Transparent semantics ("take one"): fds are the virtualizer's own indices.
+                adapter = (TransparentPreview1 if host.semantics is Semantics.TRANSPARENT
+                           else Preview1)
+                self.adapter = adapter(contexts[0].imports["wasi"], [name, *args], environ,
+                                       inp, self.out, self.err, client=contexts[0])
             self._instantiate()
         except BaseException:
             self.close()
@@ -153,11 +158,15 @@ class Client:
         self._box = TrapBox()
         # wasmtime keeps raw pointers to these callbacks: they live as long as the client.
         self._host_funcs: list[HostFunc] = []
+        answered: tuple[type[BaseException], ...] = (WasiError, OSError)
+        answer: Callable[[BaseException], int] = errno_of
+        if isinstance(self.adapter, TransparentPreview1):  # also EBADF for a number not held
+            answered, answer = transparent.ANSWERED, transparent.answer
         for fname, fn in self.adapter.functions().items():
             results: tuple[str, ...] = () if fname == "proc_exit" else ("i32",)
             self._host_funcs.append(define(
                 linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box,
-                answered=(WasiError, OSError), answer=errno_of,
+                answered=answered, answer=answer,
             ))
         for module_name, funcs in self._extra_imports.items():
             for imp in self.module.imports:

@@ -461,11 +461,16 @@ def virtual_wasi(mounts: Sequence[tuple[str, Storage]]) -> Definition:
                 raise WasiError(Errno.NOENT)
             d.storage.set_times(found.path, a, m)
 
+        # Under proposal-2021 the callee holds only a copy: closing must end the resource
+        # itself (every other handle to it becomes null), not just drop that copy.
+        end = ctx.resource_destroy if ctx.semantics is Semantics.PROPOSAL_2021 else (
+            ctx.resource_drop)
+
         def close(h: int) -> None:
-            ctx.resource_drop(descriptor, h)
+            end(descriptor, h)
 
         def close_directory(h: int) -> None:
-            ctx.resource_drop(directory_stream, h)
+            end(directory_stream, h)
 
         f = ctx.func
         return {
