@@ -47,6 +47,8 @@ bench: $(STAMP)
 demo: setup
 	$(BIN)/virtwasi run tests/fixtures/fileops.wasm
 	$(BIN)/virtwasi scenario run two-clients
+	$(BIN)/virtwasi scenario run forging
+	$(BIN)/virtwasi scenario run client-dies
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -88,3 +88,49 @@ def test_attenuation_read_only_layer_and_the_dynamic_cast() -> None:
     assert row(out, "implementation.mkdir_at(h, 'cast')", "trap: type-mismatch",
                "trap: type-mismatch", "it worked")
     assert row(out, "folder unchanged", "yes", "yes", "NO")
+
+
+def test_forging_wasm_clients_transparent_reads_the_secret_private_and_native_do_not() -> None:
+    code, out = transcript("forging")
+    assert code == 0, out
+    assert "[FAILS]" not in out and "All 5 claims held." in out
+    assert row(out, "fd 4", "ALICE'S SECRET", "her own file", "her own file", "her own file")
+    assert row(out, "fd 6", "her own file", "EBADF", "EBADF", "EBADF")
+    assert row(out, "fds 7-32", "EBADF", "EBADF", "EBADF", "EBADF")
+    assert row(out, "alice's fd / mallory's fd", "4 / 6", "4 / 4", "4 / 4", "4 / 4")
+
+
+def test_fd_reuse_stale_fd_lands_in_bobs_file_only_when_transparent() -> None:
+    code, out = transcript("fd-reuse")
+    assert code == 0, out
+    assert "[FAILS]" not in out and "All 8 claims held." in out
+    assert "open('/bob.txt') -> fd 5 (the number Alice freed)" in out
+    assert row(out, "alice's stale write", "17 B", "EBADF", "EBADF", "EBADF")
+    assert row(out, "alice's second close", "ok", "EBADF", "EBADF", "EBADF")
+    assert row(out, "bob's next write", "EBADF", "16 B", "16 B", "16 B")
+    assert row(out, "bob.txt at the end", "bob's + alice's", "bob's 2 lines", "bob's 2 lines",
+               "bob's 2 lines")
+    refused = "(a buggy adapter) wasi.write(handle 2) -> trap invalid-handle in 'alice'"
+    assert out.count(refused) == 2
+
+
+def test_client_dies_three_ways_private_and_native_close_transparent_leaks() -> None:
+    code, out = transcript("client-dies")
+    assert code == 0, out
+    assert "[FAILS]" not in out and "All 5 claims held." in out
+    for death in ("exit", "trap", "torn down"):
+        assert row(out, death, *["closed; 51/51 B"] * 3, "1 LEAKED; 0/51 B")
+    assert out.count("exited with code 7") == 4
+    assert out.count("trapped: `unreachable` executed") == 4
+    # Virtual stores show nothing before teardown (the spill); native writes went through.
+    assert out.count("holds, before any teardown -> 0 of 51 B; 1 open") == 9
+    assert out.count("closes the whole world, implementation too -> 51 of 51 B, at last") == 3
+
+
+def test_boxing_times_a_wasm_read_loop_under_each_mode() -> None:
+    code, out = transcript("boxing")
+    assert code == 0, out
+    assert "[FAILS]" not in out and "All 3 claims held." in out
+    assert "every run of every mode read all 320,000 bytes, 16 at a time" in out
+    for mode in ("private", "transparent", "native"):
+        assert f"{mode} | " in out

@@ -371,6 +371,11 @@ class FsspecStorage:
         self._files: weakref.WeakSet[FsspecFile] = weakref.WeakSet()
         self._ino("")
 
+    @property
+    def open_files(self) -> int:
+        """How many files opened through this storage are open now (not yet closed)."""
+        return len(self._files)
+
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _full(self, path: str) -> str:

@@ -1,0 +1,207 @@
+"""A wasm client dies holding open files: exit, trap, or torn down from outside.
+
+A program (holder.wasm, a C program that keeps files open between calls) creates a file,
+writes a line to it and never closes it. Then it dies, one of three ways: it calls exit
+(proc_exit) with the file still open; it crashes (an `unreachable` trap) right after
+writing; or, still alive and idle, it is torn down from outside by its embedder. Each way
+is followed by what a runtime does with a dead client, as an OS reaps a dead process: it
+tears the client's instance down (the third way is that teardown alone, with no exit or
+trap first). Each runs on the native implementation and on the virtual one under the
+component model, the 2021 proposal and transparent types. The virtual implementation
+serves an fsspec in-memory store through FsspecStorage, which, like an object store, keeps
+a file's new bytes in a local spill until the file is flushed or closed: until then the
+store shows none of them. So what reached the store shows whether anyone closed the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+
+from virtwasi.client import Client, GuestExit, GuestTrap
+from virtwasi.narrate import Narration
+from virtwasi.native.table import OpenFile
+from virtwasi.runtime import WasiWorld
+from virtwasi.storage.fsspec_storage import FsspecStorage
+from virtwasi.world import Semantics
+
+HOLDER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "holder.wasm"
+LINE = b"every byte of this line was written before the end\n"
+DEATHS = ["exit", "trap", "torn down"]
+ORDER = ["native", "component-model", "proposal-2021", "transparent"]
+SEMANTICS = {
+    "native": Semantics.COMPONENT_MODEL,  # the native implementation keeps its own tables
+    "component-model": Semantics.COMPONENT_MODEL,
+    "proposal-2021": Semantics.PROPOSAL_2021,
+    "transparent": Semantics.TRANSPARENT,
+}
+
+
+@dataclass
+class Death:
+    how: str = ""  # what the death looked like from outside
+    open_before: int = 0  # files open in the backend just before teardown
+    stored_before: int = 0  # bytes of the line in the backend just before teardown
+    open_after: int = 0  # ... and just after the runtime tore the client down
+    stored_after: int = 0
+    stored_at_end: int = 0  # after the whole world, the implementation too, was closed
+
+    def cell(self) -> str:
+        state = "closed" if self.open_after == 0 else f"{self.open_after} LEAKED"
+        return f"{state}; {self.stored_after}/{len(LINE)} B"
+
+
+class Backend:
+    """Where the files live, and how to count what is open and what is stored there."""
+
+    def __init__(self, native: bool, folder: str) -> None:
+        self.native = native
+        self.folder = Path(folder).resolve()
+        self.fs = fsspec.filesystem("memory")  # one store per process: a private root
+        self.root = f"/virtwasi-client-dies-{uuid.uuid4().hex}"
+        self.storage = FsspecStorage(self.fs, self.root)
+        self.mounts = {"/": str(self.folder) if native else self.storage}
+
+    def open_files(self, client: Client) -> int:
+        if not self.native:
+            return self.storage.open_files
+        # The host's own view: file descriptors of this process open on files in the folder.
+        if os.path.isdir("/proc/self/fd"):
+            inside = str(self.folder) + os.sep
+            count = 0
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    count += os.readlink(f"/proc/self/fd/{fd}").startswith(inside)
+                except OSError:
+                    continue
+            return count
+        table = getattr(client.adapter, "table", None)  # no /proc: ask the native table
+        return sum(isinstance(e, OpenFile) for e in table.used.values()) if table else 0
+
+    def stored(self, name: str) -> int:
+        """How many bytes of LINE the store holds for ``name``."""
+        if self.native:
+            data = (self.folder / name).read_bytes()
+        else:
+            data = bytes(self.fs.cat_file(f"{self.root}/{name}"))
+        return len(data) if LINE.startswith(data) else -1
+
+    def clean(self) -> None:
+        if not self.native and self.fs.exists(self.root):
+            self.fs.rm(self.root, recursive=True)
+
+
+def die(client: Client, how: str) -> str:
+    """End ``client`` the way ``how`` says; what that looked like from outside."""
+    try:
+        if how == "exit":
+            client.call("die_exit", 7)
+        elif how == "trap":
+            client.call("die_trap")
+        else:
+            return "still running, idle"
+    except GuestExit as exited:
+        return f"exited with code {exited.code}"
+    except GuestTrap as trap:
+        return "trapped: `unreachable` executed" if "unreachable" in str(trap) else "trapped"
+    return "returned?"
+
+
+def story(impl: str, how: str, say: Narration) -> Death:
+    death = Death()
+    name = how.replace(" ", "-") + ".txt"
+    with tempfile.TemporaryDirectory(prefix="virtwasi-client-dies-") as folder:
+        backend = Backend(impl == "native", folder)
+        try:
+            host = WasiWorld(backend.mounts, semantics=SEMANTICS[impl],
+                             impl="native" if impl == "native" else "virtual")
+            with host:
+                client = host.client(HOLDER, name="victim")
+                buffer = client.call("text")
+                client.write_memory(buffer, f"/{name}\0".encode())
+                fd = client.call("create")
+                client.write_memory(buffer, LINE)
+                wrote = client.call("put", fd, len(LINE))
+                say.step("victim", f"open /{name}, write {len(LINE)} B, keep fd {fd}",
+                         f"wrote {wrote} B")
+                death.how = die(client, how)
+                death.open_before = backend.open_files(client)
+                death.stored_before = backend.stored(name)
+                say.step("victim", f"dies: {how}", death.how)
+                say.step("store", "holds, before any teardown",
+                         f"{death.stored_before} of {len(LINE)} B; {death.open_before} open")
+                client.close()  # the runtime reclaims the client: its instance is torn down
+                death.open_after = backend.open_files(client)
+                death.stored_after = backend.stored(name)
+                say.step("runtime", "tears the client instance down",
+                         f"{death.stored_after} of {len(LINE)} B; {death.open_after} open")
+            death.stored_at_end = backend.stored(name)
+            if impl == "transparent":
+                say.step("runtime", "closes the whole world, implementation too",
+                         f"{death.stored_at_end} of {len(LINE)} B, at last")
+        finally:
+            backend.clean()
+    return death
+
+
+def main() -> int:
+    say = Narration("client-dies: a wasm program dies holding open files, three ways")
+    say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
+    results: dict[tuple[str, str], Death] = {}
+    for impl in ORDER:
+        say.section(impl if impl == "native" else f"{impl} (virtual implementation)")
+        for how in DEATHS:
+            results[impl, how] = story(impl, how, say)
+
+    say.section("after the runtime tore the dead client down")
+    say.say("Each cell: whether the file was closed, and how many bytes of the line reached "
+            "the store.")
+    say.columns(["death", *ORDER],
+                [[how, *(results[impl, how].cell() for impl in ORDER)] for how in DEATHS])
+
+    say.section("what this shows")
+    everything = len(LINE)
+
+    def all_deaths(impl: str, test: Callable[[Death], bool]) -> bool:
+        return all(test(results[impl, how]) for how in DEATHS)
+
+    say.say("Native: the runtime owns the real file descriptors, and when it reclaims a "
+            "client, however the client ended, it closes every one of them: the host hook no "
+            "library instance has. Its writes went straight to the host, so they were stored "
+            "before the death too.")
+    say.claim("native: after each death the runtime closes the file; every byte is stored",
+              all_deaths("native", lambda d: d.open_before == 1 and d.open_after == 0
+                         and d.stored_after == everything))
+    say.say("Private resource types: the client's handles live in the client's own table, "
+            "so tearing the client down drops each of them, and dropping the last handle to "
+            "a descriptor runs its destructor, inside the implementation: the file is "
+            "flushed and closed. Before the teardown the store held none of the line, so the "
+            "flush is the destructor's doing.")
+    for impl in ("component-model", "proposal-2021"):
+        say.claim(f"{impl}: each death leaves the file open and unflushed until teardown, "
+                  "which closes it and stores every byte",
+                  all_deaths(impl, lambda d: d.open_before == 1 and d.stored_before == 0
+                             and d.open_after == 0 and d.stored_after == everything))
+    say.say("Transparent: the descriptors are bare integers in the implementation's own "
+            "table; the client's table holds nothing, so tearing the client down tells the "
+            "implementation nothing. Every file stays open and its line stays in the spill. "
+            "Only tearing down the implementation itself, and with it every other client's "
+            "files, finally closes them.")
+    leaked = sum(results["transparent", how].open_after for how in DEATHS)
+    say.claim(f"transparent: all three deaths leak the open file ({leaked} leaked), and "
+              "none of the line reaches the store",
+              all_deaths("transparent", lambda d: d.open_after == 1 and d.stored_after == 0))
+    say.claim("transparent: the line is stored only when the whole implementation is torn down",
+              all_deaths("transparent", lambda d: d.stored_at_end == everything))
+    return say.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
