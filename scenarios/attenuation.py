@@ -26,9 +26,10 @@ from virtwasi.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.storage.tree import Snapshot, copy_tree, snapshot
+from virtwasi.teaching import Exported, imported_type, lent, tell_under_each
 from virtwasi.wasi.abi import Rights
 from virtwasi.wasi.errors import WasiError
-from virtwasi.world import Context, Func, ResourceType, Semantics, Trap, borrow, shared
+from virtwasi.world import Context, ResourceType, Semantics, Trap
 
 FSTOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fstool.wasm"
 READS = [("cat", "/notes.txt"), ("ls", "/todo"), ("stat", "/notes.txt")]
@@ -127,10 +128,9 @@ class X:
         self.look_at_table: Callable[[], list[str]] = list
         self.table_during_run: list[str] = []
 
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
+    def __call__(self, ctx: Context) -> Exported:
         writable = ctx.imports["implementation"]
-        ro = ctx.imports["read-only"]["descriptor"]
-        assert isinstance(ro, ResourceType)
+        ro = imported_type(ctx, "read-only", "descriptor")
 
         def attempt(what: str, action: Callable[[], Any]) -> None:
             try:
@@ -151,8 +151,7 @@ class X:
             if ctx.semantics is Semantics.COMPONENT_MODEL:
                 ctx.resource_drop(ro, h)  # a borrow is given back before the call returns
 
-        lent = shared(ro) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(ro)
-        return {"run": ctx.func(run, [lent], [], name="run")}
+        return {"run": ctx.func(run, [lent(ctx, ro)], [], name="run")}
 
 
 @dataclass
@@ -167,7 +166,7 @@ def dynamic_cast(semantics: Semantics, say: Narration) -> Cast:
     before = snapshot(tree)
     apps: list[Context] = []
 
-    def app(ctx: Context) -> dict[str, Func | ResourceType]:
+    def app(ctx: Context) -> Exported:
         apps.append(ctx)
         return {}
 
@@ -245,11 +244,7 @@ def main() -> int:
             "itself, as a program with a writable folder of its own would. It presents h "
             "there, as if it were a writable descriptor, then tries the numbers of its own "
             "handle table.")
-    casts: dict[Semantics, Cast] = {}
-    for semantics in ORDER:
-        say.section(semantics.value)
-        say.say(RULES[semantics])
-        casts[semantics] = dynamic_cast(semantics, say)
+    casts = tell_under_each(say, ORDER, RULES, dynamic_cast)
 
     say.section("the cast, side by side")
     tries = [MKDIR, OPEN, *(forged(g) for g in GUESSES)]

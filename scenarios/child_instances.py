@@ -13,20 +13,8 @@ import sys
 from dataclasses import dataclass, field
 
 from virtwasi.narrate import Narration
-from virtwasi.world import (
-    Context,
-    Definition,
-    Exports,
-    Func,
-    Instance,
-    ResourceType,
-    Semantics,
-    Trap,
-    World,
-    own,
-    shared,
-    value,
-)
+from virtwasi.teaching import Exported, FileLibrary, side_by_side, tell_under_each
+from virtwasi.world import Context, Definition, Exports, Instance, Semantics, Trap, World, value
 
 ORDER = [Semantics.TRANSPARENT, Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
 JOBS = [("job-1", 2), ("job-2", 3)]  # each child's name and how many files it opens
@@ -40,34 +28,12 @@ RULES = {
 }
 
 
-class FileLibrary:
-    """The library: its destructor closes a file and records it."""
-
-    def __init__(self) -> None:
-        self.open: list[str] = []
-        self.closed: list[str] = []
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        def close(rep: dict[str, str]) -> None:
-            self.open.remove(rep["path"])
-            self.closed.append(rep["path"])
-
-        file = ctx.resource_type("file", destructor=close)
-        given = shared(file) if ctx.semantics is Semantics.PROPOSAL_2021 else own(file)
-
-        def open_(path: str) -> int:
-            self.open.append(path)
-            return ctx.resource_new(file, {"path": path})
-
-        return {"file": file, "open": ctx.func(open_, [value], [given], name="open")}
-
-
 def job(name: str, say: Narration) -> Definition:
     """A child instance: ``work(n)`` opens n files and keeps their handles."""
 
-    def definition(ctx: Context) -> dict[str, Func | ResourceType]:
+    def definition(ctx: Context) -> Exported:
         def work(n: int) -> None:
-            handles = [ctx.imports["files"].open(f"/jobs/{name}/{i}") for i in range(n)]
+            handles = [ctx.imports["files"].open(f"/jobs/{name}/{i}", "") for i in range(n)]
             say.step(name, f"opens {n} files, closes none", f"handles {handles}")
 
         return {"work": ctx.func(work, [value], [])}
@@ -83,7 +49,7 @@ class Parent:
         self.say = say
         self.views: dict[str, Exports] = {}  # each child's exports, as the parent sees them
 
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
+    def __call__(self, ctx: Context) -> Exported:
         def spawn(name: str, n: int) -> int:
             h = ctx.instantiate(name, job(name, self.say), {"files": self.files})
             self.say.step("parent", f"ctx.instantiate({name!r})", f"instance handle {h}")
@@ -118,14 +84,14 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     parent = Parent(files, say)
     parent_inst = world.instantiate("parent", parent, {})
     handles = {name: parent_inst.exports.spawn(name, n) for name, n in JOBS}
-    out.open_at_start = len(lib.open)
+    out.open_at_start = len(lib.open_files)
     say.step("library", "files open / closed by the destructor",
              f"{out.open_at_start} / {len(lib.closed)}")
 
     first = JOBS[0][0]
     parent_inst.exports.stop(handles[first])
     out.closed_by_stop = list(lib.closed)
-    out.open_after_stop = len(lib.open)
+    out.open_after_stop = len(lib.open_files)
     gone = first not in [i.name for i in world.instances]
     say.step("parent", f"drops its handle {handles[first]} to {first}",
              f"{first} {'torn down' if gone else 'still running'}; "
@@ -138,7 +104,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     say.step("parent", f"{first}.work(1) (its old view)", out.late_call)
 
     parent_inst.destroy()
-    out.open_after_parent = len(lib.open)
+    out.open_after_parent = len(lib.open_files)
     out.survivors = [i.name for i in world.instances if i.name.startswith("job")]
     say.step("world", "destroy the parent", f"jobs still alive: {out.survivors or 'none'}")
     say.step("library", "files open / closed by the destructor",
@@ -150,25 +116,14 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
 def main() -> int:
     say = Narration("child-instances: instances as resources, torn down with their handles")
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
-    results: dict[Semantics, Outcome] = {}
-    for semantics in ORDER:
-        say.section(semantics.value)
-        say.say(RULES[semantics])
-        results[semantics] = story(semantics, say)
+    results = tell_under_each(say, ORDER, RULES, story)
     t, cm, p = (results[s] for s in ORDER)
-
-    say.section("side by side")
-    say.columns(
-        ["files open", *(s.value for s in ORDER)],
-        [
-            ["after both jobs ran", *(str(results[s].open_at_start) for s in ORDER)],
-            ["after the parent drops job-1", *(str(results[s].open_after_stop) for s in ORDER)],
-            ["after the parent is destroyed",
-             *(str(results[s].open_after_parent) for s in ORDER)],
-            ["jobs alive at the end", *(", ".join(results[s].survivors) or "none"
-                                        for s in ORDER)],
-        ],
-    )
+    side_by_side(say, "files open", results, {
+        "after both jobs ran": lambda o: str(o.open_at_start),
+        "after the parent drops job-1": lambda o: str(o.open_after_stop),
+        "after the parent is destroyed": lambda o: str(o.open_after_parent),
+        "jobs alive at the end": lambda o: ", ".join(o.survivors) or "none",
+    })
 
     say.section("what this shows")
     say.say("With private types each job's files sit in the job's own table, so tearing the "

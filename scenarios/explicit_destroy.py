@@ -14,19 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtwasi.narrate import Narration
-from virtwasi.world import (
-    Context,
-    Func,
-    HandleParam,
-    ResourceType,
-    Semantics,
-    Trap,
-    World,
-    borrow,
-    own,
-    shared,
-    value,
+from virtwasi.teaching import (
+    FileLibrary,
+    Peer,
+    side_by_side,
+    tell_under_each,
+    trapped,
 )
+from virtwasi.world import Semantics, Trap, World
 
 ORDER = [Semantics.TRANSPARENT, Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
 RULES = {
@@ -39,81 +34,13 @@ RULES = {
 }
 
 
-def given(ctx: Context, rtype: ResourceType) -> HandleParam:
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
+class Client(Peer):
+    """A client; the scenario acts through its context. ``inspect`` uses a lent file and
+    calls Alice back meanwhile (``progress``)."""
 
-
-def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
-
-
-def file_type(ctx: Context) -> ResourceType:
-    rtype = ctx.imports["files"]["file"]
-    assert isinstance(rtype, ResourceType)
-    return rtype
-
-
-class FileLibrary:
-    """The library: records each file its destructor closes and each call it begins."""
-
-    def __init__(self) -> None:
-        self.closed: list[str] = []
-        self.entered = 0
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        file = ctx.resource_type("file", destructor=lambda rep: self.closed.append(rep["path"]))
-
-        def rep_of(h: Any) -> dict[str, str]:
-            self.entered += 1  # the library's own code is running now
-            if isinstance(h, dict):  # a component-model borrow arrives as the rep itself
-                return h
-            rep: dict[str, str] = ctx.resource_rep(file, h)  # "resource.get" in the notes
-            return rep
-
-        def open_(path: str, text: str) -> int:
-            return ctx.resource_new(file, {"path": path, "text": text})
-
-        def read(h: Any) -> str:
-            return rep_of(h)["text"]
-
-        def write(h: Any, text: str) -> None:
-            rep_of(h)["text"] += text
-
-        return {
-            "file": file,
-            "open": ctx.func(open_, [value, value], [given(ctx, file)], name="open"),
-            "read": ctx.func(read, [lent(ctx, file)], [value]),
-            "write": ctx.func(write, [lent(ctx, file), value], []),
-        }
-
-
-class Client:
-    """A client; the scenario acts through its context. ``take`` keeps a handle it is given,
-    ``inspect`` uses a lent one and calls Alice back meanwhile (``progress``)."""
-
-    def __init__(self) -> None:
-        self.ctx: Context
-        self.kept: list[int] = []
-        self.on_progress: Callable[[], None] = lambda: None
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        self.ctx = ctx
-        file = file_type(ctx)
-
-        def take(h: int) -> None:
-            # A 2021 parameter is the callee's copy for the call: keep a clone of it.
-            self.kept.append(ctx.resource_clone(file, h)
-                             if ctx.semantics is Semantics.PROPOSAL_2021 else h)
-
-        def inspect(h: int) -> None:
-            ctx.imports["alice"].progress()
-            ctx.resource_drop(file, h)  # a borrow must be dropped before returning
-
-        return {
-            "take": ctx.func(take, [given(ctx, file)], []),
-            "inspect": ctx.func(inspect, [lent(ctx, file)], []),
-            "progress": ctx.func(lambda: self.on_progress(), [], [], name="progress"),
-        }
+    def inspect(self, h: int) -> None:
+        self.ctx.imports["alice"].progress()
+        self.ctx.resource_drop(self.file, h)  # a borrow must be dropped before returning
 
 
 def attempt(fn: Callable[[], Any]) -> str:
@@ -121,12 +48,13 @@ def attempt(fn: Callable[[], Any]) -> str:
     try:
         result = fn()
     except Trap as trap:
-        return f"trap {trap.reason.value}" + (f" in {trap.instance!r}" if trap.instance else "")
+        return trapped(trap)
     return "done" if result is None else repr(result)
 
 
 @dataclass
 class Outcome:
+    can_end: str = ""  # whether alice can end the file she gave bob, and how
     alice_ends_it: str = ""
     bob_handle: str = ""
     bob_read: str = ""
@@ -147,7 +75,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     alice_inst = world.instantiate("alice", alice, {"files": files})
     bob_inst = world.instantiate("bob", bob, {"files": files, "alice": alice_inst})
     world.instantiate("carol", carol, {"files": files})
-    file = file_type(alice.ctx)
+    file = alice.file
     a_files, b_files = alice.ctx.imports["files"], bob.ctx.imports["files"]
 
     h = a_files.open("/shared/log", "started;")
@@ -159,6 +87,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
                 and semantics is Semantics.COMPONENT_MODEL else ", a copy"))
 
     if semantics is Semantics.PROPOSAL_2021:
+        out.can_end = "yes, destroy"
         out.alice_ends_it = attempt(lambda: alice.ctx.resource_destroy(file, h))
         say.step("alice", f"resource.destroy({h})", f"{out.alice_ends_it}: closed {lib.closed[0]}")
         out.bob_handle = "null" if bob_inst.table.get(b).resource.alive is False else "live"
@@ -176,6 +105,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
                  + f"; files closed in all: {len(lib.closed)}")
         out.detected = "the callee, at use"
     elif semantics is Semantics.COMPONENT_MODEL:
+        out.can_end = "cannot"
         out.alice_ends_it = attempt(lambda: alice.ctx.resource_destroy(file, h))
         say.step("alice", f"resource.destroy({h})", out.alice_ends_it)
         out.alice_ends_it += "; " + attempt(lambda: alice.ctx.resource_drop(file, h))
@@ -201,6 +131,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
                  + f": closed {lib.closed[-1]}")
         out.detected = "the world, at alice"
     else:
+        out.can_end = "yes, close"
         out.alice_ends_it = attempt(lambda: alice.ctx.resource_drop(file, h))
         say.step("alice", f"closes {h}", f"{out.alice_ends_it}: closed {lib.closed[0]}")
         say.step("bob", f"files.read({b})",
@@ -223,23 +154,14 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
 def main() -> int:
     say = Narration("explicit-destroy: ending a resource that another instance still holds")
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
-    results: dict[Semantics, Outcome] = {}
-    for semantics in ORDER:
-        say.section(semantics.value)
-        say.say(RULES[semantics])
-        results[semantics] = story(semantics, say)
+    results = tell_under_each(say, ORDER, RULES, story)
     t, cm, p = (results[s] for s in ORDER)
-
-    say.section("side by side")
-    say.columns(
-        ["", *(s.value for s in ORDER)],
-        [
-            ["alice ends bob's file", "yes, close", "cannot", "yes, destroy"],
-            ["bob's handle after", *(results[s].bob_handle for s in ORDER)],
-            ["bob reads it", *(results[s].bob_read for s in ORDER)],
-            ["who notices", *(results[s].detected for s in ORDER)],
-        ],
-    )
+    side_by_side(say, "", results, {
+        "alice ends bob's file": lambda o: o.can_end,
+        "bob's handle after": lambda o: o.bob_handle,
+        "bob reads it": lambda o: o.bob_read,
+        "who notices": lambda o: o.detected,
+    })
 
     say.section("what this shows")
     say.say("The 2021 answer: the other handle becomes null and the mistake surfaces as a "

@@ -15,19 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtwasi.narrate import Narration
-from virtwasi.world import (
-    Context,
-    Func,
-    HandleParam,
-    ResourceType,
-    Semantics,
-    Trap,
-    World,
-    borrow,
-    own,
-    shared,
-    value,
-)
+from virtwasi.teaching import Client, Exported, FileLibrary, given, tell_under_each, trapped
+from virtwasi.world import Context, ResourceType, Semantics, Trap, World
 
 ORDER = [Semantics.TRANSPARENT, Semantics.PROPOSAL_2021, Semantics.COMPONENT_MODEL]
 RULES = {
@@ -40,42 +29,10 @@ RULES = {
 }
 
 
-def given(ctx: Context, rtype: ResourceType) -> HandleParam:
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
+class ClosingLibrary(FileLibrary):
+    """The file library, with ``close(h)``: it takes the file and ends it."""
 
-
-def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
-
-
-class FileLibrary:
-    """The library: counts the calls it begins and records each file it closes."""
-
-    def __init__(self) -> None:
-        self.entered = 0
-        self.closed: list[tuple[str, str]] = []  # (path, contents when closed)
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        file = ctx.resource_type(
-            "file", destructor=lambda rep: self.closed.append((rep["path"], rep["text"]))
-        )
-
-        def rep_of(h: Any) -> dict[str, str]:
-            self.entered += 1  # the library's own code is running now
-            if isinstance(h, dict):  # a component-model borrow arrives as the rep itself
-                return h
-            rep: dict[str, str] = ctx.resource_rep(file, h)
-            return rep
-
-        def open_(path: str, text: str) -> int:
-            return ctx.resource_new(file, {"path": path, "text": text})
-
-        def write(h: Any, text: str) -> None:
-            rep_of(h)["text"] += text
-
-        def read(h: Any) -> str:
-            return rep_of(h)["text"]
-
+    def funcs(self, ctx: Context, file: ResourceType) -> Exported:
         def close(h: int) -> None:
             self.entered += 1
             if ctx.semantics is Semantics.PROPOSAL_2021:
@@ -83,22 +40,7 @@ class FileLibrary:
             else:
                 ctx.resource_drop(file, h)
 
-        return {
-            "file": file,
-            "open": ctx.func(open_, [value, value], [given(ctx, file)], name="open"),
-            "write": ctx.func(write, [lent(ctx, file), value], []),
-            "read": ctx.func(read, [lent(ctx, file)], [value]),
-            "close": ctx.func(close, [given(ctx, file)], []),
-        }
-
-
-class Client:
-    def __init__(self) -> None:
-        self.ctx: Context
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        self.ctx = ctx
-        return {}
+        return {**super().funcs(ctx, file), "close": ctx.func(close, [given(ctx, file)], [])}
 
 
 @dataclass
@@ -120,8 +62,7 @@ def misuse(lib: FileLibrary, fn: Callable[[], Any]) -> Misuse:
     try:
         fn()
     except Trap as trap:
-        where = f" in {trap.instance!r}" if trap.instance else ""
-        return Misuse(f"trap {trap.reason.value}{where}", trap.instance, lib.entered > before)
+        return Misuse(trapped(trap), trap.instance, lib.entered > before)
     return Misuse("no error", None, lib.entered > before)
 
 
@@ -136,7 +77,7 @@ class Outcome:
 def story(semantics: Semantics, say: Narration) -> Outcome:
     out = Outcome()
     world = World(semantics)
-    lib = FileLibrary()
+    lib = ClosingLibrary()
     files = world.instantiate("files", lib)
     app, other = Client(), Client()
     app_inst = world.instantiate("app", app, {"files": files})
@@ -152,7 +93,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
         left = f"app's {h} moved away"
     else:
         left = f"app's {h} is null" if not app_inst.table.get(h).resource.alive else "?"
-    say.step("app", f"files.close({h})", f"closed {lib.closed[-1][0]}; {left}")
+    say.step("app", f"files.close({h})", f"closed {lib.closed[-1]}; {left}")
     o = o_files.open("/other/secret", "s3cret;")
     say.step("other", "files.open('/other/secret')", f"handle {o}" + (
         " (slot reused)" if semantics is Semantics.TRANSPARENT else " (in its own table)"))
@@ -169,30 +110,26 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
              out.after_close.result)
     other_reads()
     out.double_close = misuse(lib, lambda: a_files.close(h))
-    closed_now = f": closed {lib.closed[-1][0]}" if len(lib.closed) > 1 else ""
+    closed_now = f": closed {lib.closed[-1]}" if len(lib.closed) > 1 else ""
     say.step("app", f"files.close({h}) again: double close", out.double_close.result + closed_now)
     other_reads()
-    out.closed = list(lib.closed)
+    out.closed = [(path, lib.stored[path]) for path in lib.closed]
     world.close()
+    if semantics is Semantics.COMPONENT_MODEL:
+        say.say("The trap is raised in app, by the world, before any library code runs. "
+                "In a real component toolchain this mistake never gets that far: close "
+                "takes the file by value (in Rust, fn close(self)), so a later write is a "
+                "compile error, 'use of moved value'. The membrane's check on app's table "
+                "is the runtime stand-in for that static check. (The stand-in has a gap "
+                "the compiler does not: had app opened another file, its table could "
+                "have reused the dead index.)")
     return out
 
 
 def main() -> int:
     say = Narration("hierarchy: undefined, trap, or prevented: use-after-close and double close")
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
-    results: dict[Semantics, Outcome] = {}
-    for semantics in ORDER:
-        say.section(semantics.value)
-        say.say(RULES[semantics])
-        results[semantics] = story(semantics, say)
-        if semantics is Semantics.COMPONENT_MODEL:
-            say.say("The trap is raised in app, by the world, before any library code runs. "
-                    "In a real component toolchain this mistake never gets that far: close "
-                    "takes the file by value (in Rust, fn close(self)), so a later write is a "
-                    "compile error, 'use of moved value'. The membrane's check on app's table "
-                    "is the runtime stand-in for that static check. (The stand-in has a gap "
-                    "the compiler does not: had app opened another file, its table could "
-                    "have reused the dead index.)")
+    results = tell_under_each(say, ORDER, RULES, story)
     t, p, cm = (results[s] for s in ORDER)
 
     def category(o: Outcome) -> str:

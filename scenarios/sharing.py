@@ -9,25 +9,11 @@ tries to close the file he is still using.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from virtwasi.narrate import Narration
-from virtwasi.world import (
-    Context,
-    Func,
-    HandleParam,
-    Instance,
-    ResourceType,
-    Semantics,
-    Trap,
-    World,
-    borrow,
-    own,
-    shared,
-    value,
-)
+from virtwasi.teaching import FileLibrary, Peer, side_by_side, tell_under_each
+from virtwasi.world import Instance, Semantics, Trap, World
 
 ORDER = [Semantics.TRANSPARENT, Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
 RULES = {
@@ -40,98 +26,32 @@ RULES = {
 }
 
 
-def given(ctx: Context, rtype: ResourceType) -> HandleParam:
-    """'This handle is yours now': own, or under the 2021 proposal a shared copy."""
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
-
-
-def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
-    """'Use it during this call': a borrow, or under the 2021 proposal a shared copy."""
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
-
-
-def file_type(ctx: Context) -> ResourceType:
-    """The library's 'file' type, as a client learns it from its import."""
-    rtype = ctx.imports["files"]["file"]
-    assert isinstance(rtype, ResourceType)
-    return rtype
-
-
-class FileLibrary:
-    """The library instance: its destructor records each file it closes."""
-
-    def __init__(self) -> None:
-        self.closed: list[str] = []
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        file = ctx.resource_type("file", destructor=lambda rep: self.closed.append(rep["path"]))
-
-        def rep_of(h: Any) -> dict[str, str]:
-            if isinstance(h, dict):  # a component-model borrow arrives as the rep itself
-                return h
-            rep: dict[str, str] = ctx.resource_rep(file, h)
-            return rep
-
-        def open_(path: str, text: str) -> int:
-            return ctx.resource_new(file, {"path": path, "text": text})
-
-        def read(h: Any) -> str:
-            return rep_of(h)["text"]
-
-        return {
-            "file": file,
-            "open": ctx.func(open_, [value, value], [given(ctx, file)], name="open"),
-            "read": ctx.func(read, [lent(ctx, file)], [value]),
-        }
-
-
-class Client:
+class Client(Peer):
     """A client instance. The scenario acts through its context, as the client's code would;
-    its exports let other clients give it a handle (take), lend it one (inspect) or call it
-    back in the middle of a call (progress)."""
+    other clients can give it a file, lend it one or call it back in the middle of a call."""
 
     def __init__(self, name: str, say: Narration) -> None:
+        super().__init__()
         self.name = name
         self.say = say
-        self.ctx: Context
-        self.kept: list[int] = []
         self.last_read = "(never: the call unwound)"
         self.lent = 0
-        self.on_progress: Callable[[], None] = lambda: None
 
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        self.ctx = ctx
-        file = file_type(ctx)
-
-        def take(h: int) -> None:
-            # A 2021 parameter is the callee's copy for the call: keep a clone of it.
-            self.kept.append(ctx.resource_clone(file, h)
-                             if ctx.semantics is Semantics.PROPOSAL_2021 else h)
-
-        def inspect(h: int) -> None:
-            files = ctx.imports["files"]
-            self.lent = h
-            self.say.step(self.name, f"  inspect: read its handle {h}", repr(files.read(h)))
-            self.say.step(self.name, "  inspect: calls alice.progress()", "(callback)")
-            ctx.imports["alice"].progress()
-            try:
-                self.last_read = repr(files.read(h))
-            except Trap as trap:
-                self.last_read = f"trap {trap.reason.value}"
-                self.say.step(self.name, "  inspect: reads it again", self.last_read)
-                raise
+    def inspect(self, h: int) -> None:
+        files = self.ctx.imports["files"]
+        self.lent = h
+        self.say.step(self.name, f"  inspect: read its handle {h}", repr(files.read(h)))
+        self.say.step(self.name, "  inspect: calls alice.progress()", "(callback)")
+        self.ctx.imports["alice"].progress()
+        try:
+            self.last_read = repr(files.read(h))
+        except Trap as trap:
+            self.last_read = f"trap {trap.reason.value}"
             self.say.step(self.name, "  inspect: reads it again", self.last_read)
-            if ctx.semantics is Semantics.COMPONENT_MODEL:
-                ctx.resource_drop(file, h)  # a borrow must be dropped before returning
-
-        def progress() -> None:
-            self.on_progress()
-
-        return {
-            "take": ctx.func(take, [given(ctx, file)], []),
-            "inspect": ctx.func(inspect, [lent(ctx, file)], []),
-            "progress": ctx.func(progress, [], []),
-        }
+            raise
+        self.say.step(self.name, "  inspect: reads it again", self.last_read)
+        if self.ctx.semantics is Semantics.COMPONENT_MODEL:
+            self.ctx.resource_drop(self.file, h)  # a borrow must be dropped before returning
 
 
 def refs(inst: Instance, h: int) -> int:
@@ -160,7 +80,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     alice_inst = world.instantiate("alice", alice, {"files": files})
     bob_inst = world.instantiate("bob", bob, {"files": files, "alice": alice_inst})
     carol_inst = world.instantiate("carol", carol, {"files": files})
-    file = file_type(alice.ctx)
+    file = alice.file
     counted = semantics is Semantics.PROPOSAL_2021
 
     def count(holder: Instance, h: int) -> str:
@@ -250,23 +170,14 @@ def main() -> int:
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
     say.say("A handle number is an index in its holder's own table, so Bob's number for a "
             "file may differ from Alice's.")
-    results: dict[Semantics, Outcome] = {}
-    for semantics in ORDER:
-        say.section(semantics.value)
-        say.say(RULES[semantics])
-        results[semantics] = story(semantics, say)
+    results = tell_under_each(say, ORDER, RULES, story)
     t, cm, p = (results[s] for s in ORDER)
-
-    say.section("side by side")
-    say.columns(
-        ["question", *(s.value for s in ORDER)],
-        [
-            ["alice gives q1 to bob", *(results[s].give for s in ORDER)],
-            ["then to carol too", *(results[s].give_again for s in ORDER)],
-            ["q1's destructor ran", *(results[s].closed_when for s in ORDER)],
-            ["alice closes q2 while lent", *(results[s].lender_close for s in ORDER)],
-        ],
-    )
+    side_by_side(say, "question", results, {
+        "alice gives q1 to bob": lambda o: o.give,
+        "then to carol too": lambda o: o.give_again,
+        "q1's destructor ran": lambda o: o.closed_when,
+        "alice closes q2 while lent": lambda o: o.lender_close,
+    })
 
     say.section("what this shows")
     say.say("An own handle is unique: passing it moves it, so Alice cannot give it twice and "

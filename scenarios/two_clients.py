@@ -12,81 +12,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from virtwasi.narrate import Narration
-from virtwasi.world import (
-    Context,
-    Func,
-    ResourceType,
-    Semantics,
-    Trap,
-    World,
-    borrow,
-    own,
-    shared,
-    value,
-)
+from virtwasi.teaching import Client, FileLibrary, side_by_side, tell_under_each
+from virtwasi.world import Semantics, Trap, World
 
 GUESSES = range(1, 5)
-
-
-@dataclass
-class Storage:
-    """What has reached the backend: only flushed bytes count."""
-
-    files: dict[str, str] = field(default_factory=dict)
-    open_files: int = 0
-
-
-def file_library(storage: Storage) -> Any:
-    def definition(ctx: Context) -> dict[str, Func | ResourceType]:
-        def flush_and_close(rep: dict[str, str]) -> None:
-            storage.files[rep["path"]] = rep["buffer"]
-            storage.open_files -= 1
-
-        file = ctx.resource_type("file", destructor=flush_and_close)
-        # The handle types each semantics uses for "yours now" and "use it for this call".
-        if ctx.semantics is Semantics.PROPOSAL_2021:
-            given, lent = shared(file), shared(file)
-        else:
-            given, lent = own(file), borrow(file)
-
-        def rep_of(h: Any) -> dict[str, str]:
-            if isinstance(h, dict):  # a component-model borrow arrives as the rep itself
-                return h
-            rep: dict[str, str] = ctx.resource_rep(file, h)
-            return rep
-
-        def open_(path: str) -> int:
-            storage.open_files += 1
-            return ctx.resource_new(file, {"path": path, "buffer": ""})
-
-        def write(h: Any, text: str) -> None:
-            rep_of(h)["buffer"] += text
-
-        def read(h: Any) -> str:
-            return rep_of(h)["buffer"]
-
-        return {
-            "file": file,
-            "open": ctx.func(open_, [value], [given], name="open"),
-            "write": ctx.func(write, [lent, value], []),
-            "read": ctx.func(read, [lent], [value]),
-        }
-
-    return definition
-
-
-class Client:
-    """A client instance; the scenario acts through its context, as its code would."""
-
-    def __init__(self) -> None:
-        self.ctx: Context
-
-    def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
-        self.ctx = ctx
-        return {}
 
 
 @dataclass
@@ -99,20 +30,20 @@ class Outcome:
 
 def story(semantics: Semantics, say: Narration) -> Outcome:
     outcome = Outcome()
-    storage = Storage()
     world = World(semantics)
-    files = world.instantiate("files", file_library(storage))
+    lib = FileLibrary()
+    files = world.instantiate("files", lib)
     alice, mallory = Client(), Client()
     alice_inst = world.instantiate("alice", alice, {"files": files})
     world.instantiate("mallory", mallory, {"files": files})
 
-    lib = alice.ctx.imports["files"]
-    secret = lib.open("/home/alice/secret")
+    a_files = alice.ctx.imports["files"]
+    secret = a_files.open("/home/alice/secret", "")
     say.step("alice", "files.open('/home/alice/secret')", f"handle {secret}")
-    lib.write(secret, "hunter2")
+    a_files.write(secret, "hunter2")
     say.step("alice", f"files.write({secret}, 'hunter2')", "buffered, not yet flushed")
-    notes = lib.open("/home/alice/notes")
-    lib.write(notes, "buy milk")
+    notes = a_files.open("/home/alice/notes", "")
+    a_files.write(notes, "buy milk")
     say.step("alice", "files.open + write '/home/alice/notes'", f"handle {notes}")
 
     for guess in GUESSES:
@@ -127,10 +58,10 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
 
     alice_inst.destroy()
     say.step("world", "destroy alice (she never closed anything)", "torn down")
-    outcome.open_after_teardown = storage.open_files
-    outcome.flushed = storage.files.get("/home/alice/secret")
+    outcome.open_after_teardown = len(lib.open_files)
+    outcome.flushed = lib.stored.get("/home/alice/secret")
     say.step("storage", "files still open / secret on disk",
-             f"{storage.open_files} / {outcome.flushed!r}")
+             f"{outcome.open_after_teardown} / {outcome.flushed!r}")
     world.close()
     return outcome
 
@@ -138,23 +69,13 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
 def main() -> int:
     say = Narration("two-clients: forging a handle, and a client that dies holding files")
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
-    results: dict[Semantics, Outcome] = {}
     order = [Semantics.TRANSPARENT, Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
-    for semantics in order:
-        say.section(f"{semantics.value}")
-        results[semantics] = story(semantics, say)
-
-    say.section("side by side")
-    say.columns(
-        ["question", *(s.value for s in order)],
-        [
-            ["Mallory reads Alice's secret?",
-             *(f"yes: {results[s].stolen!r}" if results[s].stolen else "no" for s in order)],
-            ["files left open after teardown",
-             *(str(results[s].open_after_teardown) for s in order)],
-            ["secret flushed to storage", *(repr(results[s].flushed) for s in order)],
-        ],
-    )
+    results = tell_under_each(say, order, {}, story)
+    side_by_side(say, "question", results, {
+        "Mallory reads Alice's secret?": lambda o: f"yes: {o.stolen!r}" if o.stolen else "no",
+        "files left open after teardown": lambda o: str(o.open_after_teardown),
+        "secret flushed to storage": lambda o: repr(o.flushed),
+    })
 
     say.section("what this shows")
     transparent = results[Semantics.TRANSPARENT]
