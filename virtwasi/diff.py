@@ -31,12 +31,16 @@ RUNTIMES: dict[str, tuple[str, str]] = {
     "native": ("virtwasi_native", "run"),
     "virtual-host": ("virtwasi_virtual", "run"),
     "virtual-memory": ("virtwasi_virtual", "run_in_memory"),
+    "wasmer": ("wasmer_wasi", "run"),
 }
+# Selected only by name: an extra package, and a guest that sees the tree at /workspace.
+OPTIONAL = frozenset({"wasmer"})
 DESCRIPTIONS = {
     "wasmtime": "wasmtime's built-in WASI over a host folder (the reference)",
     "native": "virtwasi's host-privileged implementation over a host folder",
     "virtual-host": "virtwasi's virtual implementation over a host folder",
     "virtual-memory": "virtwasi's virtual implementation over the in-memory default",
+    "wasmer": "Wasmer's own WASI through wasmer-sdk, the tree at /workspace (optional)",
 }
 
 Prepare = Callable[[Path], None]
@@ -61,7 +65,11 @@ def load_adapter(name: str) -> ModuleType:
         raise ImportError(f"no runtime adapter {name!r} in {adapter_dir()}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]  # a half-loaded adapter must not pass for a loaded one
+        raise
     return module
 
 
@@ -71,6 +79,21 @@ def runner(runtime: str) -> Callable[..., RunResult]:
     file, function = RUNTIMES[runtime]
     run: Callable[..., RunResult] = getattr(load_adapter(file), function)
     return run
+
+
+def available(runtime: str) -> bool:
+    """Whether ``runtime``'s adapter imports (an optional one may lack its package)."""
+    try:
+        runner(runtime)
+    except ImportError:
+        return False
+    return True
+
+
+def default_runtimes() -> list[str]:
+    """The runtimes compared when none is named: every one but the optional ones, among
+    those whose adapters import."""
+    return [name for name in RUNTIMES if name not in OPTIONAL and available(name)]
 
 
 @dataclass(frozen=True)
@@ -121,11 +144,14 @@ class Comparison:
 
 
 def compare(module: Path, args: Sequence[str] = (), *,
-            runtimes: Sequence[str] = tuple(RUNTIMES), env: Mapping[str, str] | None = None,
+            runtimes: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
             stdin: bytes = b"", prepare: Prepare | None = None,
             workdir: Path | None = None) -> Comparison:
     """``module`` on the reference and every runtime in ``runtimes``, each from its own copy
-    of the initial tree (made by ``prepare``) under ``workdir`` (a temporary folder if None)."""
+    of the initial tree (made by ``prepare``) under ``workdir`` (a temporary folder if None).
+    ``runtimes`` defaults to :func:`default_runtimes`."""
+    if runtimes is None:
+        runtimes = default_runtimes()
     chosen = [REFERENCE, *(r for r in runtimes if r != REFERENCE)]
     for name in chosen:
         runner(name)  # an unknown or missing runtime fails before anything runs
