@@ -8,16 +8,14 @@ all be equal.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import FIXTURES, load_adapter
+from conftest import FIXTURES
 
-from virtwasi.storage.hostdir import HostDirStorage
-from virtwasi.storage.tree import Snapshot, snapshot
+from virtwasi.diff import REFERENCE, Comparison, default_runtimes, report, run_on
 
 
 def small_tree(root: Path) -> None:
@@ -49,33 +47,15 @@ CASES: dict[str, Case] = {
     "echo": Case("echo.wasm", [], stdin=b"one\ntwo\n\nno newline at the end"),
 }
 ENV = {"GREETING": "hi there", "EMPTY": ""}
-RUNTIMES = ["virtual-host", "virtual-memory", "native"]
-
-
-def outcome(runner: Callable[..., object], case: str, tmp: Path) -> tuple[object, Snapshot]:
-    module, args, prepare, stdin = CASES[case]
-    root = tmp / "root"
-    root.mkdir(parents=True)
-    if prepare is not None:
-        prepare(root)
-    result = runner(FIXTURES / module, args, root, env=ENV, stdin=stdin)
-    with HostDirStorage(root) as tree:
-        return result, snapshot(tree)
-
-
-def report(name: str, expected: object, got: object) -> str:
-    return "".join(difflib.unified_diff(
-        repr(expected).replace("\\n", "\\n\n").splitlines(True),
-        repr(got).replace("\\n", "\\n\n").splitlines(True), "wasmtime", name))
+RUNTIMES = [name for name in default_runtimes() if name != REFERENCE]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_same_behaviour_as_wasmtime(case: str, runtime: str, tmp_path: Path) -> None:
-    reference = load_adapter("wasmtime_wasi").run
-    virtual = load_adapter("virtwasi_virtual")
-    runner = {"virtual-host": virtual.run, "virtual-memory": virtual.run_in_memory,
-              "native": load_adapter("virtwasi_native").run}[runtime]
-    expected = outcome(reference, case, tmp_path / "reference")
-    got = outcome(runner, case, tmp_path / runtime)
-    assert got == expected, report(runtime, expected, got)
+    module, args, prepare, stdin = CASES[case]
+    comparison = Comparison(FIXTURES / module, args)
+    for name in (REFERENCE, runtime):
+        comparison.outcomes[name] = run_on(name, FIXTURES / module, args, tmp_path / name,
+                                           env=ENV, stdin=stdin, prepare=prepare)
+    assert comparison.same, report(comparison)
