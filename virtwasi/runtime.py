@@ -174,23 +174,22 @@ class Session(Client):
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
     ) -> None:
-        self.world_of_session = WasiWorld(mounts, read_only=read_only, semantics=semantics,
-                                          impl=impl)
+        host = WasiWorld(mounts, read_only=read_only, semantics=semantics, impl=impl)
         try:
-            super().__init__(self.world_of_session, module, args, env=env, stdin=stdin,
-                             stdout=stdout, stderr=stderr, name=program_name,
-                             imports=imports, on_compile=on_compile)
+            super().__init__(host, module, args, env=env, stdin=stdin, stdout=stdout,
+                             stderr=stderr, name=program_name, imports=imports,
+                             on_compile=on_compile)
         except BaseException:
-            self.world_of_session.close()
+            host.close()
             raise
 
     @property
     def world(self) -> World:
-        return self.world_of_session.world
+        return self.host.world
 
     def close(self) -> None:
         super().close()
-        self.world_of_session.close()
+        self.host.close()
 
     def __enter__(self) -> Session:
         return self
