@@ -8,16 +8,15 @@ run in this process, one after the other, on the same machine. Run with ``make b
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 
 import wasmtime
+from machine import describe
 
 from virtwasi.engine import TrapBox, define
 from virtwasi.runtime import Session
@@ -167,19 +166,6 @@ def measure_wasmtime(root: Path) -> dict[str, float]:
     return found
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, wasmtime-py {version('wasmtime')}")
-
-
 def report() -> str:
     data = os.urandom(BIG_FILE)
     memory = MemoryStorage()
@@ -196,7 +182,7 @@ def report() -> str:
     lines = [
         "## WASI calls: virtwasi against wasmtime's built-in WASI",
         "",
-        f"Machine: {machine()}  ",
+        f"Machine: {describe()}  ",
         "Command: `make bench` (`python benchmarks/wasi_calls.py`)  ",
         f"A WAT guest calls the import {CALLS:,} times in a loop (median of {REPEATS} loops), "
         f"or reads a {mib} MiB file from start to end in {kib} KiB fd_read calls into its "

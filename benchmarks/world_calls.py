@@ -7,14 +7,14 @@ BENCHMARKS.md.
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from machine import describe
 
 from virtwasi.world import Context, Func, ResourceType, Semantics, World, borrow, own, shared
 
@@ -108,19 +108,6 @@ def measure_semantics(semantics: Semantics) -> list[tuple[str, float]]:
     return rows
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
-
-
 def report(rows: list[tuple[str, float]]) -> str:
     reference = rows[0][1]
     lines = [
@@ -128,7 +115,7 @@ def report(rows: list[tuple[str, float]]) -> str:
         "",
         "## World: a call across the membrane",
         "",
-        f"Machine: {machine()}  ",
+        f"Machine: {describe()}  ",
         "Command: `make bench` (`python benchmarks/world_calls.py`)  ",
         f"Each figure is the median of {REPEATS} runs of {CALLS:,} calls; the ratio is against "
         "the plain Python call measured in the same process.",
