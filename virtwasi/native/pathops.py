@@ -13,7 +13,7 @@ import os
 from ..storage.base import FileKind
 from ..storage.hostdir import to_stat
 from ..wasi.abi import FILESTAT, U32, Errno, Fdflags, Lookupflags, Oflags, Rights
-from ..wasi.errors import WasiError, check_flags
+from ..wasi.errors import WasiError, check_flags, check_open_flags
 from ..wasi.paths import Resolved
 from ..wasi.virtual import FILETYPE
 from . import times
@@ -58,11 +58,7 @@ class PathImports(NativeBase):
     # -- opening ----------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
-        check_flags("Lookupflags", dirflags, Lookupflags)
-        check_flags("Oflags", oflags, Oflags)
-        check_flags("Rights", base, Rights)
-        check_flags("Rights", inheriting, Rights)
-        check_flags("Fdflags", fdflags, Fdflags)
+        check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         text = self.path(path, length)
         entry = self.table.get(fd)
         if isinstance(entry, OpenFile):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import errno as host_errno
 
-from .abi import Errno
+from .abi import Errno, Fdflags, Lookupflags, Oflags, Rights
 
 
 class WasiError(Exception):
@@ -37,6 +37,16 @@ def check_flags(name: str, value: int, flags: type[enum.IntFlag]) -> None:
         known = _KNOWN_BITS[flags] = sum(int(member) for member in flags)
     if value & ~known:
         raise AbiViolation(f"invalid flags {value:#x} for {name}")
+
+
+def check_open_flags(dirflags: int, oflags: int, base: int, inheriting: int,
+                     fdflags: int) -> None:
+    """path_open's flag arguments, checked in the order wasmtime checks them."""
+    check_flags("Lookupflags", dirflags, Lookupflags)
+    check_flags("Oflags", oflags, Oflags)
+    check_flags("Rights", base, Rights)
+    check_flags("Rights", inheriting, Rights)
+    check_flags("Fdflags", fdflags, Fdflags)
 
 
 # Host errno code -> WASI errno, derived by name: WASI's EACCES is the host's EACCES, and so on.

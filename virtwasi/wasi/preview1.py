@@ -24,14 +24,13 @@ from .abi import (
     Filetype,
     Fstflags,
     Lookupflags,
-    Oflags,
     Rights,
     Whence,
 )
 from .common import HANGUP, CommonImports, Stdio
 from .common import ProcExit as ProcExit
 from .common import read_stream as _read_stream
-from .errors import WasiError, check_enum, check_flags
+from .errors import WasiError, check_enum, check_flags, check_open_flags
 from .memory import GuestMemory
 from .virtual import FILETYPE, check_times
 
@@ -312,11 +311,7 @@ class Preview1(CommonImports):
     # -- paths ------------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
-        check_flags("Lookupflags", dirflags, Lookupflags)
-        check_flags("Oflags", oflags, Oflags)
-        check_flags("Rights", base, Rights)
-        check_flags("Rights", inheriting, Rights)
-        check_flags("Fdflags", fdflags, Fdflags)
+        check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         follow = bool(dirflags & Lookupflags.SYMLINK_FOLLOW)
         handle = self.wasi.open_at(self.handle(fd), self.path(path, length), follow, oflags,
                                    fdflags, base, inheriting)
