@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +195,28 @@ def test_a_closed_file_is_closed_now_not_at_teardown(semantics: str) -> None:
         assert isinstance(descriptors, ResourceType)
         assert descriptors.live_count == 1  # only the preopen is still open
         assert client.instance.handle_count == 1
+
+
+def test_the_first_compile_of_a_big_module_is_announced_on_a_terminal_only(
+        tmp_path: Path) -> None:
+    big = tmp_path / "big.wasm"  # 4 MiB of data: big enough to deserve the note
+    big.write_bytes(wasmtime.wat2wasm(
+        '(module (memory 64) (data (i32.const 0) "' + "a" * (4 << 20) + '")'
+        ' (func (export "_start")))'))
+    env = dict(os.environ, VIRTWASI_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "virtwasi", "run", str(big)]
+    primary, secondary = pty.openpty()
+    try:
+        first = subprocess.run(command, stderr=secondary, env=env, timeout=120)
+        os.close(secondary)
+        told = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal has nothing more
+            while chunk := os.read(primary, 4096):
+                told += chunk
+    finally:
+        os.close(primary)
+    assert first.returncode == 0
+    assert b"compiling big.wasm (4.0 MiB) once" in told
+    piped = subprocess.run(command, capture_output=True, env=dict(
+        env, VIRTWASI_CACHE=str(tmp_path / "other")), timeout=120)
+    assert piped.returncode == 0 and piped.stderr == b""
