@@ -17,6 +17,9 @@ import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+NAME_MAX = 255
+"""Bytes in one path component, as on Linux."""
+
 
 def posix_error(code: int, path: str) -> OSError:
     """The OSError a backend raises for ``code``; OSError(code, ...) builds the matching

@@ -37,14 +37,13 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from .base import DirEntry, FileKind, Stat, posix_error
+from .base import NAME_MAX, DirEntry, FileKind, Stat, posix_error
 
 if TYPE_CHECKING:
     from .memfs_fsspec import MemoryTreeFileSystem
 
 __all__ = ["MAX_FILE_SIZE", "NAME_MAX", "MemoryFile", "MemoryStorage"]
 
-NAME_MAX = 255  # bytes in one path component, as on Linux
 SYMLINK_MAX = 4095  # bytes in a symlink target (PATH_MAX less the NUL)
 MAX_FILE_SIZE = 2**63 - 1  # the largest off_t; beyond it is EFBIG
 

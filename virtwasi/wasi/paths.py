@@ -5,20 +5,24 @@ the sandbox. Resolution walks the path with ``lstat``/``readlink`` on the storag
 symlinks by splicing their targets into the walk, and refuses, as wasmtime does, anything
 that would leave the starting directory: an absolute path, an absolute symlink target, or a
 ``..`` above the start (``EPERM``). More than 40 symlinks is ``ELOOP``. A trailing ``/``
-(or a final ``.``/``..``) means the last component must be a directory.
+(or a final ``.``/``..``) means the last component must be a directory. A component longer
+than ``NAME_MAX`` bytes is ``ENAMETOOLONG`` when the walk reaches it, as on Linux, whatever
+the storage could hold (an object store would take the name).
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.base import FileKind, Stat
+from ..storage.base import NAME_MAX, FileKind, Stat
 from .abi import Errno
 from .errors import WasiError
 
 MAX_SYMLINKS = 40
+_SHORT = NAME_MAX // 4  # no path this long or shorter has a component over NAME_MAX bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,10 @@ class Lookup(Protocol):
     def readlink(self, path: str) -> str: ...
 
 
+def _too_long(name: str) -> bool:
+    return len(name) > _SHORT and len(os.fsencode(name)) > NAME_MAX
+
+
 def _join(parts: list[str]) -> str:
     return "/".join(parts)
 
@@ -52,6 +60,8 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
     full walk starts over."""
     if "\0" in path or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
         return None
+    if len(path) > _SHORT and any(_too_long(part) for part in path.split("/")):
+        return None  # the full walk says where, after the components before it
     where = start
     if "/" in path:
         parts = path.split("/")
@@ -118,6 +128,8 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool) -> Resolved
             stat = None
             must_be_directory = must_be_directory or last
             continue
+        if _too_long(part):
+            raise WasiError(Errno.NAMETOOLONG, f"a component of {path!r} is too long")
         candidate = _join([*base, *walked, part])
         try:
             stat = storage.lstat(candidate)
