@@ -18,6 +18,7 @@ from typing import TextIO
 DELAY_S = 0.5  # work shorter than this never shows a bar
 REDRAW_S = 0.1
 WIDTH = 28
+_clock = time.monotonic  # the one clock the bar reads, so it can be replaced
 
 
 def _size(n: float) -> str:
@@ -42,7 +43,7 @@ class Progress:
             setting = os.environ.get("VIRTWASI_PROGRESS", "auto")
             force = {"always": True, "never": False}.get(setting)
         self.visible = self._is_terminal() if force is None else force
-        self._started = time.monotonic()
+        self._started = _clock()
         self._drawn_at = 0.0
         self._drawn = False
 
@@ -60,7 +61,7 @@ class Progress:
         fraction = min(self.done / self.total, 1.0) if self.total else 1.0
         filled = int(fraction * WIDTH)
         bar = "#" * filled + "-" * (WIDTH - filled)
-        elapsed = time.monotonic() - self._started
+        elapsed = _clock() - self._started
         rate = ""
         if self.unit == "bytes" and elapsed > 0:
             rate = f"  {_size(self.done / elapsed)}/s"
@@ -71,7 +72,7 @@ class Progress:
         self.done += n
         if not self.visible:
             return
-        now = time.monotonic()
+        now = _clock()
         if now - self._started < DELAY_S or now - self._drawn_at < REDRAW_S:
             return
         self._draw(now)
@@ -85,7 +86,7 @@ class Progress:
     def finish(self) -> None:
         """Leave the finished bar on its own line, if one was ever drawn."""
         if self._drawn:
-            self._draw(time.monotonic())
+            self._draw(_clock())
             self.stream.write("\n")
             self.stream.flush()
 
