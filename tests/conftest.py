@@ -12,6 +12,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The test helpers (worldkit) live beside the tests; they are not part of the package.
 sys.path.insert(0, str(Path(__file__).parent))
 
+# Fixtures that start S3, FTP and HTTP servers on 127.0.0.1 (tests/servers.py).
+pytest_plugins = ["servers"]
+
 
 def load_adapter(name: str) -> ModuleType:
     """A runtime adapter from adapters/, loaded by path under a private module name."""

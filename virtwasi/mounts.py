@@ -7,6 +7,10 @@
 * anything else is an fsspec URL, chained ones included (``zip::file://a.zip``,
   ``simplecache::s3://bucket/prefix``), served by :class:`~virtwasi.storage.FsspecStorage`.
   fsspec's own ``memory://`` is one store for the whole process, as fsspec defines it.
+  ``zip::`` and ``tar::`` URLs are opened by :mod:`virtwasi.storage.archives`, which reads
+  members in place.
+* an :class:`Overlay` serves one source copy-on-write over another (see
+  :mod:`virtwasi.storage.overlay`).
 
 Every problem is a :class:`MountError` whose message names the mount and what is wrong.
 """
@@ -14,19 +18,45 @@ Every problem is a :class:`MountError` whose message names the mount and what is
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import fsspec
 
-from .storage.base import Storage
+from .storage.archives import open_archive
+from .storage.base import FileKind, Storage
+from .storage.fsspec_layout import kind, layout_for
 from .storage.fsspec_storage import FsspecStorage
 from .storage.hostdir import HostDirStorage
 from .storage.memfs import MemoryStorage
+from .storage.network import open_url
+from .storage.overlay import OverlayStorage
 from .storage.readonly import ReadOnlyStorage
 
-MountSource: TypeAlias = Storage | fsspec.AbstractFileSystem | str | Path
-"""What a mount may be given as: a storage, an fsspec filesystem (its root), a URL or path."""
+
+@dataclass(frozen=True)
+class Remote:
+    """An fsspec URL with storage options, as ``fsspec.open`` takes them: for the outermost
+    filesystem, or under a protocol's name for any in a chain (``{"s3": {...}}``), e.g.
+    ``Remote("s3://bucket/prefix", {"endpoint_url": "http://127.0.0.1:9000"})``."""
+
+    url: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """``lower`` served copy-on-write: it is opened read-only and every change goes to
+    ``upper`` (a fresh in-memory tree by default), as :class:`OverlayStorage` describes."""
+
+    lower: MountSource
+    upper: MountSource = "mem://"
+
+
+MountSource: TypeAlias = Storage | fsspec.AbstractFileSystem | str | Path | Remote | Overlay
+"""What a mount may be given as: a storage, an fsspec filesystem (its root), a URL or path,
+or a URL with storage options, or an overlay of two of those."""
 
 
 class MountError(ValueError):
@@ -40,7 +70,7 @@ def _host_folder(path: str, read_only: bool) -> Storage:
     return HostDirStorage(path, writable=not read_only)
 
 
-def _from_url(url: str, read_only: bool) -> Storage:
+def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = None) -> Storage:
     if url in ("mem://", "mem:"):
         storage: Storage = MemoryStorage()
         return ReadOnlyStorage(storage) if read_only else storage
@@ -49,7 +79,8 @@ def _from_url(url: str, read_only: bool) -> Storage:
     if url.startswith("file://") and "::" not in url:
         return _host_folder(url.removeprefix("file://") or "/", read_only)
     try:
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = (open_archive(url, dict(options or {}))
+                    or open_url(url, dict(options or {})))
     except (ValueError, ImportError) as exc:
         raise MountError(f"{url}: {exc}") from None
     except FileNotFoundError as exc:
@@ -62,13 +93,29 @@ def _from_url(url: str, read_only: bool) -> Storage:
 def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
                      read_only: bool) -> Storage:
     try:
-        is_dir = fs.isdir(root) if root.strip("/") else True
-        exists = is_dir or fs.exists(root)
+        exists = not root.strip("/") or fs.exists(root)
+        # A directory as the storage will see it (a web page ending in "/" is one).
+        is_dir = not root.strip("/") or (
+            exists and kind(layout_for(fs).describe(fs.info(root))) is FileKind.DIRECTORY)
     except Exception as exc:
         raise MountError(f"{name}: cannot reach it: {type(exc).__name__}: {exc}") from None
     if not is_dir:
         raise MountError(f"{name}: " + ("not a directory" if exists else "no such directory"))
     return FsspecStorage(fs, root, writable=False if read_only else None)
+
+
+def _overlay(source: Overlay, read_only: bool) -> Storage:
+    lower = open_mount(source.lower, read_only=True)  # never written, whatever it is
+    try:
+        upper = open_mount(source.upper)
+        if not upper.writable:
+            raise MountError(f"overlay: the upper layer {source.upper} is read-only")
+    except BaseException:
+        if hasattr(lower, "close"):
+            lower.close()
+        raise
+    overlay = OverlayStorage(lower, upper)
+    return ReadOnlyStorage(overlay) if read_only else overlay
 
 
 def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
@@ -77,6 +124,10 @@ def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
         return _host_folder(str(source), read_only)
     if isinstance(source, str):
         return _from_url(source, read_only)
+    if isinstance(source, Remote):
+        return _from_url(source.url, read_only, source.options)
+    if isinstance(source, Overlay):
+        return _overlay(source, read_only)
     if isinstance(source, fsspec.AbstractFileSystem):
         return _from_filesystem(source, "", repr(source), read_only)
     return ReadOnlyStorage(source) if read_only and source.writable else source
@@ -108,9 +159,27 @@ def parse_mount(spec: str) -> tuple[str, str]:
     return guest, url
 
 
+def parse_overlay(spec: str) -> tuple[str, str]:
+    """``GUEST[=UPPER_URL]`` as given to ``--overlay`` (the upper defaults to ``mem://``)."""
+    guest, sep, upper = spec.partition("=")
+    if not guest or (sep and not upper):
+        raise MountError(f"--overlay wants GUEST[=UPPER_URL], got {spec!r}")
+    return guest, upper or "mem://"
+
+
 def parse_dir(spec: str) -> tuple[str, str]:
     """``HOST[::GUEST]`` as given to ``--dir`` (wasmtime's syntax)."""
     host, _, guest = spec.partition("::")
     if not host:
         raise MountError(f"--dir wants HOST[::GUEST], got {spec!r}")
     return guest or host, host
+
+
+def anchored(url: str, folder: Path) -> str:
+    """``url`` with its host path, if relative, taken from ``folder`` instead of the current
+    one: a plain path, ``file://PATH``, or the last link of a chain (``zip::file://a.zip``)."""
+    chain, sep, last = url.rpartition("::")
+    path = last.removeprefix("file://")
+    if "://" in path or url in ("mem:",) or not path or Path(path).is_absolute():
+        return url
+    return chain + sep + last.removesuffix(path) + str(folder / path)

@@ -4,6 +4,7 @@ from .base import DirEntry, File, FileKind, Stat, Storage
 from .fsspec_storage import FsspecStorage
 from .hostdir import HostDirStorage
 from .memfs import MemoryStorage
+from .overlay import OverlayStorage
 
 __all__ = [
     "DirEntry",
@@ -12,6 +13,7 @@ __all__ = [
     "FsspecStorage",
     "HostDirStorage",
     "MemoryStorage",
+    "OverlayStorage",
     "Stat",
     "Storage",
 ]

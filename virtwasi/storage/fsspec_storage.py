@@ -4,18 +4,39 @@ fsspec speaks Python exceptions and whole objects, not POSIX, and this module ma
 honestly rather than pretending:
 
 * errors go through one table (:func:`_posix_error`) to host errnos;
-* a directory is whatever fsspec's ``info()`` calls one; there are no symlinks or hard
-  links (``ENOTSUP``), and times cannot be set (``ENOTSUP``);
+* a directory is whatever fsspec's ``info()`` calls one, read through the store's layout
+  (an S3 directory is a key prefix, with a marker object when empty: :mod:`.fsspec_layout`);
+  there are no symlinks or hard links (``ENOTSUP``), and times cannot be set (``ENOTSUP``;
+  setting nothing succeeds, as on Linux); an entry the store keeps no time for (an
+  archive's root, an implied directory) reports when the storage was opened;
 * inode numbers are synthetic, stable per path for the storage's lifetime, and move with a
   rename;
 * reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole); writes go
   to a local spill (memory, then a temporary file) uploaded whole by ``sync()`` and
-  ``close()``, because object stores cannot write in place. Until then other readers see
-  the old content, and when two handles write one path the last to upload wins.
-* ``rename`` is ``fs.mv``: copy then delete on most stores, so it is not atomic.
+  ``close()``, because object stores cannot write in place. Every handle open on one name
+  shares its spill, as handles share an inode, so they see each other's writes at once;
+  other clients of the store see them once uploaded.
+* ``rename`` is ``fs.mv``: copy then delete on most stores (S3), so it is not atomic;
+  FTP renames on the server.
+* an upload of a spill on disk (over 8 MiB) shows a progress bar on a terminal.
 
-A failed upload raises ``EIO`` and keeps the spill and the file open, so a later ``sync()``
-or ``close()`` can retry and nothing written is silently lost.
+A failed upload raises :class:`UploadError` (``EIO``) and keeps the spill and the file
+open, so a later ``sync()`` or ``close()`` can retry and nothing written is silently lost;
+a file whose last close failed stays listed in :attr:`FsspecStorage.unsaved` until
+:meth:`FsspecStorage.retry_uploads` saves it. A store that cannot be reached (refused,
+reset, timed out) is ``EIO`` too, in seconds: see :mod:`.network` for the timeouts.
+
+What each network store cannot do, and what the guest gets instead:
+
+* S3: directories are prefixes (see :mod:`.fsspec_layout`); rename copies then deletes;
+  symlinks, hard links and setting times are ``ENOTSUP``; times are ``LastModified``.
+* FTP: symlinks, hard links and setting times are ``ENOTSUP`` (fsspec has no MFMT or
+  SITE SYMLINK); rename is the server's RNFR/RNTO; times come from MLSD's ``modify``. Its
+  filesystem keeps one control connection: once lost, every call is ``EIO`` until the
+  mount is opened again.
+* HTTP: read-only (``EROFS``); a directory is a page of links; reads are byte ranges.
+* caching layers (``simplecache::`` and the like) are read-only (``EROFS``): a write would
+  leave their local copies stale.
 
 Serving a host folder through fsspec's ``file://`` would follow host symlinks: use
 :class:`~virtwasi.storage.hostdir.HostDirStorage` for that.
@@ -25,22 +46,23 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import io
 import itertools
 import os
-import tempfile
+import socket
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from glob import has_magic
 from typing import Any
 
 import fsspec
-from fsspec.archive import AbstractArchiveFileSystem
 
 from .base import DirEntry, FileKind, Stat, posix_error
+from .fsspec_layout import guess_writable, layout_for
+from .fsspec_layout import kind as _kind
+from .fsspec_layout import time_ns as _time_ns
+from .spill import Spill
 
 # The one table: fsspec's exceptions to POSIX errnos (first match wins).
 _ERRNOS: tuple[tuple[type[BaseException], int], ...] = (
@@ -52,21 +74,41 @@ _ERRNOS: tuple[tuple[type[BaseException], int], ...] = (
     (NotImplementedError, errno.ENOTSUP),
 )
 
-# Filesystems that can only be read, when the caller does not say (an archive opened to
-# write cannot be read back, so it is no use as a mount either).
-_READ_ONLY_PROTOCOLS = frozenset({"http", "https", "github", "git"})
-
-# Keys of info() that carry a modification time, by store: local/sftp, S3, Azure, GCS,
-# memory (only "created", refreshed on every write), zip (a local-time tuple).
-_TIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created", "date_time")
+# A lost or refused connection, a timeout, an unknown host: the store is unreachable, which
+# the guest sees as EIO (its file did not lose a connection). ftplib signals a connection
+# closed under it with EOFError.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, socket.gaierror, socket.herror, EOFError,
+)
+_UNREACHABLE_ERRNOS = frozenset({
+    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
+    errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETUNREACH, errno.ENETDOWN, errno.ENOTCONN,
+})
 
 _SPILL_IN_MEMORY = 8 << 20  # a spill larger than this moves to a temporary file
 _COPY_CHUNK = 1 << 20
 _devices = itertools.count(0x7F5F0001)  # synthetic st_dev, one per storage
 
 
+def _unreachable(exc: BaseException) -> BaseException | None:
+    """The network failure behind ``exc``, if there is one: some stores report a server
+    that cannot be reached as "not found" (fsspec's HTTP), with the real cause chained."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, _UNREACHABLE) or (
+                isinstance(cause, OSError) and cause.errno in _UNREACHABLE_ERRNOS):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
 def _posix_error(exc: Exception, path: str) -> OSError:
     """An OSError with a host errno for whatever fsspec raised."""
+    cause = _unreachable(exc)
+    if cause is not None:
+        return OSError(errno.EIO, f"store unreachable: {cause}", path)
     if isinstance(exc, OSError) and exc.errno:
         return exc  # already POSIX: ours, or a store backed by a real filesystem
     for kind, code in _ERRNOS:
@@ -86,136 +128,54 @@ def _posix_errors(path: str) -> Iterator[None]:
         raise error from exc
 
 
-def _time_ns(info: dict[str, Any]) -> int:
-    """The first time info() reports, in ns since the epoch (0 when there is none)."""
-    for key in _TIME_KEYS:
-        value = info.get(key)
-        try:
-            if isinstance(value, str):
-                value = datetime.fromisoformat(value)
-            elif isinstance(value, tuple):
-                value = datetime(*value)  # zip: naive local time, as zipfile writes it
-            if isinstance(value, datetime):
-                if value.tzinfo is None and key != "date_time":
-                    value = value.replace(tzinfo=UTC)
-                return int(value.timestamp() * 1_000_000) * 1000
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return int(value * 1_000_000_000)
-        except (TypeError, ValueError, OverflowError, OSError):
-            continue  # not a time after all
-    return 0
-
-
-def _kind(info: dict[str, Any]) -> FileKind:
-    if info.get("islink"):  # fsspec's local filesystem: a host symlink it would follow
-        return FileKind.SYMLINK
-    return {"directory": FileKind.DIRECTORY, "file": FileKind.REGULAR}.get(
-        info.get("type", ""), FileKind.UNKNOWN
-    )
-
-
 def _parent(path: str) -> str:
     return path.rpartition("/")[0]
 
 
-def _guess_writable(fs: Any) -> bool:
-    if isinstance(fs, AbstractArchiveFileSystem):
-        return False
-    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    return not _READ_ONLY_PROTOCOLS.intersection(protocols)
+class UploadError(OSError):
+    """Written data that could not be uploaded (``EIO``); it waits in its spill for a retry:
+    another ``sync()`` or ``close()`` of the file, or the storage's ``retry_uploads()``."""
 
 
-class _Spill:
-    """An open file's local content: a BytesIO, moved to a temporary file once large."""
+class _Content:
+    """What every handle open on one name shares, as they would share an inode: the name to
+    upload to (None once unlinked), whether the stored content is known to be empty, and
+    the written bytes not uploaded yet."""
 
-    def __init__(self) -> None:
-        self._memory: io.BytesIO | None = io.BytesIO()
-        self._fd = -1
-        self._path = ""
-        self._size = 0
-        self._release: weakref.finalize[Any, Any] | None = None
+    __slots__ = ("dirty", "empty", "handles", "mtime_ns", "path", "spill")
 
-    @property
-    def size(self) -> int:
-        return self._size
+    def __init__(self, path: str, *, empty: bool) -> None:
+        self.path: str | None = path
+        self.empty = empty
+        self.spill: Spill | None = None
+        self.dirty = False
+        self.mtime_ns = 0
+        self.handles = 0
 
-    def _to_disk(self) -> None:
-        assert self._memory is not None
-        self._fd, self._path = tempfile.mkstemp(prefix="virtwasi-spill-")
-        self._release = weakref.finalize(self, _remove_spill, self._fd, self._path)
-        view = self._memory.getbuffer()
-        try:
-            done = 0
-            while done < len(view):
-                done += os.pwrite(self._fd, view[done:], done)
-        finally:
-            view.release()
-        self._memory = None
-
-    def write(self, data: memoryview | bytes, offset: int) -> int:
-        view = memoryview(data).cast("B")
-        end = offset + view.nbytes
-        if self._memory is not None and end > _SPILL_IN_MEMORY:
-            self._to_disk()
-        if self._memory is not None:
-            self._memory.seek(offset)
-            self._memory.write(view)  # BytesIO fills a gap with zeros
-        else:
-            done = 0
-            while done < view.nbytes:
-                done += os.pwrite(self._fd, view[done:], offset + done)
-        self._size = max(self._size, end)
-        return view.nbytes
-
-    def readinto(self, buf: memoryview, offset: int) -> int:
-        if self._memory is not None:
-            self._memory.seek(offset)
-            return self._memory.readinto(buf)
-        return os.preadv(self._fd, [buf], offset)
-
-    def truncate(self, size: int) -> None:
-        if self._memory is not None and size > _SPILL_IN_MEMORY:
-            self._to_disk()
-        if self._memory is not None:
-            self._memory.truncate(size)
-            if size > self._size:  # BytesIO.truncate never grows
-                self._memory.seek(size - 1)
-                self._memory.write(b"\0")
-        else:
-            os.ftruncate(self._fd, size)
-        self._size = size
-
-    def upload(self, fs: Any, full: str) -> None:
-        if self._memory is not None:
-            fs.pipe_file(full, self._memory.getvalue())
-        else:
-            fs.put_file(self._path, full)
-
-    def close(self) -> None:
-        self._memory = None
-        if self._release is not None:
-            self._release()
-
-
-def _remove_spill(fd: int, path: str) -> None:
-    os.close(fd)
-    os.unlink(path)
+    def emptied(self) -> None:
+        """The name was truncated on open (``O_TRUNC``): empty for every handle."""
+        self.empty = True
+        self.dirty = False
+        if self.spill is not None:
+            self.spill.truncate(0)
 
 
 class FsspecFile:
     """An open regular file of a :class:`FsspecStorage` (see the module doc)."""
 
-    def __init__(self, storage: FsspecStorage, path: str, *, writable: bool, empty: bool) -> None:
-        self.path: str | None = path  # None once unlinked: nowhere left to upload
+    def __init__(self, storage: FsspecStorage, content: _Content, *, writable: bool) -> None:
         self._storage = storage
+        self._content = content
         self._writable = writable
-        self._empty = empty  # the stored content is known to be empty: nothing to copy
         self._reader: Any = None
-        self._spill: _Spill | None = None
-        self._dirty = False
-        self._mtime_ns = 0
         self._closed = False
-        self._last = storage.lstat(path)
+        self._last = storage.lstat(content.path or "")
+        content.handles += 1
+
+    @property
+    def path(self) -> str | None:
+        """Where this file's data is uploaded; None once its name was unlinked."""
+        return self._content.path
 
     def _name(self) -> str:
         return "<unlinked>" if self.path is None else self.path
@@ -244,35 +204,34 @@ class FsspecFile:
         if reader is not None:
             reader.close()
 
-    def _detach(self) -> None:
-        """The name was unlinked: keep what can still be read, and never upload again."""
-        if self._spill is None and not self._empty:
+    def _keep_readable(self) -> None:
+        """The name is about to be unlinked: keep what can still be read."""
+        if self._content.spill is None and not self._content.empty:
             # If this fails, reads fail later as the store says; the unlink goes on.
             with suppress(Exception):
                 self._open_reader()
-        self.path = None
 
-    def _ensure_spill(self, *, copy: bool = True) -> _Spill:
-        if self._spill is not None:
-            return self._spill
-        spill = _Spill()
-        if copy and not self._empty:
-            chunk = memoryview(bytearray(_COPY_CHUNK))
-            offset = 0
-            while n := self.readinto(chunk, offset):
-                spill.write(chunk[:n], offset)
-                offset += n
+    def _ensure_spill(self, *, copy: bool = True) -> Spill:
+        content = self._content
+        if content.spill is None:
+            spill = Spill(_SPILL_IN_MEMORY)
+            if copy and not content.empty:
+                chunk = memoryview(bytearray(_COPY_CHUNK))
+                offset = 0
+                while n := self.readinto(chunk, offset):
+                    spill.write(chunk[:n], offset)
+                    offset += n
+            content.spill = spill
         self._drop_reader()
-        self._spill = spill
-        return spill
+        return content.spill
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         self._check_open()
         if offset < 0:
             raise posix_error(errno.EINVAL, self._name())
-        if self._spill is not None:
-            return self._spill.readinto(buf, offset)
-        if self._empty:
+        if self._content.spill is not None:
+            return self._content.spill.readinto(buf, offset)
+        if self._content.empty:
             return 0
         try:
             reader = self._open_reader()
@@ -290,13 +249,16 @@ class FsspecFile:
                 raise
             raise error from exc
 
+    def _written(self) -> None:
+        self._content.dirty = True
+        self._content.mtime_ns = time.time_ns()
+
     def write(self, data: memoryview | bytes, offset: int) -> int:
         self._check_mutable()
         if offset < 0:
             raise posix_error(errno.EINVAL, self._name())
         n = self._ensure_spill().write(data, offset)
-        self._dirty = True
-        self._mtime_ns = time.time_ns()
+        self._written()
         return n
 
     def truncate(self, size: int) -> None:
@@ -304,77 +266,106 @@ class FsspecFile:
         if size < 0:
             raise posix_error(errno.EINVAL, self._name())
         self._ensure_spill(copy=size > 0).truncate(size)
-        self._dirty = True
-        self._mtime_ns = time.time_ns()
+        self._written()
 
     def stat(self) -> Stat:
         self._check_open()
-        if self.path is not None and not self._dirty:
+        content = self._content
+        if content.path is not None and not content.dirty:
             with suppress(OSError):  # gone behind our back: report what we last knew
-                self._last = self._storage.lstat(self.path)
-        if self._spill is None:
+                self._last = self._storage.lstat(content.path)
+        if content.spill is None:
             return self._last
-        mtime_ns = self._mtime_ns if self._dirty else self._last.mtime_ns
-        return dataclasses.replace(self._last, size=self._spill.size, mtime_ns=mtime_ns)
+        mtime_ns = content.mtime_ns if content.dirty else self._last.mtime_ns
+        return dataclasses.replace(self._last, size=content.spill.size, mtime_ns=mtime_ns)
 
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._check_open()
+        if atime_ns is None and mtime_ns is None:
+            return  # setting nothing succeeds, as on Linux, even on a read-only mount
         if not self._storage.writable:
             raise posix_error(errno.EROFS, self._name())
         raise posix_error(errno.ENOTSUP, self._name())
 
     def sync(self) -> None:
         self._check_open()
-        if not self._dirty or self.path is None or self._spill is None:
+        content = self._content
+        if not content.dirty or content.path is None or content.spill is None:
             return
-        full = self._storage._full(self.path)
         try:
-            self._spill.upload(self._storage.fs, full)
+            content.spill.upload(self._storage.fs, self._storage._full(content.path))
         except Exception as exc:
-            raise OSError(
-                errno.EIO, f"upload failed, written data kept for a retry: {exc!r}", self.path
-            ) from exc
-        self._dirty = False
-        self._storage._changed(self.path, writer=self)
+            raise UploadError(errno.EIO, f"not saved, upload failed: {exc}",
+                              content.path) from exc
+        content.dirty = False
 
     def close(self) -> None:
         if self._closed:
             return
-        self.sync()  # on failure stay open, spill and all, so close() can be retried
+        try:
+            self.sync()
+        except UploadError:
+            # Stay open, spill and all, held by the storage even once nobody else holds
+            # this file (a torn-down client), so that retry_uploads() can save it.
+            self._storage._unsaved.add(self)
+            raise
         self._closed = True
         self._drop_reader()
-        if self._spill is not None:
-            self._spill.close()
-        self._storage._files.discard(self)
+        self._storage._release(self)
 
 
 class FsspecStorage:
     """The directory ``root`` of the fsspec filesystem ``fs``.
 
-    ``writable=None`` guesses: archives (zip, tar) and web filesystems are read-only,
-    anything else is writable. A read-only storage raises ``EROFS`` for every mutation.
-    The root always exists (an object store's empty prefix lists as an empty directory).
+    ``writable=None`` guesses: archives (zip, tar), web filesystems and caching layers are
+    read-only, anything else is writable. A read-only storage raises ``EROFS`` for every
+    mutation. The root always exists (an object store's empty prefix lists as an empty
+    directory). How directories are kept depends on the store (:mod:`.fsspec_layout`).
     """
 
     supports_symlinks = False
     supports_hardlinks = False
+    supports_set_times = False
 
     def __init__(
         self, fs: fsspec.AbstractFileSystem, root: str, *, writable: bool | None = None
     ) -> None:
         self.fs = fs
-        self.writable = _guess_writable(fs) if writable is None else writable
+        self.writable = guess_writable(fs) if writable is None else writable
+        self._layout = layout_for(fs)
         self._root: str = fs._strip_protocol(root).rstrip("/")
         self._dev = next(_devices)
+        # What an entry the store keeps no time for (an archive's root, a directory that
+        # is only a prefix) reports: when it was mounted, not the epoch.
+        self._mounted_ns = time.time_ns()
         self._inos: dict[str, int] = {}
         self._next_ino = itertools.count(1)
         self._files: weakref.WeakSet[FsspecFile] = weakref.WeakSet()
+        self._contents: dict[str, _Content] = {}  # by name, while a handle has it open
+        self._unsaved: set[FsspecFile] = set()  # closes whose upload failed
         self._ino("")
 
     @property
     def open_files(self) -> int:
         """How many files opened through this storage are open now (not yet closed)."""
         return len(self._files)
+
+    @property
+    def unsaved(self) -> list[str]:
+        """Files closed while their upload failed (a client torn down while the store was
+        unreachable, say): their written data waits for :meth:`retry_uploads`."""
+        return sorted(f._name() for f in self._unsaved)
+
+    def retry_uploads(self) -> None:
+        """Upload and close every :attr:`unsaved` file; ``UploadError`` if one still fails."""
+        failures = []
+        for f in list(self._unsaved):
+            try:
+                f.close()
+            except UploadError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -389,11 +380,42 @@ class FsspecStorage:
             ino = self._inos[path] = next(self._next_ino)
         return ino
 
+    def _handles(self, content: _Content) -> list[FsspecFile]:
+        return [f for f in self._files if f._content is content]
+
+    def _share(self, path: str, *, emptied: bool) -> _Content:
+        """The content every handle open on ``path`` shares; ``emptied`` if the open just
+        created or truncated the name."""
+        content = self._contents.get(path)
+        if content is None:
+            content = self._contents[path] = _Content(path, empty=emptied)
+        elif emptied:
+            content.emptied()
+            for f in self._handles(content):
+                f._drop_reader()
+        return content
+
+    def _release(self, f: FsspecFile) -> None:
+        """``f`` closed: the last handle on a content drops its spill."""
+        self._files.discard(f)
+        self._unsaved.discard(f)
+        content = f._content
+        content.handles -= 1
+        if content.handles == 0:
+            if content.spill is not None:
+                content.spill.close()
+                content.spill = None
+            if content.path is not None and self._contents.get(content.path) is content:
+                del self._contents[content.path]
+
     def _forget(self, path: str) -> None:
+        """The name ``path`` is gone: its open handles keep their content, nameless."""
         self._inos.pop(path, None)
-        for f in list(self._files):
-            if f.path == path:
-                f._detach()
+        content = self._contents.pop(path, None)
+        if content is not None:
+            for f in self._handles(content):
+                f._keep_readable()
+            content.path = None
 
     def _moved(self, src: str, dst: str) -> None:
         """Inode numbers and open files follow a rename, as they would on a disk."""
@@ -401,18 +423,17 @@ class FsspecStorage:
         def under_src(p: str) -> bool:
             return p == src or p.startswith(src + "/")
 
-        moved = {dst + p[len(src) :]: ino for p, ino in self._inos.items() if under_src(p)}
-        self._inos = {p: ino for p, ino in self._inos.items() if not under_src(p)} | moved
-        for f in list(self._files):
-            if f.path is not None and under_src(f.path):
-                f.path = dst + f.path[len(src) :]
+        def renamed(p: str) -> str:
+            return dst + p[len(src):]
 
-    def _changed(self, path: str, writer: FsspecFile | None = None) -> None:
-        """The stored content of ``path`` changed: other handles reading it must reopen."""
-        for f in list(self._files):
-            if f is not writer and f.path == path:
-                f._drop_reader()
-                f._empty = False
+        moved_inos = {renamed(p): ino for p, ino in self._inos.items() if under_src(p)}
+        self._inos = {p: ino for p, ino in self._inos.items() if not under_src(p)} | moved_inos
+        moved = [content for p, content in self._contents.items() if under_src(p)]
+        for content in moved:
+            assert content.path is not None
+            del self._contents[content.path]
+            content.path = renamed(content.path)
+        self._contents.update((content.path, content) for content in moved if content.path)
 
     def _check_writable(self, path: str) -> None:
         if not self.writable:
@@ -423,7 +444,9 @@ class FsspecStorage:
     def _info(self, path: str) -> dict[str, Any]:
         try:
             with _posix_errors(path):
-                info: dict[str, Any] = self.fs.info(self._full(path))
+                info: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
+                if path == "":  # the mount's root: a web server may not say it is a folder
+                    info = {**info, "type": "directory", "size": 0}
                 return info
         except FileNotFoundError:
             if path == "":
@@ -446,7 +469,7 @@ class FsspecStorage:
 
     def _make_stat(self, path: str, info: dict[str, Any]) -> Stat:
         kind = _kind(info)
-        t = _time_ns(info)
+        t = _time_ns(info) or self._mounted_ns
         size = 0
         if kind is FileKind.REGULAR:
             size = int(info.get("size") or 0)
@@ -477,7 +500,6 @@ class FsspecStorage:
             if info is None:
                 self._require_dir(_parent(path))
                 self.fs.pipe_file(self._full(path), b"")  # O_CREAT: the name exists now
-                self._changed(path)
             else:
                 if create and exclusive:
                     raise posix_error(errno.EEXIST, path)
@@ -488,8 +510,8 @@ class FsspecStorage:
                     raise posix_error(errno.ELOOP, path)
                 if truncate:
                     self.fs.pipe_file(self._full(path), b"")
-                    self._changed(path)
-            f = FsspecFile(self, path, writable=writable, empty=info is None or truncate)
+            content = self._share(path, emptied=info is None or truncate)
+            f = FsspecFile(self, content, writable=writable)
         self._files.add(f)
         return f
 
@@ -509,9 +531,9 @@ class FsspecStorage:
         entries: dict[str, DirEntry] = {}
         for info in listed:
             fullname = str(info["name"]).rstrip("/")
-            name = fullname.rpartition("/")[2]
+            name = self._layout.entry_name(fullname)
             # Some stores list the directory itself, or a marker object for it.
-            if fullname == itself or name in ("", ".", ".."):
+            if fullname == itself or name is None:
                 continue
             child = f"{path}/{name}" if path else name
             entries[name] = DirEntry(name, self._ino(child), _kind(info))
@@ -533,7 +555,7 @@ class FsspecStorage:
             raise posix_error(errno.EEXIST, path)
         self._require_dir(_parent(path))
         with _posix_errors(path):
-            self.fs.mkdir(self._full(path), create_parents=False)
+            self._layout.make_dir(self.fs, self._full(path))
 
     def rmdir(self, path: str) -> None:
         self._check_writable(path)
@@ -542,7 +564,8 @@ class FsspecStorage:
         if self.listdir(path):
             raise posix_error(errno.ENOTEMPTY, path)
         with _posix_errors(path):
-            self.fs.rmdir(self._full(path))
+            self._layout.remove_dir(self.fs, self._full(path))
+            self._keep_parent(path)
         self._forget(path)
 
     def unlink(self, path: str) -> None:
@@ -552,6 +575,7 @@ class FsspecStorage:
         self._forget(path)  # open handles keep their reader first
         with _posix_errors(path):
             self.fs.rm_file(self._full(path))
+            self._keep_parent(path)
 
     def rename(self, src: str, dst: str) -> None:
         self._check_writable(src)
@@ -574,40 +598,28 @@ class FsspecStorage:
                 if target_is_dir:
                     if self.listdir(dst):
                         raise posix_error(errno.ENOTEMPTY, dst)
-                    self.fs.rmdir(self._full(dst))  # fsspec would move src *into* it
+                    # fsspec would move src *into* it
+                    self._layout.remove_dir(self.fs, self._full(dst))
                 self._forget(dst)
             self._move(self._full(src), self._full(dst), is_dir)
+            self._keep_parent(src)
         self._moved(src, dst)
 
+    def _keep_parent(self, path: str) -> None:
+        """``path`` was removed: its directory stays, even where directories are prefixes."""
+        parent = _parent(path)
+        if parent:
+            self._layout.keep_dir(self.fs, self._full(parent))
+
     def _move(self, src: str, dst: str, is_dir: bool) -> None:
-        if not (has_magic(src) or has_magic(dst)):
-            self.fs.mv(src, dst, recursive=is_dir)
-            return
-        # fsspec's generic mv globs its arguments: "f[1]" would move "f1". Copy literally.
-        if not is_dir:
+        if is_dir:
+            self._layout.move_dir(self.fs, src, dst)
+        elif has_magic(src) or has_magic(dst):
+            # fsspec's generic mv globs its arguments: "f[1]" would move "f1". Copy literally.
             self.fs.cp_file(src, dst)
             self.fs.rm_file(src)
-            return
-        found = {
-            str(name).rstrip("/"): info
-            for name, info in self.fs.find(src, withdirs=True, detail=True).items()
-        }
-        base = self.fs._strip_protocol(src).rstrip("/")
-        below = sorted(name for name in found if name != base)
-        self.fs.mkdir(dst, create_parents=False)
-        for name in below:  # sorted: every directory before what it holds
-            target = dst + name[len(base) :]
-            if found[name]["type"] == "directory":
-                self.fs.mkdir(target, create_parents=False)
-            else:
-                self.fs.cp_file(name, target)
-        for name in reversed(below):
-            if found[name]["type"] != "directory":
-                self.fs.rm_file(name)
-            elif self.fs.exists(name):  # a directory implied by its files is gone with them
-                self.fs.rmdir(name)
-        if self.fs.exists(base):
-            self.fs.rmdir(base)
+        else:
+            self.fs.mv(src, dst)
 
     def symlink(self, target: str, path: str) -> None:
         self._check_writable(path)
@@ -618,7 +630,8 @@ class FsspecStorage:
         raise posix_error(errno.ENOTSUP, dst)
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
-        self._check_writable(path)
         self._info(path)
-        if atime_ns is not None or mtime_ns is not None:
-            raise posix_error(errno.ENOTSUP, path)  # fsspec has no way to set a time
+        if atime_ns is None and mtime_ns is None:
+            return  # setting nothing succeeds, as on Linux, even on a read-only mount
+        self._check_writable(path)
+        raise posix_error(errno.ENOTSUP, path)  # fsspec has no way to set a time
