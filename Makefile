@@ -42,6 +42,7 @@ fixtures: system-packages $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/world_calls.py BENCHMARKS.md
 	$(BIN)/python benchmarks/wasi_calls.py BENCHMARKS.md
+	$(BIN)/python benchmarks/layers.py BENCHMARKS.md
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup

@@ -134,3 +134,17 @@ def test_boxing_times_a_wasm_read_loop_under_each_mode() -> None:
     assert "every run of every mode read all 320,000 bytes, 16 at a time" in out
     for mode in ("private", "transparent", "native"):
         assert f"{mode} | " in out
+
+
+def test_policy_stack_each_layer_refuses_its_own_over_s3() -> None:
+    code, out = transcript("policy-stack")
+    assert code == 0, out
+    assert "[FAILS]" not in out and "All 8 claims held." in out
+    assert row(out, "append /notes.txt 'and eggs'", "ok", "ok", "ok", "EROFS")
+    assert row(out, "append /notes.txt 'and flour, s...'", "ok", "ok", "EDQUOT", "EROFS")
+    assert row(out, "symlink notes.txt /latest", "ok", "ENOTSUP", "ENOTSUP", "EROFS")
+    assert row(out, "afterwards, notes.txt", "52 B", "52 B", "18 B", "9 B")
+    assert "notes.txt in the bucket is now b'buy milk\\nand eggs\\n'" in out
+    for holder, held in (("spacetool.wasm", "ro-descriptor"), ("read-only", "quota-descriptor"),
+                         ("quota", "descriptor")):
+        assert f"{holder} holds -> {held}" in out

@@ -2,12 +2,11 @@
 
 The layer imports the interface as ``lower`` and exports the same interface, with a private
 resource type of its own in place of each lower one (``ro-descriptor`` for ``descriptor``,
-``ro-directory-stream`` for ``directory-stream``), exported under the same name. The
-representation of each read-only handle is the lower handle it wraps, which the layer holds
-in its own table and never hands out; the type's destructor drops that lower handle, so
-closing a file through the layer (or tearing down a client that left it open) closes the
-file below. The exports are derived from the lower instance's: each function keeps its
-signature with the types swapped, and its name decides its rule.
+``ro-directory-stream`` for ``directory-stream``), exported under the same name, built by
+:mod:`.wrapping`: each read-only handle wraps a lower one that the layer holds and never
+hands out, and closing it (or tearing down a client that left it open) closes the file
+below. Each lower function is exported again with its types swapped; its name decides its
+rule.
 
 What a client can do through the layer:
 
@@ -38,24 +37,13 @@ closes a dead client's files there either, with or without the layer.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from ..wasi.abi import Errno, Fdflags, Oflags, Rights
 from ..wasi.errors import WasiError
-from ..world import (
-    BoundFunc,
-    Context,
-    Definition,
-    Func,
-    HandleParam,
-    ResourceType,
-    Semantics,
-    Trap,
-    TrapReason,
-    Value,
-)
+from ..world import BoundFunc, Context, Definition, Func, ResourceType
+from .wrapping import Rule, Wrapping, rules_for
 
 READS = frozenset({
     "preopen_count", "preopen", "preopen_name", "stat", "stat_at", "read", "pread", "seek",
@@ -94,13 +82,6 @@ WRITE_OFLAGS = int(Oflags.CREAT | Oflags.TRUNC)
 _APPEND = int(Fdflags.APPEND)
 
 
-@dataclass(eq=False, slots=True)
-class ReadOnly:
-    """The representation behind a read-only handle: the lower handle, held by the layer."""
-
-    lower: int
-
-
 def read_only_layer() -> Definition:
     """The definition of a read-only layer; instantiate it with the interface as ``lower``.
 
@@ -110,71 +91,15 @@ def read_only_layer() -> Definition:
     """
 
     def definition(ctx: Context) -> dict[str, Func | ResourceType]:
-        below = ctx.imports["lower"]
-        exports: dict[str, Func | ResourceType] = {}
-        ours: dict[ResourceType, ResourceType] = {}  # lower type -> the layer's own
-        for name in below:
-            lower_type = below[name]
-            if isinstance(lower_type, ResourceType):
-                ours[lower_type] = exports[name] = _wrapper_type(ctx, lower_type)
+        layer = Wrapping(ctx, "ro")
+        lower_of = layer.lower_of
 
-        def lower_of(h: Any, rtype: ResourceType) -> Any:
-            # Under the component model a borrow reaches its definer as the rep itself.
-            rep: ReadOnly = h if type(h) is ReadOnly else ctx.resource_rep(rtype, h)
-            return rep.lower
-
-        def retyped(types: Sequence[HandleParam | Value]) -> list[HandleParam | Value]:
-            return [HandleParam(ours[t.rtype], t.kind) if isinstance(t, HandleParam) else t
-                    for t in types]
-
-        def forward(bound: BoundFunc) -> Callable[..., Any]:
-            call_below = bound.lowered
-            slots = _handle_slots(bound.func, ours)
-            results = [ours[r.rtype] for r in bound.func.results if isinstance(r, HandleParam)]
-            wrap_as = results[0] if results else None  # no function returns two handles
-            if len(slots) == 1 and slots[0][0] == 0 and wrap_as is None:
-                rtype = slots[0][1]
-
-                def first(h: Any, *args: Any) -> Any:  # the hot shape: one handle, first
-                    return call_below(lower_of(h, rtype), *args)
-
-                return first
-
-            def general(*args: Any) -> Any:
-                lowered = list(args)
-                for i, rtype in slots:
-                    lowered[i] = lower_of(args[i], rtype)
-                result = call_below(*lowered)
-                return result if wrap_as is None else ctx.resource_new(wrap_as, ReadOnly(result))
-
-            return general
-
-        def refuse(bound: BoundFunc, errno: Errno) -> Callable[..., Any]:
-            slots = _handle_slots(bound.func, ours)
-
-            def refused(*args: Any) -> Any:
-                for i, rtype in slots:
-                    lower_of(args[i], rtype)  # a closed or null handle traps, as it would below
-                raise WasiError(errno)
-
-            return refused
-
-        def close(bound: BoundFunc) -> Callable[..., Any]:
-            ((_, rtype),) = _handle_slots(bound.func, ours)
-
-            def closed(h: int) -> None:
-                # 2021: close is the explicit destroy the proposal gives WASI resources;
-                # dropping only the callee's copy would leave the caller's open.
-                if ctx.semantics is Semantics.PROPOSAL_2021:
-                    ctx.resource_destroy(rtype, h)
-                else:
-                    ctx.resource_drop(rtype, h)
-
-            return closed
+        def refusing(errno: Errno) -> Rule:
+            return lambda bound: layer.refuse(bound, errno)
 
         def open_at(bound: BoundFunc) -> Callable[..., Any]:
-            opened = forward(bound)
-            ((_, rtype),) = _handle_slots(bound.func, ours)
+            opened = layer.forward(bound)
+            ((_, rtype),) = layer.handle_slots(bound)
 
             def checked(h: Any, path: str, follow: bool, oflags: int, fdflags: int,
                         rights: int, inheriting: int) -> Any:
@@ -186,7 +111,7 @@ def read_only_layer() -> Definition:
             return checked
 
         def fdstat(bound: BoundFunc) -> Callable[..., Any]:
-            stat_below = forward(bound)
+            stat_below = layer.forward(bound)
 
             def attenuated(h: Any) -> tuple[int, int, int, int]:
                 filetype, flags, rights, inheriting = stat_below(h)
@@ -194,48 +119,15 @@ def read_only_layer() -> Definition:
 
             return attenuated
 
-        for name in below:
-            bound = below[name]
-            if isinstance(bound, ResourceType):
-                continue
-            if name in READS:
-                fn = forward(bound)
-            elif name in MUTATIONS:
-                fn = refuse(bound, Errno.ROFS)
-            elif name in WRITES:
-                fn = refuse(bound, Errno.BADF)
-            elif name in CLOSES:
-                fn = close(bound)
-            elif name == "open_at":
-                fn = open_at(bound)
-            elif name == "fdstat":
-                fn = fdstat(bound)
-            else:  # a function this layer has no rule for: a read-only view fails closed
-                fn = refuse(bound, Errno.NOTSUP)
-            exports[name] = ctx.func(fn, retyped(bound.func.params),
-                                     retyped(bound.func.results), name=name)
-        return exports
+        rules = {
+            **rules_for(READS, layer.forward),
+            **rules_for(MUTATIONS, refusing(Errno.ROFS)),
+            **rules_for(WRITES, refusing(Errno.BADF)),
+            **rules_for(CLOSES, layer.close),
+            "open_at": open_at,
+            "fdstat": fdstat,
+        }
+        # A function this layer has no rule for: a read-only view fails closed.
+        return layer.exports(rules, default=refusing(Errno.NOTSUP))
 
     return definition
-
-
-def _wrapper_type(ctx: Context, lower_type: ResourceType) -> ResourceType:
-    """The layer's private counterpart of ``lower_type``: dropping one drops the lower."""
-
-    def release(rep: ReadOnly) -> None:
-        try:
-            ctx.resource_drop(lower_type, rep.lower)
-        except Trap as trap:
-            # Tearing this layer down drops every handle it holds before ending its
-            # resources: the lower one is gone already and its slot is empty.
-            if trap.reason is not TrapReason.INVALID_HANDLE:
-                raise
-
-    return ctx.resource_type(f"ro-{lower_type.name}", destructor=release)
-
-
-def _handle_slots(func: Func, ours: dict[ResourceType, ResourceType]
-                  ) -> tuple[tuple[int, ResourceType], ...]:
-    """(position, the layer's type) of every handle parameter of a lower function."""
-    return tuple((i, ours[p.rtype]) for i, p in enumerate(func.params)
-                 if isinstance(p, HandleParam))
