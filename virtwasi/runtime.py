@@ -105,6 +105,11 @@ class WasiWorld:
             raise ValueError("the native implementation is the host's, not an instance")
         return self._stack[-1]
 
+    @property
+    def stack(self) -> tuple[Instance, ...]:
+        """The implementation, then each layer in order (empty for the native one)."""
+        return tuple(self._stack)
+
     def _host_folders(self, layers: Sequence[tuple[str, Definition]]) -> dict[str, Path]:
         if layers:
             raise ValueError("layers stack on the virtual implementation, not the native one")
@@ -151,7 +156,7 @@ class WasiWorld:
 class Session(Client):
     """One module in a world of its own, ready to run ``_start`` or call exports.
 
-    ``mounts``, ``read_only``, ``semantics`` and ``impl`` build the world (see
+    ``mounts``, ``read_only``, ``semantics``, ``layers`` and ``impl`` build the world (see
     :class:`WasiWorld`);
     the other options are the client's (see :class:`Client`). Closing the session tears
     the client down, then the world.
@@ -166,6 +171,7 @@ class Session(Client):
         read_only: Iterable[str] = (),
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
         impl: str = "virtual",
+        layers: Sequence[tuple[str, Definition]] = (),
         env: Mapping[str, str] | None = None,
         stdin: BinaryIO | bytes | None = None,
         stdout: BinaryIO | None = None,
@@ -174,7 +180,8 @@ class Session(Client):
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
     ) -> None:
-        host = WasiWorld(mounts, read_only=read_only, semantics=semantics, impl=impl)
+        host = WasiWorld(mounts, read_only=read_only, semantics=semantics, layers=layers,
+                         impl=impl)
         try:
             super().__init__(host, module, args, env=env, stdin=stdin, stdout=stdout,
                              stderr=stderr, name=program_name, imports=imports,
