@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wasmtime
 
 from . import __version__, scenario
-from .mounts import MountError, parse_dir, parse_mount
-from .world import Semantics
+from .mounts import MountError, MountSource, Overlay, parse_dir, parse_mount, parse_overlay
+from .world import Definition, Semantics
+
+if TYPE_CHECKING:
+    from .worldfile import WorldOptions
 
 DESCRIPTION = """\
 virtwasi runs WebAssembly modules built for WASI preview 1 with their files served by a WASI
@@ -30,13 +34,21 @@ URLs for --mount:
   ./data, file:///srv/data   a host folder (symlinks never lead out of it)
   mem://                     a fresh, private in-memory tree
   zip::file://site.zip       any fsspec URL, chained ones too (archives are read-only)
+  tar::file://data.tar.gz    a tar archive, plain or compressed (read-only)
   memory://                  fsspec's in-memory store (one per process, unlike mem://)
 
 Examples:
   virtwasi run prog.wasm -- --flag arg
   virtwasi run --dir ./data::/data prog.wasm input.txt
   virtwasi run --mount /site=zip::file://site.zip --dir ./in::/in --ro /in prog.wasm
+  virtwasi run --mount /site=zip::file://site.zip --overlay /site prog.wasm  # writable copy
   virtwasi run --invoke add lib.wasm 2 3
+  virtwasi run --world world.toml -- more args   # instances, mounts, module: from a file
+
+With --world, the world file says what serves the module (so --dir, --mount, --ro,
+--overlay, --impl, --quota and --audit do not apply), and ARGS after -- follow the file's
+own [run] args. A MODULE given before -- runs instead of the file's module, with ARGS
+alone; --env and --semantics win over the file's.
 """
 
 
@@ -58,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("module", metavar="MODULE.wasm", help="the module to run")
+    run.add_argument("module", metavar="MODULE.wasm", nargs="?",
+                     help="the module to run (with --world: instead of the world file's)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments for the guest (after --, or after MODULE)")
     run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
@@ -67,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="serve a host folder or any fsspec URL at GUEST (repeatable)")
     run.add_argument("--ro", action="append", default=[], metavar="GUEST",
                      help="serve the mount at GUEST read-only (repeatable)")
+    run.add_argument("--overlay", action="append", default=[], metavar="GUEST[=UPPER_URL]",
+                     help="serve the mount at GUEST copy-on-write: its source becomes the "
+                     "read-only lower layer and writes go to UPPER_URL (default: a private "
+                     "in-memory tree) (repeatable)")
     run.add_argument("--env", action="append", default=[], metavar="K=V",
                      help="an environment variable for the guest (repeatable)")
     run.add_argument("--inherit-env", action="store_true",
@@ -74,11 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--invoke", metavar="FUNC",
                      help="call the export FUNC with ARGS as integers and print its results, "
                      "instead of running _start (for reactor modules)")
-    run.add_argument("--impl", default="virtual", choices=["virtual", "native"],
+    run.add_argument("--world", metavar="WORLD.toml",
+                     help="build the instances, mounts and run from a world file")
+    run.add_argument("--impl", choices=["virtual", "native"],
                      help="the WASI implementation: the unprivileged library instance "
                      "(default) or the host's native one (host folders only)")
-    run.add_argument("--semantics", default="component-model",
-                     choices=[s.value for s in Semantics],
+    run.add_argument("--quota", metavar="BYTES[:INODES]",
+                     help="refuse growth of the tree past BYTES (K, M, G suffixes) and "
+                     "INODES with EDQUOT: a quota layer stacked on the implementation")
+    run.add_argument("--audit", metavar="PATH_OR_URL",
+                     help="log every WASI call as a JSON line to a local file (appended as "
+                     "it runs) or any fsspec URL (written whole at exit): an audit layer")
+    run.add_argument("--semantics", choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
 
     diff = commands.add_parser(
@@ -104,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--runtime", action="append", metavar="NAME",
                       help="compare only these runtimes with the reference (repeatable; "
                       "default: all but the optional wasmer)")
+
+    graph = commands.add_parser(
+        "graph",
+        help="draw the instances of a world file",
+        description="Build the world WORLD.toml describes, without running its module, and "
+        "draw it: the module, each instance with its kind and the resource types it "
+        "exports, the imports between them, and the mounts.",
+        epilog="Example:\n  virtwasi graph examples/readonly.toml --svg world.svg",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    graph.add_argument("world", metavar="WORLD.toml", help="the world file")
+    graph.add_argument("--svg", metavar="OUT.svg", help="also write the picture as SVG")
 
     scen = commands.add_parser(
         "scenario",
@@ -152,8 +188,11 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _parse_env(args: argparse.Namespace, inherit: bool | None = None) -> dict[str, str]:
+def _parse_env(args: argparse.Namespace, inherit: bool | None = None,
+               base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The guest's environment: this process's if inherited, then ``base``, then --env."""
     env = dict(os.environ) if (args.inherit_env if inherit is None else inherit) else {}
+    env.update(base or {})
     for item in args.env:
         key, sep, val = item.partition("=")
         if not sep or not key:
@@ -162,15 +201,46 @@ def _parse_env(args: argparse.Namespace, inherit: bool | None = None) -> dict[st
     return env
 
 
-def _parse_mounts(args: argparse.Namespace) -> dict[str, str | Path]:
-    mounts: dict[str, str | Path] = {}
+def _parse_mounts(args: argparse.Namespace) -> dict[str, MountSource]:
+    mounts: dict[str, MountSource] = {}
     for spec in args.dir:
         guest, host = parse_dir(spec)
         mounts[guest] = Path(host)
     for spec in args.mount:
         guest, url = parse_mount(spec)
         mounts[guest] = url
+    for spec in args.overlay:
+        guest, upper = parse_overlay(spec)
+        if guest not in mounts:
+            raise MountError(f"--overlay {guest}: nothing is mounted there")
+        mounts[guest] = Overlay(mounts[guest], upper)
     return mounts
+
+
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _parse_layers(args: argparse.Namespace) -> list[tuple[str, Definition]]:
+    """--quota and --audit as layers, the audit on top so it logs what the quota refused."""
+    from .layers import audit_layer, quota_layer
+
+    layers: list[tuple[str, Definition]] = []
+    if args.quota is not None:
+        size, _, inodes = args.quota.partition(":")
+        number = size.rstrip("KMGkmg")
+        try:
+            limits = [int(number) * _SIZE_SUFFIXES[size[len(number):].upper()] if size else None,
+                      int(inodes) if inodes else None]
+            layers.append(("quota", quota_layer(*limits)))
+        except (KeyError, ValueError):
+            raise MountError(f"--quota wants BYTES[:INODES], whole numbers of at least 0 "
+                             f"(BYTES may end in K, M or G), got {args.quota!r}") from None
+    if args.audit is not None:
+        try:
+            layers.append(("audit", audit_layer(args.audit)))
+        except ValueError as exc:
+            raise MountError(f"--audit: {exc}") from None
+    return layers
 
 
 def _integers(values: list[str]) -> list[int | float]:
@@ -195,23 +265,68 @@ def _compiling_note(module: Path) -> Callable[[int], None]:
     return note
 
 
-def _run(args: argparse.Namespace) -> int:
+RunPlan = tuple[Path, list[str], "WorldOptions", dict[str, str]]
+"""The module, its arguments, what builds its world, and its environment."""
+
+
+def _guest_args(args: argparse.Namespace) -> list[str]:
+    return list(args.args[1:] if args.args[:1] == ["--"] else args.args)
+
+
+def _flags_run(args: argparse.Namespace) -> RunPlan:
+    from .worldfile import WorldOptions
+
+    if args.module is None:
+        raise MountError("run: give MODULE.wasm, or --world WORLD.toml")
+    world = WorldOptions(mounts=_parse_mounts(args) or None, read_only=args.ro,
+                         semantics=Semantics(args.semantics or Semantics.COMPONENT_MODEL),
+                         layers=_parse_layers(args), impl=args.impl or "virtual")
+    return Path(args.module), _guest_args(args), world, _parse_env(args)
+
+
+_NOT_WITH_WORLD = ("dir", "mount", "ro", "overlay", "impl", "quota", "audit")
+
+
+def _world_run(args: argparse.Namespace, argv: Sequence[str]) -> RunPlan:
+    """The run a world file describes, as the command line adjusts it (see RUN_EPILOG)."""
+    from .worldfile import WorldFileError, load
+
+    for name in _NOT_WITH_WORLD:
+        if getattr(args, name):
+            raise WorldFileError(f"--{name} cannot be used with --world: the world file "
+                                 "says what serves the module")
+    plan = load(args.world)
+    guest = _guest_args(args)
+    module = None if args.module is None else Path(args.module)
+    # argparse takes the first word after -- for MODULE; with a world file it is an ARG.
+    if module is not None and "--" in argv and build_parser().parse_args(
+            list(argv[:list(argv).index("--")])).module is None:
+        module, guest = None, [str(args.module), *guest]
+    if module is None:
+        if plan.module is None:
+            raise WorldFileError(f"{plan.path}: [run] module: missing; give it there or as "
+                                 "MODULE.wasm before --")
+        module, guest = plan.module, [*plan.args, *guest]
+    return module, guest, plan.world_options(args.semantics), _parse_env(args, base=plan.env)
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from .runtime import TRAP_EXIT_CODE, GuestExit, GuestTrap, Session
 
-    module = Path(args.module)
+    try:
+        module, guest_args, world, env = (_world_run(args, argv) if args.world
+                                          else _flags_run(args))
+    except ValueError as exc:  # MountError, WorldFileError: one line for the user
+        return _fail(str(exc))
     if not module.is_file():
         return _fail(f"no such module file: {module}")
-    guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
-        env = _parse_env(args)
-        mounts = _parse_mounts(args)
         numbers = _integers(guest_args) if args.invoke else []
-        session = Session(module, guest_args, mounts=mounts or None, read_only=args.ro,
-                          env=env, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer,
-                          stderr=sys.stderr.buffer, semantics=args.semantics, impl=args.impl,
+        session = Session(module, guest_args, **world, env=env, stdin=sys.stdin.buffer,
+                          stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
                           on_compile=_compiling_note(module))
     except MountError as exc:
-        return _fail(str(exc))
+        return _fail(f"{args.world}: {exc}" if args.world else str(exc))
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fail(f"{module}: not a runnable WASI module: {first}")
@@ -268,11 +383,42 @@ def _diff(args: argparse.Namespace) -> int:
     return 0 if comparison.same else 1
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from .graph import describe, render_text
+    from .graph_svg import render_svg
+    from .worldfile import WorldFileError, load
+
+    try:
+        plan = load(args.world)
+        graph = describe(plan)
+    except WorldFileError as exc:
+        return _fail(str(exc))
+    except ValueError as exc:  # MountError and the like, from building the world
+        return _fail(f"{args.world}: {exc}")
+    print(render_text(graph), end="")
+    if args.svg:
+        try:
+            Path(args.svg).write_text(render_svg(graph), encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"--svg: {exc.strerror}: {args.svg}")
+        print(f"wrote {args.svg}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args)
+        from .storage.fsspec_storage import UploadError
+
+        try:
+            return _run(args, argv)
+        except UploadError as exc:  # the store was unreachable when the guest's files closed
+            print(f"virtwasi: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return 1
+    if args.command == "graph":
+        return _graph(args)
     if args.command == "scenario":
         return _scenario(args, parser)
     if args.command == "diff":
