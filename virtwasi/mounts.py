@@ -92,13 +92,17 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
 
 def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
                      read_only: bool) -> Storage:
-    try:
-        exists = not root.strip("/") or fs.exists(root)
-        # A directory as the storage will see it (a web page ending in "/" is one).
-        is_dir = not root.strip("/") or (
-            exists and kind(layout_for(fs).describe(fs.info(root))) is FileKind.DIRECTORY)
-    except Exception as exc:
-        raise MountError(f"{name}: cannot reach it: {type(exc).__name__}: {exc}") from None
+    exists = is_dir = True
+    if root.strip("/"):
+        try:
+            # One request: exists() would hide a server that cannot be reached.
+            info = fs.info(root)
+        except FileNotFoundError:
+            exists = is_dir = False
+        except Exception as exc:
+            raise MountError(f"{name}: cannot reach it: {type(exc).__name__}: {exc}") from None
+        else:  # a directory as the storage will see it (a web page ending in "/" is one)
+            is_dir = kind(layout_for(fs).describe(info)) is FileKind.DIRECTORY
     if not is_dir:
         raise MountError(f"{name}: " + ("not a directory" if exists else "no such directory"))
     return FsspecStorage(fs, root, writable=False if read_only else None)

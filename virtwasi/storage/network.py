@@ -17,7 +17,7 @@ import fsspec.core
 from fsspec.core import split_protocol
 
 CONNECT_TIMEOUT_S = 3
-READ_TIMEOUT_S = 10
+READ_TIMEOUT_S = 5
 ATTEMPTS = 2  # a request is tried at most this many times
 
 
