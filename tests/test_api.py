@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pty
 import subprocess
@@ -15,8 +16,9 @@ from conftest import FIXTURES
 
 from virtwasi.client import Client, takes_client
 from virtwasi.engine import compile_module
-from virtwasi.mounts import MountError
+from virtwasi.mounts import MountError, Overlay
 from virtwasi.runtime import GuestExit, GuestTrap, Session, WasiWorld
+from virtwasi.storage import FileKind, MemoryStorage, OverlayStorage
 from virtwasi.world import ResourceType
 
 # A reactor: no _start; _initialize must run before the exports make sense. It imports one
@@ -220,3 +222,24 @@ def test_the_first_compile_of_a_big_module_is_announced_on_a_terminal_only(
     piped = subprocess.run(command, capture_output=True, env=dict(
         env, VIRTWASI_CACHE=str(tmp_path / "other")), timeout=120)
     assert piped.returncode == 0 and piped.stderr == b""
+
+
+def test_a_world_releases_the_storages_it_opened_overlays_and_read_only_ones_too(
+        tmp_path: Path) -> None:
+    lower, upper, plain = (tmp_path / "lower", tmp_path / "upper", tmp_path / "plain")
+    for folder in (lower, upper, plain):
+        folder.mkdir()
+    given = MemoryStorage()
+    world = WasiWorld({"/": str(plain), "/cow": Overlay(str(lower), str(upper)),
+                       "/mine": given}, read_only=["/"])
+    cow = world.mounts["/cow"]
+    assert isinstance(cow, OverlayStorage)
+    opened = [world.mounts["/"], cow.lower, cow.upper]
+    for storage in opened:
+        storage.lstat("")
+    world.close()
+    for storage in opened:  # a closed host folder answers EBADF
+        with pytest.raises(OSError) as closed:
+            storage.lstat("")
+        assert closed.value.errno == errno.EBADF
+    assert given.lstat("").kind is FileKind.DIRECTORY  # the caller's storage is left alone

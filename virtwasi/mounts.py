@@ -122,6 +122,14 @@ def _overlay(source: Overlay, read_only: bool) -> Storage:
     return ReadOnlyStorage(overlay) if read_only else overlay
 
 
+def opened_here(source: MountSource) -> bool:
+    """Whether :func:`open_mount` makes the storage serving ``source`` (so whoever opened
+    it releases it), rather than serving a storage or filesystem the caller holds."""
+    if isinstance(source, Overlay):
+        return opened_here(source.lower) and opened_here(source.upper)
+    return isinstance(source, str | Remote) or hasattr(source, "__fspath__")
+
+
 def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
     """The storage serving ``source`` (read-only if asked)."""
     if isinstance(source, Path):

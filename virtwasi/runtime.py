@@ -23,7 +23,7 @@ from .client import (
     ImportFunc,
     ModuleSource,
 )
-from .mounts import MountError, MountSource, open_mounts
+from .mounts import MountError, MountSource, open_mounts, opened_here
 from .outcome import RunResult
 from .storage.base import Storage
 from .storage.hostdir import HostDirStorage
@@ -69,8 +69,7 @@ class WasiWorld:
         self.mounts: dict[str, Storage] = open_mounts(
             mounts if mounts is not None else {"/": "mem://"}, read_only)
         # Storages opened here from a path or URL are this world's to release at close.
-        self._owned = [self.mounts[g] for g, src in (mounts or {}).items()
-                       if isinstance(src, str) or hasattr(src, "__fspath__")]
+        self._owned = [self.mounts[g] for g, src in (mounts or {}).items() if opened_here(src)]
         # The native implementation is the host's own: it serves host folders, not storages.
         self.host_folders: dict[str, Path] = {}
         if impl == "native":

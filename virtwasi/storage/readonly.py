@@ -20,6 +20,12 @@ class ReadOnlyStorage:
     def __repr__(self) -> str:
         return f"ReadOnlyStorage({self.inner!r})"
 
+    def close(self) -> None:
+        """Release the storage below, for whoever opened it read-only (see mounts.py)."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
     def lstat(self, path: str) -> Stat:
         return self.inner.lstat(path)
 
