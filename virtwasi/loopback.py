@@ -114,6 +114,8 @@ def ftp_server(root: Path, *, password: str | None = None) -> Iterator[str]:
         from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
+    # Quiet, as the HTTP server is: pyftpdlib logs every connection at INFO.
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     password = password or secrets.token_hex(8)
     authorizer = DummyAuthorizer()
     authorizer.add_user(FTP_USER, password, str(root), perm="elradfmwMT")
