@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from machine import describe
+from machine import describe, publish
 from wasi_calls import GUEST, WORKLOADS
 
 from virtwasi.client import Client
@@ -116,24 +116,5 @@ def report() -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with the section titled as ``section`` replaced, or added at the end."""
-    start = document.find(TITLE)
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + section if document.strip() else section
-    end = document.find("\n## ", start + len(TITLE))
-    rest = "" if end < 0 else document[end + 1:]
-    return document[:start] + section + ("\n" + rest if rest else "")
-
-
-def main() -> int:
-    text = report()
-    print(text)
-    if len(sys.argv) > 1:
-        out = Path(sys.argv[1])
-        out.write_text(replace_section(out.read_text() if out.exists() else "", text))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(publish(report()))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from machine import describe
+from machine import describe, publish
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -229,15 +229,6 @@ def render(rows: list[tuple[str, float, float, float | None, float | None]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    text = report()
-    print(text)
-    if len(sys.argv) > 1:
-        with open(sys.argv[1], "a") as out:
-            out.write("\n" + text)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(publish(report()))
 

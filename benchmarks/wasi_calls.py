@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import wasmtime
-from machine import describe
+from machine import describe, publish
 
 from virtwasi.engine import TrapBox, define
 from virtwasi.runtime import Session
@@ -211,14 +211,5 @@ def report() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    text = report()
-    print(text)
-    if len(sys.argv) > 1:
-        with open(sys.argv[1], "a") as out:
-            out.write("\n" + text)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(publish(report()))
