@@ -24,3 +24,14 @@ def read_all(f: File, chunk: int = 5) -> bytes:
     while n := f.readinto(memoryview(buf), len(out)):
         out += buf[:n]
     return bytes(out)
+
+
+class SteppingClock:
+    """A clock one second further on at every look: every advance of a bar draws."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from storagekit import SteppingClock
 
 from virtwasi import progress as progress_module
 from virtwasi.cli import main
@@ -236,17 +237,6 @@ def test_a_small_range_of_a_big_member_reads_only_that_range(
 
 
 # -- progress -------------------------------------------------------------------------------
-
-
-class SteppingClock:
-    """A clock one second further on at every look: every advance of a bar draws."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
 
 
 def test_indexing_a_tar_shows_progress_on_a_terminal(

@@ -16,6 +16,7 @@ from conftest import FIXTURES
 from fixturecases import CASES, ENV
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from storagekit import SteppingClock
 
 from virtwasi import progress as progress_module
 from virtwasi.cli import main
@@ -366,17 +367,6 @@ def test_a_bad_overlay_is_a_one_line_error(args: list[str], message: str, tmp_pa
                          "--", "ls", "/d")
     assert (code, out) == (2, "")
     assert err.startswith("virtwasi: ") and message in err and err.count("\n") == 1, err
-
-
-class SteppingClock:
-    """A clock one second further on at every look: every advance of a bar draws."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
 
 
 def test_copying_up_a_big_file_shows_progress_on_a_terminal(
