@@ -27,9 +27,9 @@ from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.storage.tree import copy_tree
 
 
-def zip_folder(folder: Path, archive: Path) -> Path:
+def zip_folder(folder: Path, archive: Path, compression: int = zipfile.ZIP_STORED) -> Path:
     """``folder`` packed as a zip, directories included as entries of their own."""
-    with zipfile.ZipFile(archive, "w") as out:
+    with zipfile.ZipFile(archive, "w", compression) as out:
         for path in sorted(folder.rglob("*")):
             out.write(path, path.relative_to(folder).as_posix())
     return archive

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from backends import zip_folder
 from conftest import FIXTURES
 from fixturecases import CASES, ENV
 from hypothesis import HealthCheck, given, settings
@@ -55,10 +56,7 @@ def make_folder(root: Path, prepare: object = None) -> Path:
 
 
 def zip_of(folder: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
-        for path in sorted(folder.rglob("*")):
-            out.write(path, path.relative_to(folder).as_posix())
-    return archive
+    return zip_folder(folder, archive, zipfile.ZIP_DEFLATED)
 
 
 def sha256(path: Path) -> str:
