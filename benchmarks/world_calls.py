@@ -16,7 +16,7 @@ from typing import Any
 
 from machine import describe
 
-from virtwasi.world import Context, Func, ResourceType, Semantics, World, borrow, own, shared
+from virtwasi.world import Context, Func, ResourceType, Semantics, World, borrow, given, lent
 
 CALLS = 20_000
 REPEATS = 7
@@ -34,8 +34,6 @@ def median_us(fn: Callable[[], Any]) -> float:
 
 def library(ctx: Context) -> dict[str, Func | ResourceType]:
     file = ctx.resource_type("file", destructor=lambda rep: None)
-    lent = shared(file) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(file)
-    given = shared(file) if ctx.semantics is Semantics.PROPOSAL_2021 else own(file)
 
     def size(h: Any) -> int:
         rep = h if isinstance(h, list) else ctx.resource_rep(file, h)
@@ -43,9 +41,9 @@ def library(ctx: Context) -> dict[str, Func | ResourceType]:
 
     return {
         "file": file,
-        "open": ctx.func(lambda: ctx.resource_new(file, [0] * 8), [], [given], "open"),
-        "size": ctx.func(size, [lent], []),
-        "close": ctx.func(lambda h: ctx.resource_drop(file, h), [given], [], "close"),
+        "open": ctx.func(lambda: ctx.resource_new(file, [0] * 8), [], [given(file)], "open"),
+        "size": ctx.func(size, [lent(file)], []),
+        "close": ctx.func(lambda h: ctx.resource_drop(file, h), [given(file)], [], "close"),
     }
 
 

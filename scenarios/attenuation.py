@@ -26,10 +26,10 @@ from virtwasi.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.storage.tree import Snapshot, copy_tree, snapshot
-from virtwasi.teaching import Exported, imported_type, lent, tell_under_each
+from virtwasi.teaching import Exported, imported_type, tell_under_each
 from virtwasi.wasi.abi import Rights
 from virtwasi.wasi.errors import WasiError
-from virtwasi.world import Context, ResourceType, Semantics, Trap
+from virtwasi.world import Context, ResourceType, Semantics, Trap, lent
 
 FSTOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fstool.wasm"
 READS = [("cat", "/notes.txt"), ("ls", "/todo"), ("stat", "/notes.txt")]
@@ -151,7 +151,7 @@ class X:
             if ctx.semantics is Semantics.COMPONENT_MODEL:
                 ctx.resource_drop(ro, h)  # a borrow is given back before the call returns
 
-        return {"run": ctx.func(run, [lent(ctx, ro)], [], name="run")}
+        return {"run": ctx.func(run, [lent(ro)], [], name="run")}
 
 
 @dataclass

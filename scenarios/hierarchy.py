@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtwasi.narrate import Narration
-from virtwasi.teaching import Client, Exported, FileLibrary, given, tell_under_each, trapped
-from virtwasi.world import Context, ResourceType, Semantics, Trap, World
+from virtwasi.teaching import Client, Exported, FileLibrary, tell_under_each, trapped
+from virtwasi.world import Context, ResourceType, Semantics, Trap, World, given
 
 ORDER = [Semantics.TRANSPARENT, Semantics.PROPOSAL_2021, Semantics.COMPONENT_MODEL]
 RULES = {
@@ -35,12 +35,10 @@ class ClosingLibrary(FileLibrary):
     def funcs(self, ctx: Context, file: ResourceType) -> Exported:
         def close(h: int) -> None:
             self.entered += 1
-            if ctx.semantics is Semantics.PROPOSAL_2021:
-                ctx.resource_destroy(file, h)  # the explicit destructor of the proposal
-            else:
-                ctx.resource_drop(file, h)
+            # Under proposal-2021 the explicit destructor of the proposal: other copies go null.
+            ctx.end(file, h)
 
-        return {**super().funcs(ctx, file), "close": ctx.func(close, [given(ctx, file)], [])}
+        return {**super().funcs(ctx, file), "close": ctx.func(close, [given(file)], [])}
 
 
 @dataclass

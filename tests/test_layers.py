@@ -32,8 +32,8 @@ from virtwasi.world import (
     TrapReason,
     World,
     borrow,
+    lent,
     own,
-    shared,
 )
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
@@ -278,8 +278,7 @@ class Sneaky:
             if ctx.semantics is Semantics.COMPONENT_MODEL:
                 ctx.resource_drop(ro, h)  # a borrow ends before the call returns
 
-        lent = shared(ro) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(ro)
-        return {"run": ctx.func(run, [lent], [], name="run")}
+        return {"run": ctx.func(run, [lent(ro)], [], name="run")}
 
 
 ALL_WRITE = int(Rights.FD_READ | Rights.FD_WRITE)

@@ -5,7 +5,20 @@ from __future__ import annotations
 import pytest
 from worldkit import Agent, FileLib, FilesWorld
 
-from virtwasi.world import Semantics, Trap, TrapReason, World, own
+from virtwasi.world import (
+    Context,
+    Func,
+    HandleKind,
+    HandleParam,
+    ResourceType,
+    Semantics,
+    Trap,
+    TrapReason,
+    World,
+    given,
+    lent,
+    own,
+)
 
 ALL = list(Semantics)
 TYPED = [Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]
@@ -136,3 +149,94 @@ def test_signatures_must_fit_the_semantics() -> None:
         make(Semantics.COMPONENT_MODEL, ["shared"], [])
     with pytest.raises(TypeError, match="own parameter"):
         make(Semantics.PROPOSAL_2021, ["own"], [])
+
+
+@pytest.mark.parametrize(("semantics", "lent_kind", "given_kind"), [
+    (Semantics.COMPONENT_MODEL, HandleKind.BORROW, HandleKind.OWN),
+    (Semantics.PROPOSAL_2021, HandleKind.SHARED, HandleKind.SHARED),
+    (Semantics.TRANSPARENT, HandleKind.BORROW, HandleKind.OWN),
+])
+def test_lent_and_given_mean_the_same_under_every_semantics(
+    semantics: Semantics, lent_kind: HandleKind, given_kind: HandleKind
+) -> None:
+    made: list[tuple[ResourceType, Func]] = []
+
+    def definition(ctx: Context) -> dict[str, Func | ResourceType]:
+        rtype = ctx.resource_type("r")
+        made.append((rtype, ctx.func(lambda a, b: b, [lent(rtype), given(rtype)],
+                                     [given(rtype)], name="f")))
+        return {}
+
+    World(semantics).instantiate("x", definition)
+    rtype, func = made[0]
+    assert func.params == (HandleParam(rtype, lent_kind), HandleParam(rtype, given_kind))
+    assert func.results == (HandleParam(rtype, given_kind),)
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_an_int_cannot_be_a_representation(semantics: Semantics) -> None:
+    _, lib, _ = setup(semantics)
+    with pytest.raises(TypeError, match="int"):
+        lib.ctx.resource_new(lib.file, 7)
+    assert lib.file.live_count == 0 and lib.ctx.handle_count == 0
+    # Anything else is a representation, handed back by rep_of as it is (a lifted borrow).
+    rep = {"path": "/a"}
+    assert lib.ctx.rep_of(lib.file, rep) is rep
+    assert lib.ctx.rep_of(lib.file, lib.ctx.resource_new(lib.file, rep)) is rep
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_rep_of_a_handle_keeps_the_rules_of_resource_rep(semantics: Semantics) -> None:
+    _, lib, thief = setup(semantics)
+    h = thief.ctx.imports["files"].open("/secret")
+    with pytest.raises(Trap) as caught:
+        thief.ctx.rep_of(lib.file, h)
+    assert caught.value.reason is TrapReason.NOT_DEFINER
+    with pytest.raises(Trap) as caught:
+        lib.ctx.rep_of(lib.file, 99)
+    assert caught.value.reason is TrapReason.INVALID_HANDLE
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_end_ends_the_resource_under_every_semantics(semantics: Semantics) -> None:
+    _, lib, _ = setup(semantics)
+    ctx = lib.ctx
+    h = ctx.resource_new(lib.file, {"path": "/a"})
+    copy = ctx.resource_clone(lib.file, h) if semantics is Semantics.PROPOSAL_2021 else None
+    ctx.end(lib.file, h)
+    assert lib.closed == [{"path": "/a"}] and lib.file.live_count == 0
+    if copy is not None:  # the explicit destroy of the proposal: the other copy is null
+        with pytest.raises(Trap) as caught:
+            ctx.resource_rep(lib.file, copy)
+        assert caught.value.reason is TrapReason.NULL_HANDLE
+    else:
+        assert ctx.handle_count == 0
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_end_lets_the_destructor_error_reach_the_caller(semantics: Semantics) -> None:
+    made: list[tuple[Context, ResourceType, int]] = []
+
+    def definition(ctx: Context) -> dict[str, Func | ResourceType]:
+        def close(rep: object) -> None:
+            raise OSError("disk full")
+
+        rtype = ctx.resource_type("file", close)
+        made.append((ctx, rtype, ctx.resource_new(rtype, "rep")))
+        return {}
+
+    World(semantics).instantiate("x", definition)
+    ctx, rtype, h = made[0]
+    with pytest.raises(OSError, match="disk full"):
+        ctx.end(rtype, h)
+
+
+@pytest.mark.parametrize("semantics", ALL)
+def test_keep_keeps_a_given_handle_past_the_call(semantics: Semantics) -> None:
+    world, lib, giver = setup(semantics)
+    keeper = Agent(lib.file)
+    _, keeper_inst = world.client("keeper", keeper)
+    h = giver.ctx.imports["files"].open("/kept")
+    giver.ctx.connect(keeper_inst).take(h)
+    (kept,) = keeper.kept
+    assert keeper.ctx.imports["files"].path(kept) == "/kept"

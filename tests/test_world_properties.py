@@ -43,16 +43,15 @@ from virtwasi.world import (
     Context,
     Definition,
     Func,
-    HandleParam,
+    HandleIntent,
     Instance,
     ResourceType,
     Semantics,
     Trap,
     TrapReason,
     World,
-    borrow,
-    own,
-    shared,
+    given,
+    lent,
     value,
 )
 
@@ -104,7 +103,7 @@ class WorldMachine(RuleBasedStateMachine):
         self.killed: set[int] = set()  # 2021: resources destroyed explicitly
         self.rids: set[int] = set()  # every resource ever made
         self.made_by: dict[int, str] = {}
-        self.next_rid = 1000  # far above any table index, so a rep is never mistaken for one
+        self.next_rid = 1000  # far above any table index, so the two are never confused
         self.steps = 0
         for i in range(self.TOP_AGENTS):
             name = f"a{i}"
@@ -113,26 +112,26 @@ class WorldMachine(RuleBasedStateMachine):
             self.live.add(name)
 
     # -- the instances -------------------------------------------------------------------
-    def _given(self) -> HandleParam:
-        return shared(self.R) if self.semantics is P2021 else own(self.R)
+    def _given(self) -> HandleIntent:
+        return given(self.R)
 
-    def _lent(self) -> HandleParam:
-        return shared(self.R) if self.semantics is P2021 else borrow(self.R)
+    def _lent(self) -> HandleIntent:
+        return lent(self.R)
 
-    def _destructor(self, rep: int) -> None:
-        if rep in self.lent:
-            self.lent_at_destruction.append(rep)
-        self.log.append(rep)
+    def _destructor(self, rep: tuple[int]) -> None:
+        (rid,) = rep
+        if rid in self.lent:
+            self.lent_at_destruction.append(rid)
+        self.log.append(rid)
 
     def _define_lib(self, ctx: Context) -> Mapping[str, Func | ResourceType]:
         self.R = rtype = ctx.resource_type("R", self._destructor)
 
-        def make(rep: int) -> int:
-            return ctx.resource_new(rtype, rep)
+        def make(rid: int) -> int:
+            return ctx.resource_new(rtype, (rid,))  # an int cannot be a representation
 
         def get(h: Any) -> Any:
-            # A component-model borrow reaches its definer as the representation itself.
-            return h if ctx.semantics is CM else ctx.resource_rep(rtype, h)
+            return ctx.rep_of(rtype, h)[0]
 
         def get2(h1: Any, h2: Any) -> tuple[Any, Any]:
             return get(h1), get(h2)
@@ -154,8 +153,8 @@ class WorldMachine(RuleBasedStateMachine):
             rtype = self.R
 
             def take(h: int) -> int:
-                # A 2021 parameter is the callee's copy for one call: keep a clone of it.
-                return ctx.resource_clone(rtype, h) if ctx.semantics is P2021 else h
+                # Under proposal-2021 a clone: the parameter is a copy for one call.
+                return ctx.keep(rtype, h)
 
             def give(h: int) -> int:
                 return h
@@ -501,8 +500,8 @@ class ComponentModelMachine(WorldMachine):
                 expect_trap(TrapReason.INSTANCE_BUSY, lambda: self.world.destroy(lender_inst))
             assert rid not in self.log
 
-        def definer_during(rep: int) -> int:
-            assert rep == rid
+        def definer_during(rep: tuple[int]) -> int:
+            assert rep == (rid,)
             refused_while_lent()
             self.check()  # every refused attempt changed nothing
             if ending == "trap":

@@ -8,28 +8,16 @@ from typing import Any
 from virtwasi.world import (
     Context,
     Func,
-    HandleParam,
     Instance,
     ResourceType,
     Semantics,
     World,
-    borrow,
-    own,
-    shared,
+    given,
+    lent,
     value,
 )
 
 Exported = Mapping[str, Func | ResourceType]
-
-
-def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
-    """The parameter type for 'use this handle during the call' under ctx's semantics."""
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
-
-
-def given(ctx: Context, rtype: ResourceType) -> HandleParam:
-    """The type for 'this handle is now yours' under ctx's semantics."""
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
 
 
 class FileLib:
@@ -51,10 +39,7 @@ class FileLib:
         self.dir = ctx.resource_type("dir", destructor=self.closed.append)
 
         def rep_of(h: Any) -> dict[str, Any]:
-            # A component-model borrow reaches its definer as the representation itself.
-            if ctx.semantics is Semantics.COMPONENT_MODEL and isinstance(h, dict):
-                return h
-            rep: dict[str, Any] = ctx.resource_rep(file, h)
+            rep: dict[str, Any] = ctx.rep_of(file, h)
             return rep
 
         def open_(path: str) -> int:
@@ -78,12 +63,12 @@ class FileLib:
         return {
             "file": file,
             "dir": self.dir,
-            "open": ctx.func(open_, [value], [given(ctx, file)], name="open"),
-            "opendir": ctx.func(opendir, [value], [given(ctx, self.dir)]),
-            "path": ctx.func(path, [lent(ctx, file)], [value]),
-            "write": ctx.func(write, [lent(ctx, file), value], []),
-            "read": ctx.func(read, [lent(ctx, file)], [value]),
-            "close": ctx.func(close, [given(ctx, file)], []),
+            "open": ctx.func(open_, [value], [given(file)], name="open"),
+            "opendir": ctx.func(opendir, [value], [given(self.dir)]),
+            "path": ctx.func(path, [lent(file)], [value]),
+            "write": ctx.func(write, [lent(file), value], []),
+            "read": ctx.func(read, [lent(file)], [value]),
+            "close": ctx.func(close, [given(file)], []),
         }
 
 
@@ -114,16 +99,13 @@ class Agent:
             rtype = self._file_type
 
             def take(h: int) -> None:
-                # A 2021 parameter is the callee's copy for the call; keep a clone of it.
-                if ctx.semantics is Semantics.PROPOSAL_2021:
-                    h = ctx.resource_clone(rtype, h)
-                self.kept.append(h)
+                self.kept.append(ctx.keep(rtype, h))
 
             def hold(h: int) -> Any:
                 return self.during(h)
 
-            exports["take"] = ctx.func(take, [given(ctx, rtype)], [])
-            exports["hold"] = ctx.func(hold, [lent(ctx, rtype)], [value])
+            exports["take"] = ctx.func(take, [given(rtype)], [])
+            exports["hold"] = ctx.func(hold, [lent(rtype)], [value])
         if self._extra is not None:
             exports.update(self._extra(ctx))
         return exports

@@ -1,9 +1,11 @@
 """The small instances the scenarios are built from, and the way they tell a story.
 
-A file library that defines the private resource type 'file'; the handle types each
-semantics uses for "this handle is yours now" and "use it for this call"; the lookup of a
-lent handle's representation; client instances the scenarios act through; and the telling
-of one story under several semantics, then side by side.
+A file library that defines the private resource type 'file'; client instances the
+scenarios act through; and the telling of one story under several semantics, then side by
+side. The same code runs under every semantics: "this handle is yours now" is
+:func:`~virtwasi.world.given`, "use it for this call" is :func:`~virtwasi.world.lent`, and
+the context reads a lent handle (``rep_of``), keeps a given one (``keep``) and ends one
+(``end``) as the world's semantics says.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ from virtwasi.narrate import Narration
 from virtwasi.world import (
     Context,
     Func,
-    HandleParam,
     ResourceType,
     Semantics,
     Trap,
-    borrow,
-    own,
-    shared,
+    given,
+    lent,
     value,
 )
 
@@ -30,26 +30,6 @@ Exported = dict[str, Func | ResourceType]
 """What an instance definition exports: its functions and resource types, by name."""
 
 T = TypeVar("T")
-
-
-def given(ctx: Context, rtype: ResourceType) -> HandleParam:
-    """'This handle is yours now': own, or under the 2021 proposal a shared copy."""
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else own(rtype)
-
-
-def lent(ctx: Context, rtype: ResourceType) -> HandleParam:
-    """'Use it during this call': a borrow, or under the 2021 proposal a shared copy."""
-    return shared(rtype) if ctx.semantics is Semantics.PROPOSAL_2021 else borrow(rtype)
-
-
-def rep_of(ctx: Context, rtype: ResourceType, h: Any) -> Any:
-    """The representation behind ``h``, a :func:`lent` parameter of ``rtype``, a type that
-    ``ctx``'s instance defined. A component-model borrow reaches its definer as the
-    representation itself; elsewhere ``h`` is a handle in the definer's own table, looked up
-    there ("resource.get" in the 2021 notes)."""
-    if ctx.semantics is Semantics.COMPONENT_MODEL:
-        return h
-    return ctx.resource_rep(rtype, h)
 
 
 def imported_type(ctx: Context, interface: str, name: str) -> ResourceType:
@@ -100,7 +80,7 @@ class FileLibrary:
 
         def text_of(h: Any) -> dict[str, str]:
             self.entered += 1  # the library's own code is running now
-            rep: dict[str, str] = rep_of(ctx, file, h)
+            rep: dict[str, str] = ctx.rep_of(file, h)
             return rep
 
         def read(h: Any) -> str:
@@ -110,9 +90,9 @@ class FileLibrary:
             text_of(h)["text"] += text
 
         return {
-            "open": ctx.func(open_, [value, value], [given(ctx, file)], name="open"),
-            "read": ctx.func(read, [lent(ctx, file)], [value]),
-            "write": ctx.func(write, [lent(ctx, file), value], []),
+            "open": ctx.func(open_, [value, value], [given(file)], name="open"),
+            "read": ctx.func(read, [lent(file)], [value]),
+            "write": ctx.func(write, [lent(file), value], []),
         }
 
 
@@ -145,13 +125,11 @@ class Peer(Client, ABC):
         self.file = file = imported_type(ctx, "files", "file")
 
         def take(h: int) -> None:
-            # A 2021 parameter is the callee's copy for the call: keep a clone of it.
-            self.kept.append(ctx.resource_clone(file, h)
-                             if ctx.semantics is Semantics.PROPOSAL_2021 else h)
+            self.kept.append(ctx.keep(file, h))
 
         return {
-            "take": ctx.func(take, [given(ctx, file)], []),
-            "inspect": ctx.func(self.inspect, [lent(ctx, file)], []),
+            "take": ctx.func(take, [given(file)], []),
+            "inspect": ctx.func(self.inspect, [lent(file)], []),
             "progress": ctx.func(lambda: self.on_progress(), [], [], name="progress"),
         }
 

@@ -10,7 +10,19 @@ from .instance import BoundFunc, Context, Definition, Exports, Instance
 from .resources import HandleKind, ResourceType
 from .semantics import Semantics
 from .trap import LinkError, Trap, TrapReason
-from .types import Func, HandleParam, Value, borrow, own, shared, value
+from .types import (
+    Func,
+    HandleIntent,
+    HandleParam,
+    Signature,
+    Value,
+    borrow,
+    given,
+    lent,
+    own,
+    shared,
+    value,
+)
 from .world import World
 
 __all__ = [
@@ -19,17 +31,21 @@ __all__ = [
     "Definition",
     "Exports",
     "Func",
+    "HandleIntent",
     "HandleKind",
     "HandleParam",
     "Instance",
     "LinkError",
     "ResourceType",
     "Semantics",
+    "Signature",
     "Trap",
     "TrapReason",
     "Value",
     "World",
     "borrow",
+    "given",
+    "lent",
     "own",
     "shared",
     "value",

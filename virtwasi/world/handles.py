@@ -49,8 +49,20 @@ def holding_table(inst: Instance, rtype: ResourceType) -> HandleTable:
     return inst.table
 
 
+def is_handle(value: Any) -> bool:
+    """Whether ``value`` is a handle index: an ``int`` that is not a ``bool``. No
+    representation is one (:func:`new` refuses them), so :func:`rep_of` can tell a lent
+    handle from a lent representation."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def new(inst: Instance, rtype: ResourceType, rep: Any) -> int:
     require_definer(rtype, inst, "create handles of")
+    if is_handle(rep):
+        raise TypeError(
+            f"instance {inst.name!r}: an int cannot be the representation of a "
+            f"{rtype.name!r} (it would read as a handle); wrap it in an object"
+        )
     return grant(inst, rtype, rep)[0]
 
 
@@ -69,6 +81,13 @@ def rep(inst: Instance, rtype: ResourceType, index: int) -> Any:
     resource = lookup(inst.table, index, rtype).resource
     require_alive(resource, inst, index)
     return resource.rep
+
+
+def rep_of(inst: Instance, rtype: ResourceType, lent: Any) -> Any:
+    """The representation behind a lent parameter of ``inst``'s own ``rtype``: a handle
+    (an int) is looked up with :func:`rep`; anything else already is the representation
+    (a component-model borrow of the callee's own type, lifted by the membrane)."""
+    return rep(inst, rtype, lent) if is_handle(lent) else lent
 
 
 def require_alive(resource: Resource, holder: Instance, index: int) -> None:
@@ -154,6 +173,23 @@ def destroy(inst: Instance, rtype: ResourceType, index: int) -> None:
         rtype.guard(handle.resource.rep)
     inst.table.remove(index)
     run_destructor(handle.resource)
+
+
+def end(inst: Instance, rtype: ResourceType, index: int) -> None:
+    """End a handle ``inst`` holds: under proposal-2021 destroy its resource (other copies
+    become null), otherwise drop it. A destructor's exception propagates."""
+    if inst.world.semantics is Semantics.PROPOSAL_2021:
+        destroy(inst, rtype, index)
+    else:
+        drop(inst, rtype, index)
+
+
+def keep(inst: Instance, rtype: ResourceType, index: int) -> int:
+    """The handle to keep after the call from a given parameter: under proposal-2021 a
+    clone (the parameter is a copy the call's end drops), otherwise the handle itself."""
+    if inst.world.semantics is Semantics.PROPOSAL_2021:
+        return clone(inst, rtype, index)
+    return index
 
 
 def clone(inst: Instance, rtype: ResourceType, index: int) -> int:

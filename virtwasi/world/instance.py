@@ -9,7 +9,7 @@ from . import handles, membrane
 from .resources import Destructor, HandleTable, ResourceType
 from .semantics import Semantics
 from .trap import LinkError, Trap, TrapReason
-from .types import Func, ValType
+from .types import Func, Signature
 
 if TYPE_CHECKING:
     from .world import World
@@ -156,16 +156,19 @@ class Context:
     def func(
         self,
         fn: Callable[..., Any],
-        params: Sequence[ValType] = (),
-        results: Sequence[ValType] = (),
+        params: Sequence[Signature] = (),
+        results: Sequence[Signature] = (),
         name: str | None = None,
     ) -> Func:
-        """Describe ``fn`` for export: which parameters and results carry handles."""
+        """Describe ``fn`` for export: which parameters and results carry handles. Prefer
+        :func:`~virtwasi.world.lent` and :func:`~virtwasi.world.given`, which mean the same
+        under every semantics, to a specific ``own``/``borrow``/``shared``."""
         return Func(self._live(), name or fn.__name__, fn, params, results)
 
     # -- handles -----------------------------------------------------------------------
     def resource_new(self, rtype: ResourceType, rep: Any) -> int:
-        """A new resource of a type this instance defined; returns its handle index."""
+        """A new resource of a type this instance defined; returns its handle index. The
+        representation cannot be an ``int`` (a ``TypeError``): see :meth:`rep_of`."""
         return handles.new(self._live(), rtype, rep)
 
     def resource_rep(self, rtype: ResourceType, handle: int) -> Any:
@@ -183,6 +186,27 @@ class Context:
     def resource_clone(self, rtype: ResourceType, handle: int) -> int:
         """proposal-2021: another handle to the same resource."""
         return handles.clone(self._live(), rtype, handle)
+
+    # -- the same, under any semantics ----------------------------------------------------
+    def rep_of(self, rtype: ResourceType, lent: Any) -> Any:
+        """The representation behind ``lent``, a :func:`~virtwasi.world.lent` parameter of
+        a type this instance defined. Under component-model it arrives as the
+        representation itself and is returned as it is; under proposal-2021 (a handle in
+        this table) and transparent (an index of this, the definer's, table) it is an
+        ``int`` and is read as :meth:`resource_rep` reads it, with its traps."""
+        return handles.rep_of(self._live(), rtype, lent)
+
+    def end(self, rtype: ResourceType, handle: int) -> None:
+        """End a handle this instance holds (a file's close): under proposal-2021
+        :meth:`resource_destroy` (every other copy becomes null), otherwise
+        :meth:`resource_drop`. An exception from the destructor propagates to the caller."""
+        handles.end(self._live(), rtype, handle)
+
+    def keep(self, rtype: ResourceType, handle: int) -> int:
+        """The handle to keep beyond the call from a :func:`~virtwasi.world.given`
+        parameter: under proposal-2021 a :meth:`resource_clone` (the parameter itself is a
+        copy dropped when the call returns), otherwise ``handle`` itself."""
+        return handles.keep(self._live(), rtype, handle)
 
     # -- other instances ---------------------------------------------------------------
     @property

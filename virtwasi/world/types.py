@@ -49,7 +49,49 @@ def shared(rtype: ResourceType) -> HandleParam:
     return HandleParam(rtype, HandleKind.SHARED)
 
 
+@dataclass(frozen=True)
+class HandleIntent:
+    """A handle parameter or result named by what it means rather than how it is held:
+    :func:`lent` or :func:`given`. The :class:`Func` made with it holds the concrete
+    :class:`HandleParam` the world's semantics gives it (see ``_RESOLVE``)."""
+
+    rtype: ResourceType
+    role: str  # "lent" or "given"
+
+
+def lent(rtype: ResourceType) -> HandleIntent:
+    """'Use it during this call', under any semantics: a borrow under component-model, a
+    shared copy under proposal-2021 (a bare index under transparent, where nothing is lent).
+    The callee reads the representation with ``Context.rep_of``."""
+    return HandleIntent(rtype, "lent")
+
+
+def given(rtype: ResourceType) -> HandleIntent:
+    """'This handle is yours now', under any semantics: own under component-model, a shared
+    copy under proposal-2021 (a bare index under transparent). A callee that keeps a given
+    parameter beyond the call keeps ``Context.keep(rtype, h)``; it ends it with
+    ``Context.end``."""
+    return HandleIntent(rtype, "given")
+
+
 ValType = HandleParam | Value
+"""A parameter or result type as a :class:`Func` holds it."""
+
+Signature = HandleParam | Value | HandleIntent
+"""A parameter or result type as ``Context.func`` takes it."""
+
+_RESOLVE: dict[Semantics, dict[str, HandleKind]] = {
+    Semantics.COMPONENT_MODEL: {"lent": HandleKind.BORROW, "given": HandleKind.OWN},
+    Semantics.PROPOSAL_2021: {"lent": HandleKind.SHARED, "given": HandleKind.SHARED},
+    Semantics.TRANSPARENT: {"lent": HandleKind.BORROW, "given": HandleKind.OWN},
+}
+
+
+def _resolved(types: Sequence[Signature], semantics: Semantics) -> tuple[ValType, ...]:
+    kinds = _RESOLVE[semantics]
+    return tuple(HandleParam(t.rtype, kinds[t.role]) if isinstance(t, HandleIntent) else t
+                 for t in types)
+
 
 _ALLOWED: dict[Semantics, tuple[frozenset[HandleKind], frozenset[HandleKind]]] = {
     # (kinds allowed as parameters, kinds allowed as results)
@@ -74,7 +116,11 @@ class Lift:
 
 
 class Func:
-    """A function an instance exports, with the signature the membrane enforces."""
+    """A function an instance exports, with the signature the membrane enforces.
+
+    ``params`` and ``results`` are concrete (a :func:`lent` or :func:`given` is resolved
+    here, once, under the world's semantics).
+    """
 
     __slots__ = (
         "fn",
@@ -93,26 +139,30 @@ class Func:
         instance: Instance,
         name: str,
         fn: Callable[..., Any],
-        params: Sequence[ValType],
-        results: Sequence[ValType],
+        params: Sequence[Signature],
+        results: Sequence[Signature],
     ) -> None:
         semantics = instance.world.semantics
         param_kinds, result_kinds = _ALLOWED[semantics]
-        for where, types, allowed in (("parameter", params, param_kinds),
-                                      ("result", results, result_kinds)):
+        for types in (params, results):
             for t in types:
+                if not isinstance(t, HandleParam | Value | HandleIntent):
+                    raise TypeError(f"{name}: {t!r} is not a value type")
+        concrete_params = _resolved(params, semantics)
+        concrete_results = _resolved(results, semantics)
+        for where, concrete, allowed in (("parameter", concrete_params, param_kinds),
+                                         ("result", concrete_results, result_kinds)):
+            for t in concrete:
                 if isinstance(t, HandleParam) and t.kind not in allowed:
                     raise TypeError(
                         f"{name}: a {t.kind.value} {where} is not part of "
                         f"{semantics.value} semantics"
                     )
-                if not isinstance(t, HandleParam | Value):
-                    raise TypeError(f"{name}: {t!r} is not a value type")
         self.instance = instance
         self.name = name
         self.fn = fn
-        self.params = tuple(params)
-        self.results = tuple(results)
+        self.params = concrete_params
+        self.results = concrete_results
         # Transparent handles are bare integers: nothing to lift, so no slot to visit.
         mediated = semantics is not Semantics.TRANSPARENT
         self.handle_params: tuple[HandleSlot, ...] = tuple(
