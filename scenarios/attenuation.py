@@ -179,7 +179,7 @@ def dynamic_cast(semantics: Semantics, say: Narration) -> Cast:
         view = apps[0].imports["read-only"]
         root = view.preopen(0)
         say.step("app", "read-only.preopen(0)", f"handle {root} (an ro-descriptor)")
-        x.look_at_table = lambda: [handle.rtype.name for _, handle in x_inst.table.items()]
+        x.look_at_table = lambda: [held.type_name for held in x_inst.holdings()]
         apps[0].imports["x"].run(root)
         say.step("app", f"x.run({root})", "X runs with the read-only handle as h")
         for action, outcome in x.attempts.items():

@@ -90,7 +90,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
         out.can_end = "yes, destroy"
         out.alice_ends_it = attempt(lambda: alice.ctx.resource_destroy(file, h))
         say.step("alice", f"resource.destroy({h})", f"{out.alice_ends_it}: closed {lib.closed[0]}")
-        out.bob_handle = "null" if bob_inst.table.get(b).resource.alive is False else "live"
+        out.bob_handle = "null" if bob_inst.held(b).alive is False else "live"
         say.step("bob", f"(his handle {b})", f"still in his table, now {out.bob_handle}")
         before = lib.entered
         out.bob_read = attempt(lambda: b_files.read(b))

@@ -90,7 +90,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     elif app_inst.handle_count == 0:
         left = f"app's {h} moved away"
     else:
-        left = f"app's {h} is null" if not app_inst.table.get(h).resource.alive else "?"
+        left = f"app's {h} is null" if not app_inst.held(h).alive else "?"
     say.step("app", f"files.close({h})", f"closed {lib.closed[-1]}; {left}")
     o = o_files.open("/other/secret", "s3cret;")
     say.step("other", "files.open('/other/secret')", f"handle {o}" + (

@@ -92,7 +92,7 @@ def run_spacetool(column: str, mounts: dict[str, Any], say: Narration) -> Run:
         client.start()
         # Who holds which handles now, the program's own still open (its preopen).
         for instance in [client.instance, *reversed(world.stack)]:
-            result.held[instance.name] = {h.rtype.name for _, h in instance.table.items()}
+            result.held[instance.name] = {held.type_name for held in instance.holdings()}
         client.close()
         if not native:
             descriptor = world.implementation.types["descriptor"]

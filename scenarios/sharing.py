@@ -56,7 +56,7 @@ class Client(Peer):
 
 def refs(inst: Instance, h: int) -> int:
     """The world's reference count of the resource behind ``inst``'s handle ``h``."""
-    return inst.table.get(h).resource.refs
+    return inst.held(h).refs
 
 
 @dataclass

@@ -26,6 +26,7 @@ from virtwasi.wasi.errors import WasiError
 from virtwasi.world import (
     Context,
     Func,
+    Instance,
     ResourceType,
     Semantics,
     Trap,
@@ -50,6 +51,11 @@ def folder() -> MemoryStorage:
 
 def read_only(tree: MemoryStorage, semantics: Semantics) -> WasiWorld:
     return WasiWorld({"/": tree}, semantics=semantics, layers=[("read-only", read_only_layer())])
+
+
+def held_types(inst: Instance) -> set[tuple[str, str]]:
+    """The types of the handles ``inst`` holds, each as (its definer's name, its name)."""
+    return {(held.definer_name, held.type_name) for held in inst.holdings()}
 
 
 def types(world: WasiWorld) -> tuple[ResourceType, ResourceType]:
@@ -168,8 +174,8 @@ def test_teardown_closes_below_what_a_client_left_open(semantics: Semantics) -> 
         # Preopen, file and directory, each once below and once as its read-only wrapper.
         assert descriptor.live_count == ro.live_count == 3 and stream.live_count == 1
         # The client holds only the layer's types; the lower handles stay in the layer.
-        held = {handle.rtype for _, handle in client.instance.table.items()}
-        assert held == {ro, world.wasi.types["directory-stream"]}
+        assert held_types(client.instance) == {
+            (ro.definer_name, ro.name), (world.wasi.name, "ro-directory-stream")}
         assert world.wasi.handle_count == 4
         # Unlinked while open: its bytes live until the last open file closes.
         tree.unlink("notes.txt")
@@ -217,7 +223,7 @@ def test_the_layer_has_a_rule_for_every_function_of_the_interface() -> None:
         assert set(above.functions) == set(below.functions)
         assert set(above.types) == set(below.types)
         for name, rtype in above.types.items():
-            assert rtype.definer is above and rtype.name == f"ro-{below.types[name].name}"
+            assert above.defines(rtype) and rtype.name == f"ro-{below.types[name].name}"
 
 
 def test_a_function_without_a_rule_is_refused() -> None:
@@ -251,8 +257,8 @@ class Sneaky:
 
     def __init__(self) -> None:
         self.attempts: dict[str, str] = {}
-        self.look_at_table: Callable[[], set[ResourceType]] = set  # set once instantiated
-        self.table_during_run: set[ResourceType] = set()
+        self.look_at_table: Callable[[], set[tuple[str, str]]] = set  # set once instantiated
+        self.table_during_run: set[tuple[str, str]] = set()
 
     def __call__(self, ctx: Context) -> dict[str, Func | ResourceType]:
         rw = ctx.imports["rw"]
@@ -298,14 +304,15 @@ def cast(semantics: Semantics) -> tuple[Sneaky, MemoryStorage, bool]:
         sneaky = Sneaky()
         x = world.world.instantiate("x", sneaky, {"ro": world.wasi, "rw": world.implementation})
         world.world.instantiate("app", app, {"ro": world.wasi, "x": x})
-        sneaky.look_at_table = lambda: {handle.rtype for _, handle in x.table.items()}
+        sneaky.look_at_table = lambda: held_types(x)
         ctx = seen[0]
         root = ctx.imports["ro"].preopen(0)
         ctx.imports["ro"].open_at(root, "notes.txt", False, 0, 0, READ, 0)
         ctx.imports["x"].run(root)
         # Whatever Sneaky did, it held nothing but the read-only handle it was lent.
         if semantics is not Semantics.TRANSPARENT:
-            assert sneaky.table_during_run == {types(world)[1]}
+            ro = types(world)[1]
+            assert sneaky.table_during_run == {(ro.definer_name, ro.name)}
     return sneaky, tree, snapshot(tree) == before
 
 

@@ -44,8 +44,8 @@ def test_every_client_shares_the_implementations_numbers() -> None:
         assert alice.adapter.preopens == [3] and bob.adapter.preopens == [4]
         fd = create(alice, "/a.txt", b"alice's")
         assert fd == 5  # index 3: after the two preopens
-        slot = host.implementation.table.get(fd - 2)
-        assert slot.rtype.name == "descriptor" and slot.rtype.definer is host.implementation
+        slot = host.implementation.held(fd - 2)
+        assert slot.type_name == "descriptor" and slot.definer_name == "wasi-virtual"
         assert read(bob, fd) == b"alice's"  # a number bob never opened reaches her file
         assert alice.instance.handle_count == bob.instance.handle_count == 0
 

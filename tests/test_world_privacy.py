@@ -10,6 +10,7 @@ from virtwasi.world import (
     Func,
     HandleKind,
     HandleParam,
+    HeldHandle,
     ResourceType,
     Semantics,
     Trap,
@@ -240,3 +241,20 @@ def test_keep_keeps_a_given_handle_past_the_call(semantics: Semantics) -> None:
     giver.ctx.connect(keeper_inst).take(h)
     (kept,) = keeper.kept
     assert keeper.ctx.imports["files"].path(kept) == "/kept"
+
+
+@pytest.mark.parametrize("semantics", TYPED)
+def test_observers_read_what_an_instance_holds(semantics: Semantics) -> None:
+    world, lib, _ = setup(semantics)
+    client = Agent(lib.file)
+    _, inst = world.client("client", client)
+    h = client.ctx.imports["files"].open("/a")
+    kind = HandleKind.SHARED if semantics is Semantics.PROPOSAL_2021 else HandleKind.OWN
+    held = HeldHandle(h, "file", "files", kind, alive=True, refs=1, lends=0)
+    assert inst.holdings() == (held,) and inst.held(h) == held
+    assert inst.defines(lib.file) is False and world.files.defines(lib.file) is True
+    assert lib.file.definer_name == "files"
+    with pytest.raises(KeyError):
+        inst.held(h + 1)
+    client.ctx.resource_drop(lib.file, h)
+    assert inst.holdings() == ()

@@ -105,8 +105,9 @@ def _instance_node(spec: InstancePlan, inst: Instance | None,
     types: tuple[TypeChip, ...] = ()
     if inst is not None:
         types = tuple(
-            TypeChip(rtype.name, None if rtype.definer is inst
-                     else names.get(rtype.definer, rtype.definer.name))
+            TypeChip(rtype.name, None if inst.defines(rtype) else next(
+                (name for other, name in names.items() if other.defines(rtype)),
+                rtype.definer_name))
             for rtype in inst.types.values())
     settings = tuple(f"{key} = {json.dumps(value)}" for key, value in spec.written.items()
                      if key not in ("mounts", "read_only"))

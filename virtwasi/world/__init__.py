@@ -7,7 +7,7 @@ under one of three semantics (:class:`Semantics`). Anything the rules forbid is 
 """
 
 from .instance import BoundFunc, Context, Definition, Exports, Instance
-from .resources import HandleKind, ResourceType
+from .resources import HandleKind, HeldHandle, ResourceType
 from .semantics import Semantics
 from .trap import LinkError, Trap, TrapReason
 from .types import (
@@ -34,6 +34,7 @@ __all__ = [
     "HandleIntent",
     "HandleKind",
     "HandleParam",
+    "HeldHandle",
     "Instance",
     "LinkError",
     "ResourceType",

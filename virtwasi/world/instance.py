@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import handles, membrane
-from .resources import Destructor, HandleTable, ResourceType
+from .resources import Destructor, HandleTable, HeldHandle, ResourceType
 from .semantics import Semantics
 from .trap import LinkError, Trap, TrapReason
 from .types import Func, Signature
@@ -27,6 +27,11 @@ class Instance:
     embedder's handles live in ``world.host``'s table. After :meth:`destroy` every handle
     it held has been dropped, every resource it defined has been destructed, and any call
     into it traps.
+
+    An ``Instance`` is the embedder's object: no instance's own code can reach one through
+    its :class:`Context`. Observers (scenarios, tests) read what it holds through
+    :meth:`holdings`, :meth:`held`, :attr:`handle_count` and :meth:`defines`; ``table`` is
+    the world's own bookkeeping.
     """
 
     def __init__(self, world: World, name: str) -> None:
@@ -46,6 +51,25 @@ class Instance:
     def handle_count(self) -> int:
         """How many handles this instance holds now."""
         return len(self.table)
+
+    def holdings(self) -> tuple[HeldHandle, ...]:
+        """A snapshot of every handle this instance holds now, by increasing index. Under
+        transparent semantics a client holds nothing: its integers index the definer's
+        table, so they appear in the definer's holdings."""
+        return tuple(HeldHandle.of(index, handle) for index, handle in self.table.items())
+
+    def held(self, index: int) -> HeldHandle:
+        """A snapshot of the handle at ``index`` in this instance's table; ``KeyError`` if
+        no handle is there (an observer's question, not a guest operation: no trap)."""
+        try:
+            handle = self.table.get(index)
+        except Trap:
+            raise KeyError(f"instance {self.name!r} holds no handle {index}") from None
+        return HeldHandle.of(index, handle)
+
+    def defines(self, rtype: ResourceType) -> bool:
+        """Whether this instance defined ``rtype``."""
+        return rtype.definer is self
 
     def destroy(self) -> None:
         """Tear the instance down (see :meth:`World.destroy`)."""

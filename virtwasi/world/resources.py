@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .trap import Trap, TrapReason
@@ -40,6 +41,11 @@ class ResourceType:
         self._live: set[Resource] = set()
 
     @property
+    def definer_name(self) -> str:
+        """The name of the instance that defined this type."""
+        return self.definer.name
+
+    @property
     def live_count(self) -> int:
         """How many resources of this type exist whose destructor has not run."""
         return len(self._live)
@@ -64,6 +70,34 @@ class HandleKind(enum.Enum):
     OWN = "own"
     BORROW = "borrow"
     SHARED = "shared"
+
+
+@dataclass(frozen=True)
+class HeldHandle:
+    """What an observer may know about one handle an instance holds (a snapshot, see
+    ``Instance.holdings``): where it is, of which type, how it is held, and the state of
+    its resource. It gives no way to the representation or to the resource itself."""
+
+    index: int
+    """Its index in the holder's table."""
+    type_name: str
+    """The name of its resource type."""
+    definer_name: str
+    """The name of the instance that defined that type."""
+    kind: HandleKind
+    """own, borrow or shared."""
+    alive: bool
+    """False once the resource was destroyed: the handle is null."""
+    refs: int
+    """How many shared handles the resource has (proposal-2021); 1 for an own handle."""
+    lends: int
+    """How many calls in progress it is lent to (it can be neither dropped nor moved)."""
+
+    @classmethod
+    def of(cls, index: int, handle: Handle) -> HeldHandle:
+        resource = handle.resource
+        return cls(index, handle.rtype.name, handle.rtype.definer_name, handle.kind,
+                   resource.alive, resource.refs, handle.lends)
 
 
 class Handle:
