@@ -76,13 +76,15 @@ class Spy:
         def spied(ctx: Context) -> dict[str, Func | ResourceType]:
             self.contexts.append(ctx)
             exports = dict(definition(ctx))
-            self.functions.append({n: f.fn for n, f in exports.items() if isinstance(f, Func)})
+            # The spy is the embedder wrapping a definition: it reaches behind the Funcs the
+            # definition made, which no instance can do through its context.
+            self.functions.append({n: f._fn for n, f in exports.items() if isinstance(f, Func)})
             fdstat, descriptor = exports["fdstat"], exports["descriptor"]
             assert isinstance(fdstat, Func) and isinstance(descriptor, ResourceType)
 
             def stash(h: Any) -> Any:
                 self.stashed.append(ctx.resource_clone(descriptor, h) if self.keep else h)
-                return fdstat.fn(h)
+                return fdstat._fn(h)
 
             exports["fdstat"] = ctx.func(stash, fdstat.params, fdstat.results, name="fdstat")
             return exports

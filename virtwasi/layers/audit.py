@@ -147,7 +147,7 @@ class _Auditor:
 
     def _audited(self, bound: BoundFunc, inner: Callable[..., Any]) -> Callable[..., Any]:
         """``inner`` (what the layer does for ``bound``) with a log line for each call."""
-        name = bound.func.name
+        name = bound.name
         handles = dict(self.layer.handle_slots(bound))
         wrap_as = self.layer.result_type(bound)
         lower_of, write, clock = self.layer.lower_of, self.log.write, time.perf_counter_ns

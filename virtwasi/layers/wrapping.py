@@ -98,13 +98,13 @@ class Wrapping:
     # -- reading signatures ------------------------------------------------------------------
     def handle_slots(self, bound: BoundFunc) -> tuple[tuple[int, ResourceType], ...]:
         """(position, the layer's type) of every handle parameter of a lower function."""
-        return tuple((i, self.ours[p.rtype]) for i, p in enumerate(bound.func.params)
+        return tuple((i, self.ours[p.rtype]) for i, p in enumerate(bound.params)
                      if isinstance(p, HandleParam))
 
     def result_type(self, bound: BoundFunc) -> ResourceType | None:
         """The layer's type of the handle a lower function returns, if it returns one (no
         function of the interface returns two)."""
-        results = [self.ours[r.rtype] for r in bound.func.results if isinstance(r, HandleParam)]
+        results = [self.ours[r.rtype] for r in bound.results if isinstance(r, HandleParam)]
         return results[0] if results else None
 
     def _retyped(self, types: Sequence[HandleParam | Value]) -> list[HandleParam | Value]:
@@ -175,7 +175,7 @@ class Wrapping:
         bound(h)
         if self.ctx.semantics is Semantics.PROPOSAL_2021:
             # The close destroyed the resource; the layer's own copy stays, null, until dropped.
-            (param,) = bound.func.params
+            (param,) = bound.params
             assert isinstance(param, HandleParam)
             self.ctx.resource_drop(param.rtype, h)
 
@@ -185,8 +185,8 @@ class Wrapping:
         exported: dict[str, Func | ResourceType] = dict(self.types)
         for name, bound in self.functions.items():
             fn = rules.get(name, default)(bound)
-            exported[name] = self.ctx.func(fn, self._retyped(bound.func.params),
-                                           self._retyped(bound.func.results), name=name)
+            exported[name] = self.ctx.func(fn, self._retyped(bound.params),
+                                           self._retyped(bound.results), name=name)
         return exported
 
 

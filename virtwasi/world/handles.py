@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
 
 def require_definer(rtype: ResourceType, inst: Instance, action: str) -> None:
-    if rtype.definer is not inst:
+    if rtype._definer is not inst:
         raise Trap(
             TrapReason.NOT_DEFINER,
             f"instance {inst.name!r} cannot {action} resource type {rtype.name!r}: "
-            f"only its defining instance {rtype.definer.name!r} can",
+            f"only its defining instance {rtype.definer_name!r} can",
             instance=inst.name,
         )
 
@@ -34,8 +34,8 @@ def lookup(table: HandleTable, index: int, rtype: ResourceType) -> Handle:
         raise Trap(
             TrapReason.TYPE_MISMATCH,
             f"handle {index} of instance {table.owner!r} is a {handle.rtype.name!r} "
-            f"(defined by {handle.rtype.definer.name!r}), not a {rtype.name!r} "
-            f"(defined by {rtype.definer.name!r})",
+            f"(defined by {handle.rtype.definer_name!r}), not a {rtype.name!r} "
+            f"(defined by {rtype.definer_name!r})",
             instance=table.owner,
         )
     return handle
@@ -45,7 +45,7 @@ def holding_table(inst: Instance, rtype: ResourceType) -> HandleTable:
     """Where ``inst``'s integers for ``rtype`` point: its own table, or under transparent
     semantics the definer's table, which every client shares."""
     if inst.world.semantics is Semantics.TRANSPARENT:
-        return rtype.definer.table
+        return rtype._definer.table
     return inst.table
 
 
@@ -118,8 +118,8 @@ def drop(inst: Instance, rtype: ResourceType, index: int) -> None:
             "in progress",
             instance=inst.name,
         )
-    if rtype.guard is not None and ends_resource(handle):
-        rtype.guard(handle.resource.rep)  # refuses (a trap) before anything has changed
+    if rtype._guard is not None and ends_resource(handle):
+        rtype._guard(handle.resource.rep)  # refuses (a trap) before anything has changed
     table.remove(index)
     release(handle)
 
@@ -149,11 +149,11 @@ def run_destructor(resource: Resource) -> None:
     resource.alive = False
     resource.rep = None
     rtype._live.discard(resource)
-    if rtype.destructor is not None:
-        definer = rtype.definer
+    if rtype._destructor is not None:
+        definer = rtype._definer
         definer.active += 1
         try:
-            rtype.destructor(rep_value)
+            rtype._destructor(rep_value)
         finally:
             definer.active -= 1
 
@@ -169,8 +169,8 @@ def destroy(inst: Instance, rtype: ResourceType, index: int) -> None:
             "resource is already destroyed",
             instance=inst.name,
         )
-    if rtype.guard is not None:
-        rtype.guard(handle.resource.rep)
+    if rtype._guard is not None:
+        rtype._guard(handle.resource.rep)
     inst.table.remove(index)
     run_destructor(handle.resource)
 

@@ -9,7 +9,7 @@ from . import handles, membrane
 from .resources import Destructor, HandleTable, HeldHandle, ResourceType
 from .semantics import Semantics
 from .trap import LinkError, Trap, TrapReason
-from .types import Func, Signature
+from .types import Func, Signature, ValType
 
 if TYPE_CHECKING:
     from .world import World
@@ -69,7 +69,7 @@ class Instance:
 
     def defines(self, rtype: ResourceType) -> bool:
         """Whether this instance defined ``rtype``."""
-        return rtype.definer is self
+        return rtype._definer is self
 
     def destroy(self) -> None:
         """Tear the instance down (see :meth:`World.destroy`)."""
@@ -81,28 +81,47 @@ class Instance:
 
 
 class BoundFunc:
-    """An exported function as seen from one caller: calling it crosses the membrane."""
+    """An exported function as seen from one caller: calling it crosses the membrane.
 
-    __slots__ = ("_lowered", "caller", "func")
+    It shows its ``name`` and its signature (``params``, ``results``), never the instance
+    or the Python function behind it.
+    """
+
+    __slots__ = ("_caller", "_func", "_lowered")
 
     def __init__(self, caller: Instance, func: Func) -> None:
-        self.caller = caller
-        self.func = func
+        self._caller = caller
+        self._func = func
         self._lowered: Callable[..., Any] | None = None
 
     def __call__(self, *args: Any) -> Any:
-        return membrane.call(self.caller, self.func, args)
+        return membrane.call(self._caller, self._func, args)
+
+    @property
+    def name(self) -> str:
+        """The function's name, as its instance made it."""
+        return self._func.name
+
+    @property
+    def params(self) -> tuple[ValType, ...]:
+        """The parameter types, as the world's semantics resolved them."""
+        return self._func.params
+
+    @property
+    def results(self) -> tuple[ValType, ...]:
+        """The result types, as the world's semantics resolved them."""
+        return self._func.results
 
     @property
     def lowered(self) -> Callable[..., Any]:
         """The same call as a plain function specialized for this caller and function (see
         :func:`membrane.lowered`): what a hot caller binds once and calls directly."""
         if self._lowered is None:
-            self._lowered = membrane.lowered(self.caller, self.func)
+            self._lowered = membrane.lowered(self._caller, self._func)
         return self._lowered
 
     def __repr__(self) -> str:
-        return f"<{self.caller.name} -> {self.func.instance.name}.{self.func.name}>"
+        return f"<{self._caller.name} -> {self._func._instance.name}.{self._func.name}>"
 
 
 class Exports:
@@ -134,6 +153,10 @@ class Exports:
         yield from self._target.types
         yield from self._target.functions
 
+    def __dir__(self) -> list[str]:
+        """The export names (so that ``dir`` enumerates what can be reached)."""
+        return sorted(self)
+
 
 class Context:
     """What an instance's own code may do: the only door to its privileges.
@@ -141,7 +164,10 @@ class Context:
     A definition receives its context once, at instantiation. Through it the instance defines
     resource types and functions, creates and reads handles of the types it defined, drops or
     passes the handles it holds, calls its imports, and makes child instances. Nothing here
-    reaches another instance's table or another definer's representations.
+    reaches another instance's table or another definer's representations: no public
+    attribute of the context, of its imports (:class:`Exports`) or of their items
+    (:class:`BoundFunc`, :class:`ResourceType`) leads to an :class:`Instance`, a handle
+    table, a handle or a resource (``tests/test_boundary.py`` walks them all).
     """
 
     def __init__(self, inst: Instance, imports: Mapping[str, Instance]) -> None:

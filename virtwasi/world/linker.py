@@ -31,7 +31,7 @@ def link(
         for export_name, item in exported.items():
             if isinstance(item, ResourceType):
                 inst.types[export_name] = item
-            elif isinstance(item, Func) and item.instance is inst:
+            elif isinstance(item, Func) and item._instance is inst:
                 inst.functions[export_name] = item
             else:
                 raise LinkError(

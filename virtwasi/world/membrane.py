@@ -41,7 +41,7 @@ def _require_live(inst: Instance, role: str) -> None:
 
 
 def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
-    callee = func.instance
+    callee = func._instance
     if callee.destroyed or caller.destroyed:
         _require_live(callee, "into")
         _require_live(caller, "from")
@@ -76,7 +76,7 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     if (not func.rep_only or func.handle_results or len(lifts) != 1 or lifts[0][0] != 0
             or len(func.params) > 3):
         return lambda *args: call(caller, func, args)
-    callee, rtype, fn, table = func.instance, lifts[0][2], func.fn, caller.table
+    callee, rtype, fn, table = func._instance, lifts[0][2], func._fn, caller.table
 
     # Mirrors _call_with_reps: the caller and callee are busy, the handle lent, for the call.
     def lent(h: Any) -> Any:
@@ -144,7 +144,7 @@ def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple
     lifted = _lift_args(caller, callee, func, args, frame)
     callee.active += 1
     try:
-        result = func.fn(*lifted)
+        result = func._fn(*lifted)
         if frame.borrows:
             raise Trap(
                 TrapReason.BORROW_NOT_DROPPED,
@@ -171,7 +171,7 @@ def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[
         handle.lends += 1
         callee.active += 1
         try:
-            return func.fn(*args[:i], handle.resource.rep, *args[i + 1:])
+            return func._fn(*args[:i], handle.resource.rep, *args[i + 1:])
         finally:
             callee.active -= 1
             handle.lends -= 1
@@ -187,7 +187,7 @@ def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[
         args = tuple(lifted)
     callee.active += 1
     try:
-        return func.fn(*args)
+        return func._fn(*args)
     finally:
         callee.active -= 1
         for handle in lent:

@@ -27,23 +27,27 @@ class ResourceType:
     instances may name it in signatures (it can be exported like a function) and hold, pass
     and drop handles of it. The optional destructor runs inside the defining instance, once
     per resource, with the representation the resource was created with.
+
+    What anyone holding the type can read is harmless: its ``name``, its definer's name
+    (``definer_name``) and how many of its resources are alive (``live_count``). The defining
+    instance, the destructor and the guard are private to the world.
     """
 
-    __slots__ = ("_live", "definer", "destructor", "guard", "name")
+    __slots__ = ("_definer", "_destructor", "_guard", "_live", "name")
 
     def __init__(self, name: str, definer: Instance, destructor: Destructor | None) -> None:
         self.name = name
-        self.definer = definer
-        self.destructor = destructor
+        self._definer = definer
+        self._destructor = destructor
         # Called with the rep before a drop that would run the destructor; it may trap to
         # refuse, so that a refused drop changes nothing (the world uses it for instances).
-        self.guard: Destructor | None = None
+        self._guard: Destructor | None = None
         self._live: set[Resource] = set()
 
     @property
     def definer_name(self) -> str:
         """The name of the instance that defined this type."""
-        return self.definer.name
+        return self._definer.name
 
     @property
     def live_count(self) -> int:
@@ -51,7 +55,7 @@ class ResourceType:
         return len(self._live)
 
     def __repr__(self) -> str:
-        return f"<ResourceType {self.name!r} of {self.definer.name!r}>"
+        return f"<ResourceType {self.name!r} of {self._definer.name!r}>"
 
 
 class Resource:

@@ -119,14 +119,15 @@ class Func:
     """A function an instance exports, with the signature the membrane enforces.
 
     ``params`` and ``results`` are concrete (a :func:`lent` or :func:`given` is resolved
-    here, once, under the world's semantics).
+    here, once, under the world's semantics). The instance it belongs to and the Python
+    function it runs are private: only the membrane calls it.
     """
 
     __slots__ = (
-        "fn",
+        "_fn",
+        "_instance",
         "handle_params",
         "handle_results",
-        "instance",
         "lifts",
         "name",
         "params",
@@ -158,9 +159,9 @@ class Func:
                         f"{name}: a {t.kind.value} {where} is not part of "
                         f"{semantics.value} semantics"
                     )
-        self.instance = instance
+        self._instance = instance
         self.name = name
-        self.fn = fn
+        self._fn = fn
         self.params = concrete_params
         self.results = concrete_results
         # Transparent handles are bare integers: nothing to lift, so no slot to visit.
@@ -182,7 +183,7 @@ class Func:
         )
 
     def __repr__(self) -> str:
-        return f"<Func {self.instance.name}.{self.name}>"
+        return f"<Func {self._instance.name}.{self.name}>"
 
 
 def _lift_of(kind: HandleKind, rtype: ResourceType, callee: Instance) -> int:
@@ -190,4 +191,4 @@ def _lift_of(kind: HandleKind, rtype: ResourceType, callee: Instance) -> int:
         return Lift.OWN
     if kind is HandleKind.SHARED:
         return Lift.SHARED
-    return Lift.REP if rtype.definer is callee else Lift.BORROW
+    return Lift.REP if rtype._definer is callee else Lift.BORROW

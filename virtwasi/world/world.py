@@ -31,7 +31,7 @@ class World:
         self.instances: list[Instance] = []
         self.host = Instance(self, "host")
         self.instance_type = ResourceType("instance", self.host, self.destroy)
-        self.instance_type.guard = self._check_destroyable
+        self.instance_type._guard = self._check_destroyable
         self.host.defined_types.append(self.instance_type)
 
     def instantiate(
@@ -109,7 +109,7 @@ class World:
             )
         for other in (self.host, *self.instances):
             for _, handle in other.table.items():
-                if handle.lends and handle.rtype.definer is inst:
+                if handle.lends and handle.rtype._definer is inst:
                     raise Trap(
                         TrapReason.HANDLE_LENT,
                         f"instance {inst.name!r} cannot be destroyed: its "
