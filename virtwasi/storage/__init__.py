@@ -4,6 +4,7 @@ from .base import DirEntry, File, FileKind, Stat, Storage
 from .fsspec_storage import FsspecStorage
 from .hostdir import HostDirStorage
 from .memfs import MemoryStorage
+from .opening import Opening, open_rule
 from .overlay import OverlayStorage
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "FsspecStorage",
     "HostDirStorage",
     "MemoryStorage",
+    "Opening",
     "OverlayStorage",
     "Stat",
     "Storage",
+    "open_rule",
 ]

@@ -8,6 +8,8 @@ a path one component at a time with :meth:`Storage.lstat` and :meth:`Storage.rea
 nothing can lead outside the mount). A backend must still never follow a symlink itself:
 operations act on the last component as it is (``lstat``, not ``stat``), and ``open`` of a
 symlink fails with ``ELOOP``.
+
+Every backend decides an open by the same rules (:func:`.opening.open_rule`).
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ class Storage(Protocol):
         truncate: bool = False,
         writable: bool = False,
     ) -> File:
-        """Open a regular file (``EISDIR`` for a directory, ``ELOOP`` for a symlink)."""
+        """Open a regular file, deciding as :func:`.opening.open_rule` does (``EISDIR`` for
+        a directory, ``ELOOP`` for a symlink, ...)."""
         ...
 
     def listdir(self, path: str) -> list[DirEntry]:

@@ -62,6 +62,7 @@ from .base import DirEntry, FileKind, Stat, posix_error
 from .fsspec_layout import guess_writable, layout_for
 from .fsspec_layout import kind as _kind
 from .fsspec_layout import time_ns as _time_ns
+from .opening import Opening, open_rule
 from .spill import Spill
 
 # The one table: fsspec's exceptions to POSIX errnos (first match wins).
@@ -493,24 +494,16 @@ class FsspecStorage:
     ) -> FsspecFile:
         if create or truncate or writable:
             self._check_writable(path)
-        if path == "":
-            raise posix_error(errno.EISDIR, path)
-        info = self._lookup(path) if create else self._info(path)
+        info = self._lookup(path)
+        opening = open_rule(path, None if info is None else _kind(info), create=create,
+                            exclusive=exclusive, truncate=truncate, writable=writable)
         with _posix_errors(path):
-            if info is None:
+            if opening is Opening.CREATE:
                 self._require_dir(_parent(path))
                 self.fs.pipe_file(self._full(path), b"")  # O_CREAT: the name exists now
-            else:
-                if create and exclusive:
-                    raise posix_error(errno.EEXIST, path)
-                kind = _kind(info)
-                if kind is FileKind.DIRECTORY:
-                    raise posix_error(errno.EISDIR, path)
-                if kind is FileKind.SYMLINK:
-                    raise posix_error(errno.ELOOP, path)
-                if truncate:
-                    self.fs.pipe_file(self._full(path), b"")
-            content = self._share(path, emptied=info is None or truncate)
+            elif truncate:
+                self.fs.pipe_file(self._full(path), b"")
+            content = self._share(path, emptied=opening is Opening.CREATE or truncate)
             f = FsspecFile(self, content, writable=writable)
         self._files.add(f)
         return f

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .base import DirEntry, FileKind, Stat, posix_error
+from .opening import open_rule
 
 # O_PATH opens need only search permission, like the kernel's own lookup of a parent.
 _WALK = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -238,8 +239,8 @@ class HostDirStorage:
     ) -> HostFile:
         if create or truncate or writable:
             self._check_writable(path)
-        if path == "":
-            raise posix_error(errno.EISDIR, path)
+        if path == "":  # the root: a directory, whatever the flags ask
+            open_rule(path, FileKind.DIRECTORY, create=create, exclusive=exclusive)
         flags = _OPEN | (os.O_RDWR if writable else os.O_RDONLY)
         if create:
             flags |= os.O_CREAT | (os.O_EXCL if exclusive else 0)
@@ -248,12 +249,11 @@ class HostDirStorage:
         with self._at(path) as (parent, name):
             fd = os.open(name, flags, 0o666, dir_fd=parent)
         try:
-            mode = os.fstat(fd).st_mode
-            if st.S_ISDIR(mode):
-                raise posix_error(errno.EISDIR, path)
-            if not st.S_ISREG(mode):
-                # Positional I/O means nothing on a FIFO, socket or device; refuse them.
-                raise posix_error(errno.EACCES, path)
+            # The kernel decided for the name as it opened it (O_CREAT|O_EXCL, O_NOFOLLOW),
+            # with no window between a check and the open, and its answers are those of
+            # the shared rules; what it opened is held to them too (no directory, FIFO,
+            # socket or device).
+            open_rule(path, _kind(os.fstat(fd).st_mode))
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)

@@ -45,6 +45,7 @@ from contextlib import suppress
 from ..progress import Progress, progress
 from .base import DirEntry, File, FileKind, Stat, Storage, posix_error
 from .memfs import MemoryStorage
+from .opening import Opening, open_rule
 
 _devices = itertools.count(0x0E7A0001)  # synthetic st_dev, one per overlay
 _CHUNK = 1 << 20
@@ -377,26 +378,23 @@ class OverlayStorage:
         writable: bool = False,
     ) -> OverlayFile:
         with self._lock:
+            layer: Layer | None = None
+            kind: FileKind | None = None
             try:
                 layer, st = self._find(path)
+                kind = st.kind
             except FileNotFoundError:
-                if not create:
-                    raise
+                pass
+            opening = open_rule(path, kind, create=create, exclusive=exclusive,
+                                truncate=truncate, writable=writable)
+            if opening is Opening.CREATE:
                 self._upper_dir(_parent(path))
-                layer = Layer.UPPER
-            else:
-                if layer is Layer.LOWER:
-                    if create and exclusive:
-                        raise posix_error(errno.EEXIST, path)
-                    if st.kind is FileKind.DIRECTORY:
-                        raise posix_error(errno.EISDIR, path)
-                    if st.kind is FileKind.SYMLINK:
-                        raise posix_error(errno.ELOOP, path)
-                    if not (writable or truncate):
-                        file = OverlayFile(self, path, Layer.LOWER, self.lower.open(path))
-                        self._readers.setdefault(path, weakref.WeakSet()).add(file)
-                        return file
-                    self._copy_up(path, content=not truncate)
+            elif layer is Layer.LOWER:
+                if not (writable or truncate):
+                    file = OverlayFile(self, path, Layer.LOWER, self.lower.open(path))
+                    self._readers.setdefault(path, weakref.WeakSet()).add(file)
+                    return file
+                self._copy_up(path, content=not truncate)
             inner = self.upper.open(path, create=create, exclusive=exclusive,
                                     truncate=truncate, writable=writable)
             return OverlayFile(self, path, Layer.UPPER, inner)

@@ -1,0 +1,99 @@
+"""The open rules every backend decides by, kept in one place."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from backends import BACKENDS
+
+from virtwasi.storage import FileKind, Opening, Storage, open_rule
+
+REGULAR, DIRECTORY, SYMLINK = FileKind.REGULAR, FileKind.DIRECTORY, FileKind.SYMLINK
+
+# -- the open rules -----------------------------------------------------------------------
+
+# (kind of the name or None, flags, what the rule answers: an Opening or an errno)
+CASES: list[tuple[FileKind | None, dict[str, bool], Opening | int]] = [
+    # 1-3: a missing name
+    (None, {}, errno.ENOENT),
+    (None, {"writable": True, "truncate": True}, errno.ENOENT),
+    (None, {"create": True}, Opening.CREATE),
+    (None, {"create": True, "exclusive": True, "writable": True}, Opening.CREATE),
+    (None, {"create": True, "must_be_directory": True}, errno.EISDIR),  # open("new/", O_CREAT)
+    (None, {"must_be_directory": True}, errno.ENOENT),
+    (None, {"exclusive": True}, errno.ENOENT),  # O_EXCL means nothing without O_CREAT
+    # 4: O_CREAT|O_EXCL on any existing name
+    (REGULAR, {"create": True, "exclusive": True}, errno.EEXIST),
+    (DIRECTORY, {"create": True, "exclusive": True}, errno.EEXIST),
+    (SYMLINK, {"create": True, "exclusive": True}, errno.EEXIST),  # never followed
+    (REGULAR, {"exclusive": True}, Opening.FILE),
+    # 5: a final symlink is opened as itself: O_NOFOLLOW
+    (SYMLINK, {}, errno.ELOOP),
+    (SYMLINK, {"create": True, "writable": True}, errno.ELOOP),
+    (SYMLINK, {"open_directories": True}, errno.ELOOP),
+    # 6: O_DIRECTORY or a trailing slash on what is not a directory
+    (REGULAR, {"must_be_directory": True}, errno.ENOTDIR),
+    (FileKind.FIFO, {"must_be_directory": True}, errno.ENOTDIR),
+    (DIRECTORY, {"must_be_directory": True, "open_directories": True}, Opening.DIRECTORY),
+    # 7: a directory
+    (DIRECTORY, {}, errno.EISDIR),  # a backend opens regular files only
+    (DIRECTORY, {"open_directories": True}, Opening.DIRECTORY),
+    (DIRECTORY, {"open_directories": True, "writable": True}, errno.EISDIR),
+    (DIRECTORY, {"open_directories": True, "truncate": True}, errno.EISDIR),
+    (DIRECTORY, {"open_directories": True, "create": True}, errno.EISDIR),
+    # 8: what cannot be read at an offset
+    (FileKind.FIFO, {}, errno.EACCES),
+    (FileKind.SOCKET, {}, errno.EACCES),
+    (FileKind.CHARACTER_DEVICE, {"writable": True}, errno.EACCES),
+    (FileKind.BLOCK_DEVICE, {}, errno.EACCES),
+    # 9: a regular file, however it is opened; an entry of unknown kind is tried as one
+    (REGULAR, {}, Opening.FILE),
+    (REGULAR, {"create": True, "truncate": True, "writable": True}, Opening.FILE),
+    (REGULAR, {"open_directories": True}, Opening.FILE),
+    (FileKind.UNKNOWN, {}, Opening.FILE),
+]
+
+
+@pytest.mark.parametrize(("kind", "flags", "answer"), CASES)
+def test_the_open_rules(kind: FileKind | None, flags: dict[str, bool],
+                        answer: Opening | int) -> None:
+    if isinstance(answer, Opening):
+        assert open_rule("p", kind, **flags) is answer
+    else:
+        with pytest.raises(OSError) as refused:
+            open_rule("p", kind, **flags)
+        assert (refused.value.errno, refused.value.filename) == (answer, "p")
+
+
+@pytest.mark.parametrize("backend", ["memory", "host", "fsspec-memory", "overlay"])
+def test_every_backend_opens_by_the_rules(backend: str, tmp_path: Path,
+                                          request: pytest.FixtureRequest) -> None:
+    storage = build(backend, tmp_path, request)
+    for kind, path in ((REGULAR, "f"), (DIRECTORY, "d"), (None, "missing")):
+        for flags in ({}, {"create": True}, {"create": True, "exclusive": True},
+                      {"writable": True}, {"truncate": True, "writable": True}):
+            try:
+                expected: Opening | int | None = open_rule(path, kind, **flags)
+            except OSError as exc:
+                expected = exc.errno
+            try:
+                storage.open(path, **flags).close()
+                got: Opening | int | None = Opening.CREATE if kind is None else Opening.FILE
+            except OSError as exc:
+                got = exc.errno
+            assert got == expected, (path, flags)
+            if expected is Opening.CREATE:
+                storage.unlink(path)
+
+
+def build(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "f").write_bytes(b"kept")
+    (tree / "d").mkdir()
+    (tree / "d" / "g").write_bytes(b"below")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return BACKENDS[backend].build(tree, scratch, request)
