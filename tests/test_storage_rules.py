@@ -1,15 +1,23 @@
-"""The open rules every backend decides by, kept in one place."""
+"""The storage rules kept in one place: the open rules every backend decides by, and
+read-only as one wrapper over any backend."""
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from backends import BACKENDS
+from conftest import FIXTURES
+from storagekit import errno_of, read_all
 
-from virtwasi.storage import FileKind, Opening, Storage, open_rule
+from virtwasi.mounts import open_mount
+from virtwasi.runtime import run
+from virtwasi.storage import FileKind, Opening, ReadOnlyStorage, Storage, is_read_only, open_rule
+from virtwasi.storage.tree import snapshot
 
+FSTOOL = str(FIXTURES / "fstool.wasm")
 REGULAR, DIRECTORY, SYMLINK = FileKind.REGULAR, FileKind.DIRECTORY, FileKind.SYMLINK
 
 # -- the open rules -----------------------------------------------------------------------
@@ -88,6 +96,9 @@ def test_every_backend_opens_by_the_rules(backend: str, tmp_path: Path,
                 storage.unlink(path)
 
 
+# -- read-only: one wrapper over every backend ---------------------------------------------
+
+
 def build(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -97,3 +108,47 @@ def build(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Stora
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     return BACKENDS[backend].build(tree, scratch, request)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_a_read_only_mount_of_any_backend_is_one_wrapper_answering_erofs(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    storage = build(backend, tmp_path, request)
+    mounted = open_mount(storage, read_only=True)
+    assert type(mounted) is ReadOnlyStorage and is_read_only(mounted)
+    assert not is_read_only(mounted.inner)  # never a view of a view
+    # The sources that cannot be written are handed out through the same wrapper.
+    assert is_read_only(storage) == (backend in ("zip", "tar", "http"))
+    before = snapshot(mounted)
+    assert before["f"] == ("regular", b"kept")
+    changes: list[Callable[[], object]] = [
+        lambda: mounted.open("f", writable=True),
+        lambda: mounted.open("f", truncate=True),
+        lambda: mounted.open("new", create=True),
+        lambda: mounted.open("missing/new", create=True),  # EROFS before ENOENT
+        lambda: mounted.mkdir("new"), lambda: mounted.rmdir("d"),
+        lambda: mounted.unlink("f"), lambda: mounted.rename("f", "g"),
+        lambda: mounted.symlink("f", "s"), lambda: mounted.link("f", "h"),
+        lambda: mounted.set_times("f", 1, None),
+    ]
+    for change in changes:
+        assert errno_of(change) == errno.EROFS
+    mounted.set_times("f", None, None)  # setting no time succeeds
+    file = mounted.open("f")
+    assert read_all(file) == b"kept"
+    refused: list[Callable[[], object]] = [
+        lambda: file.write(b"x", 0), lambda: file.truncate(0), lambda: file.set_times(None, 1)]
+    for refuse in refused:
+        assert errno_of(refuse) == errno.EROFS
+    file.set_times(None, None)
+    file.close()
+    result = run(FSTOOL, ["put", "/f", "x", "rm", "/d/g", "mkdir", "/e", "mv", "/f", "/d/f",
+                          "cat", "/f"], mounts={"/": mounted})
+    assert result.stdout.decode().splitlines() == [
+        "put /f: errno 69 (Read-only file system)",
+        "rm /d/g: errno 69 (Read-only file system)",
+        "mkdir /e: errno 69 (Read-only file system)",
+        "mv /f: errno 69 (Read-only file system)",
+        "cat /f: kept",
+    ]
+    assert snapshot(mounted) == before

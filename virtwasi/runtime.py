@@ -114,7 +114,7 @@ class WasiWorld:
             raise ValueError("layers stack on the virtual implementation, not the native one")
         folders = {}
         for guest, storage in self.mounts.items():
-            if not isinstance(storage, HostDirStorage) or not storage.writable:
+            if not isinstance(storage, HostDirStorage):  # a read-only one is wrapped
                 raise MountError(f"{guest}: the native implementation serves writable host "
                                  "folders only (--dir, a path or a file:// mount)")
             folders[guest] = storage.root

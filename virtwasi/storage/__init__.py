@@ -6,6 +6,7 @@ from .hostdir import HostDirStorage
 from .memfs import MemoryStorage
 from .opening import Opening, open_rule
 from .overlay import OverlayStorage
+from .readonly import ReadOnlyStorage, is_read_only
 
 __all__ = [
     "DirEntry",
@@ -16,7 +17,9 @@ __all__ = [
     "MemoryStorage",
     "Opening",
     "OverlayStorage",
+    "ReadOnlyStorage",
     "Stat",
     "Storage",
+    "is_read_only",
     "open_rule",
 ]

@@ -9,7 +9,10 @@ nothing can lead outside the mount). A backend must still never follow a symlink
 operations act on the last component as it is (``lstat``, not ``stat``), and ``open`` of a
 symlink fails with ``ELOOP``.
 
-Every backend decides an open by the same rules (:func:`.opening.open_rule`).
+Every backend decides an open by the same rules (:func:`.opening.open_rule`). Read-only is
+not a property of a backend: a read-only mount is any storage seen through
+:class:`~.readonly.ReadOnlyStorage`, which answers ``EROFS`` to every change
+(:func:`~.readonly.is_read_only` tells whether a storage is one).
 """
 
 from __future__ import annotations
@@ -98,7 +101,6 @@ class File(Protocol):
 class Storage(Protocol):
     """A mounted filesystem, addressed by paths relative to its root (see the module doc)."""
 
-    writable: bool
     supports_symlinks: bool
     supports_hardlinks: bool
 

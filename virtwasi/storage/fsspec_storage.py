@@ -38,6 +38,10 @@ What each network store cannot do, and what the guest gets instead:
 * caching layers (``simplecache::`` and the like) are read-only (``EROFS``): a write would
   leave their local copies stale.
 
+This class never refuses a change itself: a store that cannot be written (an archive, a web
+server, a caching layer: :func:`~.fsspec_layout.read_only_store`) is served through
+:class:`~.readonly.ReadOnlyStorage`, as :func:`virtwasi.mounts.open_mount` does.
+
 Serving a host folder through fsspec's ``file://`` would follow host symlinks: use
 :class:`~virtwasi.storage.hostdir.HostDirStorage` for that.
 """
@@ -59,8 +63,8 @@ from typing import Any
 import fsspec
 
 from .base import DirEntry, FileKind, Stat, posix_error
-from .fsspec_layout import guess_writable, layout_for
 from .fsspec_layout import kind as _kind
+from .fsspec_layout import layout_for
 from .fsspec_layout import time_ns as _time_ns
 from .opening import Opening, open_rule
 from .spill import Spill
@@ -187,8 +191,6 @@ class FsspecFile:
 
     def _check_mutable(self) -> None:
         self._check_open()
-        if not self._storage.writable:
-            raise posix_error(errno.EROFS, self._name())
         if not self._writable:
             raise posix_error(errno.EBADF, self._name())
 
@@ -283,9 +285,7 @@ class FsspecFile:
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._check_open()
         if atime_ns is None and mtime_ns is None:
-            return  # setting nothing succeeds, as on Linux, even on a read-only mount
-        if not self._storage.writable:
-            raise posix_error(errno.EROFS, self._name())
+            return  # setting nothing succeeds, as on Linux
         raise posix_error(errno.ENOTSUP, self._name())
 
     def sync(self) -> None:
@@ -318,21 +318,17 @@ class FsspecFile:
 class FsspecStorage:
     """The directory ``root`` of the fsspec filesystem ``fs``.
 
-    ``writable=None`` guesses: archives (zip, tar), web filesystems and caching layers are
-    read-only, anything else is writable. A read-only storage raises ``EROFS`` for every
-    mutation. The root always exists (an object store's empty prefix lists as an empty
-    directory). How directories are kept depends on the store (:mod:`.fsspec_layout`).
+    The root always exists (an object store's empty prefix lists as an empty directory).
+    How directories are kept depends on the store (:mod:`.fsspec_layout`). A store that
+    cannot be written is served read-only by wrapping this (see the module doc).
     """
 
     supports_symlinks = False
     supports_hardlinks = False
     supports_set_times = False
 
-    def __init__(
-        self, fs: fsspec.AbstractFileSystem, root: str, *, writable: bool | None = None
-    ) -> None:
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
         self.fs = fs
-        self.writable = guess_writable(fs) if writable is None else writable
         self._layout = layout_for(fs)
         self._root: str = fs._strip_protocol(root).rstrip("/")
         self._dev = next(_devices)
@@ -436,10 +432,6 @@ class FsspecStorage:
             content.path = renamed(content.path)
         self._contents.update((content.path, content) for content in moved if content.path)
 
-    def _check_writable(self, path: str) -> None:
-        if not self.writable:
-            raise posix_error(errno.EROFS, path)
-
     # -- fsspec's view of one path -------------------------------------------------------
 
     def _info(self, path: str) -> dict[str, Any]:
@@ -492,8 +484,6 @@ class FsspecStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> FsspecFile:
-        if create or truncate or writable:
-            self._check_writable(path)
         info = self._lookup(path)
         opening = open_rule(path, None if info is None else _kind(info), create=create,
                             exclusive=exclusive, truncate=truncate, writable=writable)
@@ -543,7 +533,6 @@ class FsspecStorage:
     # -- mutating ------------------------------------------------------------------------
 
     def mkdir(self, path: str) -> None:
-        self._check_writable(path)
         if path == "" or self._lookup(path) is not None:
             raise posix_error(errno.EEXIST, path)
         self._require_dir(_parent(path))
@@ -551,7 +540,6 @@ class FsspecStorage:
             self._layout.make_dir(self.fs, self._full(path))
 
     def rmdir(self, path: str) -> None:
-        self._check_writable(path)
         if path == "":
             raise posix_error(errno.EBUSY, path)
         if self.listdir(path):
@@ -562,7 +550,6 @@ class FsspecStorage:
         self._forget(path)
 
     def unlink(self, path: str) -> None:
-        self._check_writable(path)
         if path == "" or _kind(self._info(path)) is FileKind.DIRECTORY:
             raise posix_error(errno.EISDIR, path)
         self._forget(path)  # open handles keep their reader first
@@ -571,7 +558,6 @@ class FsspecStorage:
             self._keep_parent(path)
 
     def rename(self, src: str, dst: str) -> None:
-        self._check_writable(src)
         if src == "" or dst == "":
             raise posix_error(errno.EBUSY, src or dst)
         is_dir = _kind(self._info(src)) is FileKind.DIRECTORY
@@ -615,16 +601,13 @@ class FsspecStorage:
             self.fs.mv(src, dst)
 
     def symlink(self, target: str, path: str) -> None:
-        self._check_writable(path)
         raise posix_error(errno.ENOTSUP, path)
 
     def link(self, src: str, dst: str) -> None:
-        self._check_writable(dst)
         raise posix_error(errno.ENOTSUP, dst)
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._info(path)
         if atime_ns is None and mtime_ns is None:
-            return  # setting nothing succeeds, as on Linux, even on a read-only mount
-        self._check_writable(path)
+            return  # setting nothing succeeds, as on Linux
         raise posix_error(errno.ENOTSUP, path)  # fsspec has no way to set a time

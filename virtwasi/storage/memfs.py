@@ -134,14 +134,12 @@ class MemoryStorage:
     regular files (``ENOSPC`` beyond it; None: only the machine's memory bounds it);
     ``clock`` gives the time in nanoseconds (tests pass a fake one)."""
 
-    writable: bool
     supports_symlinks: bool
     supports_hardlinks: bool
 
     def __init__(
         self, *, capacity: int | None = None, clock: Callable[[], int] = time.time_ns
     ) -> None:
-        self.writable = True
         self.supports_symlinks = True
         self.supports_hardlinks = True
         self.capacity = capacity

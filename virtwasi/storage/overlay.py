@@ -46,6 +46,7 @@ from ..progress import Progress, progress
 from .base import DirEntry, File, FileKind, Stat, Storage, posix_error
 from .memfs import MemoryStorage
 from .opening import Opening, open_rule
+from .readonly import is_read_only
 
 _devices = itertools.count(0x0E7A0001)  # synthetic st_dev, one per overlay
 _CHUNK = 1 << 20
@@ -140,9 +141,8 @@ class OverlayStorage:
     def __init__(self, lower: Storage, upper: Storage | None = None) -> None:
         self.lower = lower
         self.upper: Storage = MemoryStorage() if upper is None else upper
-        if not self.upper.writable:
+        if is_read_only(self.upper):
             raise ValueError("the upper layer of an overlay must be writable")
-        self.writable = True
         self.supports_symlinks = self.upper.supports_symlinks
         self.supports_hardlinks = self.upper.supports_hardlinks
         self.supports_set_times: bool = getattr(self.upper, "supports_set_times", True)
