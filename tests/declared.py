@@ -65,6 +65,9 @@ class LimitedStorage:
         self.supports_hardlinks = Limit.NO_HARD_LINKS not in limits
         self.supports_set_times = Limit.NO_SET_TIMES not in limits
 
+    def close(self) -> None:
+        self._inner.close()
+
     def lstat(self, path: str) -> Stat:
         return self._inner.lstat(path)
 

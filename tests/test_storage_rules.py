@@ -1,5 +1,5 @@
-"""The storage rules kept in one place: the open rules every backend decides by, and
-read-only as one wrapper over any backend."""
+"""The storage rules kept in one place: the open rules every backend decides by, read-only
+as one wrapper over any backend, and ``close()`` on every backend."""
 
 from __future__ import annotations
 
@@ -7,14 +7,26 @@ import errno
 from collections.abc import Callable
 from pathlib import Path
 
+import fsspec
 import pytest
-from backends import BACKENDS
+from backends import BACKENDS, tar_folder, zip_folder
 from conftest import FIXTURES
 from storagekit import errno_of, read_all
 
 from virtwasi.mounts import open_mount
 from virtwasi.runtime import run
-from virtwasi.storage import FileKind, Opening, ReadOnlyStorage, Storage, is_read_only, open_rule
+from virtwasi.storage import (
+    FileKind,
+    FsspecStorage,
+    HostDirStorage,
+    MemoryStorage,
+    Opening,
+    ReadOnlyStorage,
+    Storage,
+    is_read_only,
+    open_rule,
+)
+from virtwasi.storage.archives import TarArchive, ZipArchive
 from virtwasi.storage.tree import snapshot
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
@@ -94,6 +106,7 @@ def test_every_backend_opens_by_the_rules(backend: str, tmp_path: Path,
             assert got == expected, (path, flags)
             if expected is Opening.CREATE:
                 storage.unlink(path)
+    storage.close()
 
 
 # -- read-only: one wrapper over every backend ---------------------------------------------
@@ -152,3 +165,70 @@ def test_a_read_only_mount_of_any_backend_is_one_wrapper_answering_erofs(
         "cat /f: kept",
     ]
     assert snapshot(mounted) == before
+    mounted.close()
+
+
+# -- close() ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_backend_closes_and_closing_twice_does_nothing_more(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    storage = build(backend, tmp_path, request)
+    assert storage.lstat("f").kind is FileKind.REGULAR
+    storage.close()
+    storage.close()
+
+
+def test_closing_releases_what_each_backend_holds(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    host = HostDirStorage(tmp_path)
+    host.close()
+    assert errno_of(lambda: host.lstat("f")) == errno.EBADF
+    memory = MemoryStorage()
+    memory.open("f", create=True).close()
+    memory.close()
+    assert memory.lstat("f").kind is FileKind.REGULAR  # memory holds nothing else
+    for archive in (backend_file(tmp_path, "zip"), backend_file(tmp_path, "tar")):
+        mounted = open_mount(archive)
+        assert isinstance(mounted, ReadOnlyStorage)
+        inner = mounted.inner
+        assert isinstance(inner, FsspecStorage)
+        fs = inner.fs
+        assert isinstance(fs, ZipArchive | TarArchive)
+        raw = fs.fo if isinstance(fs, ZipArchive) else fs._raw
+        assert not raw.closed
+        mounted.close()
+        assert raw.closed  # the archive's file, not only fsspec's view of it
+        mounted.close()
+
+
+def backend_file(tmp_path: Path, kind: str) -> str:
+    folder = tmp_path / f"for-{kind}"
+    folder.mkdir()
+    (folder / "a").write_bytes(b"a")
+    pack = zip_folder if kind == "zip" else tar_folder
+    return f"{kind}::file://{pack(folder, tmp_path / f'a.{kind}')}"
+
+
+def test_closing_an_fsspec_storage_uploads_the_files_left_open() -> None:
+    mem = fsspec.filesystem("memory")
+    root = "/close-test"
+    mem.mkdir(root)
+    storage = FsspecStorage(mem, root)
+    f = storage.open("left", create=True, writable=True)
+    f.write(b"written, never closed", 0)
+    storage.close()
+    assert mem.cat(f"{root}/left") == b"written, never closed"
+    assert storage.open_files == 0
+    storage.close()
+    mem.rm(root, recursive=True)
+
+
+def test_closing_a_caller_s_filesystem_leaves_it_open(tmp_path: Path) -> None:
+    archive = backend_file(tmp_path, "zip")
+    fs = ZipArchive(fsspec.open(archive.removeprefix("zip::"), "rb"))
+    storage = FsspecStorage(fs, "")
+    storage.close()
+    assert not fs.fo.closed  # not this storage's to close (owns_fs=False)
+    fs.close()

@@ -32,7 +32,7 @@ import fsspec
 from .storage.archives import open_archive
 from .storage.base import FileKind, Storage
 from .storage.fsspec_layout import kind, layout_for, read_only_store
-from .storage.fsspec_storage import FsspecStorage
+from .storage.fsspec_storage import FsspecStorage, release_filesystem
 from .storage.hostdir import HostDirStorage
 from .storage.memfs import MemoryStorage
 from .storage.network import open_url
@@ -96,11 +96,16 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
         raise MountError(f"{url}: not found: {exc.filename or exc}") from None
     except Exception as exc:  # fsspec backends raise whatever their libraries raise
         raise MountError(f"{url}: cannot open: {type(exc).__name__}: {exc}") from None
-    return _from_filesystem(fs, root, url, read_only)
+    try:
+        return _from_filesystem(fs, root, url, read_only, owned=True)
+    except BaseException:
+        release_filesystem(fs)  # opened for this mount alone, which failed
+        raise
 
 
 def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
-                     read_only: bool) -> Storage:
+                     read_only: bool, *, owned: bool = False) -> Storage:
+    """The storage serving ``root`` of ``fs``; ``owned``: ``fs`` was opened for it alone."""
     exists = is_dir = True
     if root.strip("/"):
         try:
@@ -114,7 +119,7 @@ def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
             is_dir = kind(layout_for(fs).describe(info)) is FileKind.DIRECTORY
     if not is_dir:
         raise MountError(f"{name}: " + ("not a directory" if exists else "no such directory"))
-    storage = FsspecStorage(fs, root)
+    storage = FsspecStorage(fs, root, owns_fs=owned)
     return _served(storage, read_only or read_only_store(fs))
 
 
@@ -123,9 +128,11 @@ def _overlay(source: Overlay, read_only: bool) -> Storage:
     try:
         upper = open_mount(source.upper)
         if is_read_only(upper):
+            if opened_here(source.upper):
+                upper.close()
             raise MountError(f"overlay: the upper layer {source.upper} is read-only")
     except BaseException:
-        if hasattr(lower, "close"):
+        if opened_here(source.lower):
             lower.close()
         raise
     return _served(OverlayStorage(lower, upper), read_only)

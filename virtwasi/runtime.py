@@ -140,8 +140,7 @@ class WasiWorld:
 
     def _release_storages(self) -> None:
         for storage in self._owned:
-            if hasattr(storage, "close"):
-                storage.close()
+            storage.close()
         self._owned.clear()
 
     def __enter__(self) -> WasiWorld:

@@ -61,7 +61,9 @@ from glob import has_magic
 from typing import Any
 
 import fsspec
+from fsspec.implementations.ftp import FTPFileSystem
 
+from .archives import TarArchive, ZipArchive
 from .base import DirEntry, FileKind, Stat, posix_error
 from .fsspec_layout import kind as _kind
 from .fsspec_layout import layout_for
@@ -131,6 +133,16 @@ def _posix_errors(path: str) -> Iterator[None]:
         if error is exc:
             raise
         raise error from exc
+
+
+def release_filesystem(fs: fsspec.AbstractFileSystem) -> None:
+    """Release what ``fs``, made for one storage, holds open: an archive's file, an FTP
+    control connection (fsspec keeps no other per-mount resource: S3 and HTTP sessions
+    belong to its shared instances)."""
+    if isinstance(fs, ZipArchive | TarArchive):
+        fs.close()
+    elif isinstance(fs, FTPFileSystem):
+        fs.ftp.close()
 
 
 def _parent(path: str) -> str:
@@ -321,14 +333,22 @@ class FsspecStorage:
     The root always exists (an object store's empty prefix lists as an empty directory).
     How directories are kept depends on the store (:mod:`.fsspec_layout`). A store that
     cannot be written is served read-only by wrapping this (see the module doc).
+
+    ``owns_fs`` says ``fs`` was made for this storage alone (opened from a URL): then
+    :meth:`close` also releases what the filesystem holds for it (an archive's file, an
+    FTP control connection). Otherwise the filesystem stays its maker's to close.
     """
 
     supports_symlinks = False
     supports_hardlinks = False
     supports_set_times = False
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
+    def __init__(
+        self, fs: fsspec.AbstractFileSystem, root: str, *, owns_fs: bool = False
+    ) -> None:
         self.fs = fs
+        self._owns_fs = owns_fs
+        self._closed = False
         self._layout = layout_for(fs)
         self._root: str = fs._strip_protocol(root).rstrip("/")
         self._dev = next(_devices)
@@ -363,6 +383,28 @@ class FsspecStorage:
                 failures.append(exc)
         if failures:
             raise failures[0]
+
+    def close(self) -> None:
+        """Close every file still open through this storage, uploading what each holds,
+        then release what the filesystem holds for this storage alone (``owns_fs``).
+
+        A failed upload raises :class:`UploadError` and keeps its file in :attr:`unsaved`;
+        while anything is unsaved the filesystem is kept, so that :meth:`retry_uploads`
+        can still save it (and a later ``close()`` then releases it). Once released,
+        closing again does nothing."""
+        failures = []
+        for f in [f for f in self._files if f not in self._unsaved]:
+            try:
+                f.close()
+            except UploadError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        if self._closed or self._unsaved:
+            return
+        self._closed = True
+        if self._owns_fs:
+            release_filesystem(self.fs)
 
     # -- bookkeeping ---------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ class HostDirStorage:
         self._release = weakref.finalize(self, os.close, self._root_fd)
 
     def close(self) -> None:
+        """Release the root's fd (closing twice does nothing more)."""
         # -1 makes every later *at call fail with EBADF rather than reach a reused fd number.
         self._root_fd = -1
         self._release()

@@ -262,6 +262,10 @@ class MemoryStorage:
 
     # -- the Storage protocol --------------------------------------------------------------
 
+    def close(self) -> None:
+        """Nothing to release: the tree is memory, and stays readable (through :attr:`fs`
+        too) until the storage is dropped."""
+
     def lstat(self, path: str) -> Stat:
         with self._lock:
             return self._stat(self._lookup(path))

@@ -158,11 +158,12 @@ class OverlayStorage:
         return f"OverlayStorage(lower={self.lower!r}, upper={self.upper!r})"
 
     def close(self) -> None:
-        """Release both layers (those that hold anything to release)."""
-        for layer in (self.upper, self.lower):
-            close = getattr(layer, "close", None)
-            if close is not None:
-                close()
+        """Release both layers: the overlay owns them (the lower is closed even when
+        closing the upper fails, and that failure is raised)."""
+        try:
+            self.upper.close()
+        finally:
+            self.lower.close()
 
     @property
     def whiteouts(self) -> frozenset[str]:

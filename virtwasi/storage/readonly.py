@@ -66,10 +66,8 @@ class ReadOnlyStorage:
         return f"ReadOnlyStorage({self.inner!r})"
 
     def close(self) -> None:
-        """Release the storage below, for whoever opened it read-only (see mounts.py)."""
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+        """Release the storage below: a read-only mount owns what it wraps."""
+        self.inner.close()
 
     def lstat(self, path: str) -> Stat:
         return self.inner.lstat(path)
