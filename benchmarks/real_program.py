@@ -116,9 +116,7 @@ def filled(url: str, data: Path) -> Mount:
     target = open_mount(source)
     with HostDirStorage(data) as host:
         copy_tree(host, target)
-    close = getattr(target, "close", None)
-    if close is not None:
-        close()
+    target.close()
     return lambda: source
 
 

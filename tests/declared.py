@@ -13,7 +13,7 @@ import errno
 from enum import Enum
 
 from virtwasi.storage.base import DirEntry, File, Stat, Storage, posix_error
-from virtwasi.storage.readonly import ReadOnlyStorage
+from virtwasi.storage.readonly import ReadOnlyStorage, is_read_only
 
 
 class Limit(Enum):
@@ -28,7 +28,7 @@ class Limit(Enum):
 def limits_of(storage: Storage) -> frozenset[Limit]:
     """The limits ``storage`` declares through the protocol's attributes."""
     found = set()
-    if not storage.writable:
+    if is_read_only(storage):
         found.add(Limit.READ_ONLY)
     if not storage.supports_symlinks:
         found.add(Limit.NO_SYMLINKS)
@@ -59,13 +59,14 @@ class _LimitedFile:
 class LimitedStorage:
     """``inner`` (writable) without symlinks, hard links or settable times, as declared."""
 
-    writable = True
-
     def __init__(self, inner: Storage, limits: frozenset[Limit]) -> None:
         self._inner = inner
         self.supports_symlinks = Limit.NO_SYMLINKS not in limits
         self.supports_hardlinks = Limit.NO_HARD_LINKS not in limits
         self.supports_set_times = Limit.NO_SET_TIMES not in limits
+
+    def close(self) -> None:
+        self._inner.close()
 
     def lstat(self, path: str) -> Stat:
         return self._inner.lstat(path)

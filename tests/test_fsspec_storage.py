@@ -26,7 +26,15 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 from storagekit import errno_of, read_all
 
-from virtwasi.storage import File, FileKind, Storage, fsspec_storage
+from virtwasi.mounts import open_mount
+from virtwasi.storage import (
+    File,
+    FileKind,
+    ReadOnlyStorage,
+    Storage,
+    fsspec_storage,
+    is_read_only,
+)
 from virtwasi.storage.fsspec_storage import FsspecFile, FsspecStorage
 
 
@@ -60,7 +68,7 @@ def test_implements_the_protocols(storage: FsspecStorage) -> None:
     f = storage.open("f", create=True, writable=True)
     assert isinstance(f, File)
     f.close()
-    assert storage.writable
+    assert not is_read_only(storage)
     assert not storage.supports_symlinks and not storage.supports_hardlinks
 
 
@@ -415,7 +423,7 @@ def test_fsspec_errors_map_to_errnos(error: Exception, code: int) -> None:
 # -- read-only ----------------------------------------------------------------------------
 
 
-def assert_read_only(s: FsspecStorage, file: str, directory: str) -> None:
+def assert_read_only(s: Storage, file: str, directory: str) -> None:
     mutations: list[Callable[[], object]] = [
         lambda: s.open(file, writable=True),
         lambda: s.open(file, truncate=True),
@@ -439,11 +447,11 @@ def assert_read_only(s: FsspecStorage, file: str, directory: str) -> None:
     f.close()
 
 
-def test_writable_false_refuses_every_mutation(mem: Any, root: str) -> None:
+def test_the_read_only_view_refuses_every_mutation(mem: Any, root: str) -> None:
     put(mem, f"{root}/d/f", b"keep")
     before = mem.find(root, withdirs=True)
-    s = FsspecStorage(mem, root, writable=False)
-    assert not s.writable
+    s = ReadOnlyStorage(FsspecStorage(mem, root))
+    assert is_read_only(s)
     assert_read_only(s, "d/f", "d")
     assert mem.find(root, withdirs=True) == before
     assert mem.cat(f"{root}/d/f") == b"keep"
@@ -458,8 +466,9 @@ def make_zip(path: Path, members: dict[str, bytes]) -> None:
 def test_zip_is_read_only_and_readable(tmp_path: Path) -> None:
     make_zip(tmp_path / "a.zip", {"dir/f.txt": b"hello zip", "top": b"t", "empty/": b""})
     fs = fsspec.filesystem("zip", fo=str(tmp_path / "a.zip"))
-    s = FsspecStorage(fs, "")
-    assert not s.writable  # guessed: an archive
+    s = open_mount(fs)
+    assert isinstance(s, ReadOnlyStorage)  # an archive cannot be written
+    assert isinstance(s.inner, FsspecStorage)
     assert [(e.name, e.kind) for e in s.listdir("")] == [
         ("dir", FileKind.DIRECTORY),
         ("empty", FileKind.DIRECTORY),

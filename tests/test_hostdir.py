@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from storagekit import errno_of, read_all
 
-from virtwasi.storage import DirEntry, File, FileKind, Storage
+from virtwasi.storage import DirEntry, File, FileKind, ReadOnlyStorage, Storage, is_read_only
 from virtwasi.storage.hostdir import HostDirStorage, HostFile
 
 
@@ -70,7 +70,8 @@ def test_implements_the_protocols(storage: HostDirStorage, root: Path) -> None:
     with_file = storage.open("f")
     assert isinstance(with_file, File)
     with_file.close()
-    assert storage.writable and storage.supports_symlinks and storage.supports_hardlinks
+    assert not is_read_only(storage)
+    assert storage.supports_symlinks and storage.supports_hardlinks
 
 
 def test_lstat_reports_host_metadata_faithfully(storage: HostDirStorage, root: Path) -> None:
@@ -406,8 +407,9 @@ def test_read_only_refuses_every_mutation_before_touching_anything(root: Path) -
     (root / "d" / "f").write_bytes(b"keep")
     (root / "ln").symlink_to("d/f")
     before = snapshot(root)
-    with HostDirStorage(root, writable=False) as s:
-        assert not s.writable
+    with HostDirStorage(root) as host:
+        s = ReadOnlyStorage(host)
+        assert is_read_only(s)
         mutations: list[Callable[[], object]] = [
             lambda: s.open("d/f", writable=True),
             lambda: s.open("d/f", truncate=True),

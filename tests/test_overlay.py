@@ -64,8 +64,8 @@ def sha256(path: Path) -> str:
 
 
 def tree_of(folder: Path) -> Snapshot:
-    with HostDirStorage(folder, writable=False) as storage:
-        return snapshot(storage)
+    with HostDirStorage(folder) as storage:
+        return snapshot(ReadOnlyStorage(storage))
 
 
 def plain_copy(folder: Path) -> MemoryStorage:

@@ -19,6 +19,7 @@ from .storage.fsspec_storage import FsspecStorage
 from .storage.hostdir import HostDirStorage
 from .storage.memfs import MemoryStorage
 from .storage.overlay import OverlayStorage
+from .storage.readonly import ReadOnlyStorage, is_read_only
 from .world import Instance
 from .worldfile import KINDS, InstancePlan, WorldPlan
 
@@ -91,7 +92,7 @@ def describe(plan: WorldPlan) -> Graph:
         impl = plan.implementation
         mounts = tuple(
             MountNode(guest, impl.mounts[guest].written if guest in impl.mounts else "mem://",
-                      _storage_kind(storage), not storage.writable)
+                      _storage_kind(storage), is_read_only(storage))
             for guest, storage in world.mounts.items())
     module = None
     if plan.module is not None:
@@ -116,7 +117,7 @@ def _instance_node(spec: InstancePlan, inst: Instance | None,
 
 
 def _storage_kind(storage: Storage) -> str:
-    inner: Storage = getattr(storage, "inner", storage)  # under a read-only view
+    inner = storage.inner if isinstance(storage, ReadOnlyStorage) else storage
     if isinstance(inner, OverlayStorage):
         return f"overlay: {_storage_kind(inner.upper)} over {_storage_kind(inner.lower)}"
     if isinstance(inner, MemoryStorage):

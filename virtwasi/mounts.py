@@ -12,6 +12,11 @@
 * an :class:`Overlay` serves one source copy-on-write over another (see
   :mod:`virtwasi.storage.overlay`).
 
+A mount is read-only when asked (``read_only=True``, ``--ro``) and whenever its source
+cannot be written (a zip or tar archive, a web server, a ``simplecache::`` chain...): then,
+and only then, its storage is wrapped in :class:`~virtwasi.storage.ReadOnlyStorage`, which
+answers ``EROFS`` to every change.
+
 Every problem is a :class:`MountError` whose message names the mount and what is wrong.
 """
 
@@ -26,13 +31,13 @@ import fsspec
 
 from .storage.archives import open_archive
 from .storage.base import FileKind, Storage
-from .storage.fsspec_layout import kind, layout_for
-from .storage.fsspec_storage import FsspecStorage
+from .storage.fsspec_layout import kind, layout_for, read_only_store
+from .storage.fsspec_storage import FsspecStorage, release_filesystem
 from .storage.hostdir import HostDirStorage
 from .storage.memfs import MemoryStorage
 from .storage.network import open_url
 from .storage.overlay import OverlayStorage
-from .storage.readonly import ReadOnlyStorage
+from .storage.readonly import ReadOnlyStorage, is_read_only
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,21 @@ class MountError(ValueError):
     """A mount that cannot be served; the message is one line for the user."""
 
 
+def _served(storage: Storage, read_only: bool) -> Storage:
+    """``storage`` as the mount serves it: through the read-only view if asked."""
+    return ReadOnlyStorage(storage) if read_only and not is_read_only(storage) else storage
+
+
 def _host_folder(path: str, read_only: bool) -> Storage:
     if not Path(path).is_dir():
         what = "not a folder" if Path(path).exists() else "no such host folder"
         raise MountError(f"{what}: {path}")
-    return HostDirStorage(path, writable=not read_only)
+    return _served(HostDirStorage(path), read_only)
 
 
 def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = None) -> Storage:
     if url in ("mem://", "mem:"):
-        storage: Storage = MemoryStorage()
-        return ReadOnlyStorage(storage) if read_only else storage
+        return _served(MemoryStorage(), read_only)
     if "://" not in url and "::" not in url:
         return _host_folder(url, read_only)
     if url.startswith("file://") and "::" not in url:
@@ -87,11 +96,16 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
         raise MountError(f"{url}: not found: {exc.filename or exc}") from None
     except Exception as exc:  # fsspec backends raise whatever their libraries raise
         raise MountError(f"{url}: cannot open: {type(exc).__name__}: {exc}") from None
-    return _from_filesystem(fs, root, url, read_only)
+    try:
+        return _from_filesystem(fs, root, url, read_only, owned=True)
+    except BaseException:
+        release_filesystem(fs)  # opened for this mount alone, which failed
+        raise
 
 
 def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
-                     read_only: bool) -> Storage:
+                     read_only: bool, *, owned: bool = False) -> Storage:
+    """The storage serving ``root`` of ``fs``; ``owned``: ``fs`` was opened for it alone."""
     exists = is_dir = True
     if root.strip("/"):
         try:
@@ -105,21 +119,23 @@ def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
             is_dir = kind(layout_for(fs).describe(info)) is FileKind.DIRECTORY
     if not is_dir:
         raise MountError(f"{name}: " + ("not a directory" if exists else "no such directory"))
-    return FsspecStorage(fs, root, writable=False if read_only else None)
+    storage = FsspecStorage(fs, root, owns_fs=owned)
+    return _served(storage, read_only or read_only_store(fs))
 
 
 def _overlay(source: Overlay, read_only: bool) -> Storage:
     lower = open_mount(source.lower, read_only=True)  # never written, whatever it is
     try:
         upper = open_mount(source.upper)
-        if not upper.writable:
+        if is_read_only(upper):
+            if opened_here(source.upper):
+                upper.close()
             raise MountError(f"overlay: the upper layer {source.upper} is read-only")
     except BaseException:
-        if hasattr(lower, "close"):
+        if opened_here(source.lower):
             lower.close()
         raise
-    overlay = OverlayStorage(lower, upper)
-    return ReadOnlyStorage(overlay) if read_only else overlay
+    return _served(OverlayStorage(lower, upper), read_only)
 
 
 def opened_here(source: MountSource) -> bool:
@@ -142,7 +158,7 @@ def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
         return _overlay(source, read_only)
     if isinstance(source, fsspec.AbstractFileSystem):
         return _from_filesystem(source, "", repr(source), read_only)
-    return ReadOnlyStorage(source) if read_only and source.writable else source
+    return _served(source, read_only)
 
 
 def check_guest_path(guest: str) -> str:

@@ -114,7 +114,7 @@ class WasiWorld:
             raise ValueError("layers stack on the virtual implementation, not the native one")
         folders = {}
         for guest, storage in self.mounts.items():
-            if not isinstance(storage, HostDirStorage) or not storage.writable:
+            if not isinstance(storage, HostDirStorage):  # a read-only one is wrapped
                 raise MountError(f"{guest}: the native implementation serves writable host "
                                  "folders only (--dir, a path or a file:// mount)")
             folders[guest] = storage.root
@@ -140,8 +140,7 @@ class WasiWorld:
 
     def _release_storages(self) -> None:
         for storage in self._owned:
-            if hasattr(storage, "close"):
-                storage.close()
+            storage.close()
         self._owned.clear()
 
     def __enter__(self) -> WasiWorld:

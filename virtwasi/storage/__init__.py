@@ -4,7 +4,9 @@ from .base import DirEntry, File, FileKind, Stat, Storage
 from .fsspec_storage import FsspecStorage
 from .hostdir import HostDirStorage
 from .memfs import MemoryStorage
+from .opening import Opening, open_rule
 from .overlay import OverlayStorage
+from .readonly import ReadOnlyStorage, is_read_only
 
 __all__ = [
     "DirEntry",
@@ -13,7 +15,11 @@ __all__ = [
     "FsspecStorage",
     "HostDirStorage",
     "MemoryStorage",
+    "Opening",
     "OverlayStorage",
+    "ReadOnlyStorage",
     "Stat",
     "Storage",
+    "is_read_only",
+    "open_rule",
 ]

@@ -36,6 +36,7 @@ import zipfile
 from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
+import fsspec.core
 from fsspec.implementations.tar import TarFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 from fsspec.utils import infer_compression
@@ -134,6 +135,15 @@ class ZipArchive(_ByDirectory, ZipFileSystem):  # type: ignore[misc]
         # lock, so in-place reads take it too and the two never interleave.
         self._lock = getattr(self.zip, "_lock", None) or threading.RLock()
 
+    def close(self) -> None:
+        """Close the archive and the file it is read from (fsspec's own close leaves the
+        file open until the filesystem is collected). Closing twice does nothing more."""
+        super().close()
+        if isinstance(self.of, fsspec.core.OpenFile):
+            self.of.close()
+        else:
+            self.fo.close()
+
     def _get_dirs(self) -> None:
         if self.dir_cache is not None:
             return
@@ -192,6 +202,11 @@ class TarArchive(_ByDirectory, TarFileSystem):  # type: ignore[misc]
         self._label = label
         self._size = size
         super().__init__(fo=fo, compression=compression)
+
+    def close(self) -> None:
+        """Close the archive and the file it is read from. Closing twice does nothing more."""
+        super().close()
+        self._raw.close()
 
     def _index(self) -> None:
         with progress(f"indexing {self._label}", total=self._size) as bar:

@@ -8,6 +8,11 @@ a path one component at a time with :meth:`Storage.lstat` and :meth:`Storage.rea
 nothing can lead outside the mount). A backend must still never follow a symlink itself:
 operations act on the last component as it is (``lstat``, not ``stat``), and ``open`` of a
 symlink fails with ``ELOOP``.
+
+Every backend decides an open by the same rules (:func:`.opening.open_rule`). Read-only is
+not a property of a backend: a read-only mount is any storage seen through
+:class:`~.readonly.ReadOnlyStorage`, which answers ``EROFS`` to every change
+(:func:`~.readonly.is_read_only` tells whether a storage is one).
 """
 
 from __future__ import annotations
@@ -96,7 +101,6 @@ class File(Protocol):
 class Storage(Protocol):
     """A mounted filesystem, addressed by paths relative to its root (see the module doc)."""
 
-    writable: bool
     supports_symlinks: bool
     supports_hardlinks: bool
 
@@ -111,7 +115,8 @@ class Storage(Protocol):
         truncate: bool = False,
         writable: bool = False,
     ) -> File:
-        """Open a regular file (``EISDIR`` for a directory, ``ELOOP`` for a symlink)."""
+        """Open a regular file, deciding as :func:`.opening.open_rule` does (``EISDIR`` for
+        a directory, ``ELOOP`` for a symlink, ...)."""
         ...
 
     def listdir(self, path: str) -> list[DirEntry]:
@@ -136,3 +141,8 @@ class Storage(Protocol):
     def link(self, src: str, dst: str) -> None: ...
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None: ...
+
+    def close(self) -> None:
+        """Release what the storage holds (host fds, connections, spills once uploaded).
+        Closing twice does nothing more; what it cannot save it raises."""
+        ...

@@ -24,8 +24,8 @@ from fsspec.archive import AbstractArchiveFileSystem
 
 from .base import FileKind
 
-# Filesystems that can only be read, when the caller does not say (an archive opened to
-# write cannot be read back, so it is no use as a mount either). Caching layers are read
+# Filesystems that can only be read (an archive opened to write cannot be read back, so it
+# is no use as a mount either). Caching layers are read
 # only too: their local copies would go stale under writes.
 _READ_ONLY_PROTOCOLS = frozenset(
     {"http", "https", "github", "git", "simplecache", "filecache", "blockcache", "cached"}
@@ -45,10 +45,12 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return tuple(protocol) if isinstance(protocol, tuple | list) else (protocol,)
 
 
-def guess_writable(fs: Any) -> bool:
+def read_only_store(fs: Any) -> bool:
+    """Whether ``fs`` cannot be written (an archive, a web server, a caching layer), so
+    that a mount of it is served through :class:`~.readonly.ReadOnlyStorage`."""
     if isinstance(fs, AbstractArchiveFileSystem):
-        return False
-    return not _READ_ONLY_PROTOCOLS.intersection(_protocols(fs))
+        return True
+    return bool(_READ_ONLY_PROTOCOLS.intersection(_protocols(fs)))
 
 
 def _parse_time(key: str, value: Any) -> datetime | float | None:

@@ -38,6 +38,10 @@ What each network store cannot do, and what the guest gets instead:
 * caching layers (``simplecache::`` and the like) are read-only (``EROFS``): a write would
   leave their local copies stale.
 
+This class never refuses a change itself: a store that cannot be written (an archive, a web
+server, a caching layer: :func:`~.fsspec_layout.read_only_store`) is served through
+:class:`~.readonly.ReadOnlyStorage`, as :func:`virtwasi.mounts.open_mount` does.
+
 Serving a host folder through fsspec's ``file://`` would follow host symlinks: use
 :class:`~virtwasi.storage.hostdir.HostDirStorage` for that.
 """
@@ -57,11 +61,14 @@ from glob import has_magic
 from typing import Any
 
 import fsspec
+from fsspec.implementations.ftp import FTPFileSystem
 
+from .archives import TarArchive, ZipArchive
 from .base import DirEntry, FileKind, Stat, posix_error
-from .fsspec_layout import guess_writable, layout_for
 from .fsspec_layout import kind as _kind
+from .fsspec_layout import layout_for
 from .fsspec_layout import time_ns as _time_ns
+from .opening import Opening, open_rule
 from .spill import Spill
 
 # The one table: fsspec's exceptions to POSIX errnos (first match wins).
@@ -128,6 +135,16 @@ def _posix_errors(path: str) -> Iterator[None]:
         raise error from exc
 
 
+def release_filesystem(fs: fsspec.AbstractFileSystem) -> None:
+    """Release what ``fs``, made for one storage, holds open: an archive's file, an FTP
+    control connection (fsspec keeps no other per-mount resource: S3 and HTTP sessions
+    belong to its shared instances)."""
+    if isinstance(fs, ZipArchive | TarArchive):
+        fs.close()
+    elif isinstance(fs, FTPFileSystem):
+        fs.ftp.close()
+
+
 def _parent(path: str) -> str:
     return path.rpartition("/")[0]
 
@@ -186,8 +203,6 @@ class FsspecFile:
 
     def _check_mutable(self) -> None:
         self._check_open()
-        if not self._storage.writable:
-            raise posix_error(errno.EROFS, self._name())
         if not self._writable:
             raise posix_error(errno.EBADF, self._name())
 
@@ -282,9 +297,7 @@ class FsspecFile:
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._check_open()
         if atime_ns is None and mtime_ns is None:
-            return  # setting nothing succeeds, as on Linux, even on a read-only mount
-        if not self._storage.writable:
-            raise posix_error(errno.EROFS, self._name())
+            return  # setting nothing succeeds, as on Linux
         raise posix_error(errno.ENOTSUP, self._name())
 
     def sync(self) -> None:
@@ -317,10 +330,13 @@ class FsspecFile:
 class FsspecStorage:
     """The directory ``root`` of the fsspec filesystem ``fs``.
 
-    ``writable=None`` guesses: archives (zip, tar), web filesystems and caching layers are
-    read-only, anything else is writable. A read-only storage raises ``EROFS`` for every
-    mutation. The root always exists (an object store's empty prefix lists as an empty
-    directory). How directories are kept depends on the store (:mod:`.fsspec_layout`).
+    The root always exists (an object store's empty prefix lists as an empty directory).
+    How directories are kept depends on the store (:mod:`.fsspec_layout`). A store that
+    cannot be written is served read-only by wrapping this (see the module doc).
+
+    ``owns_fs`` says ``fs`` was made for this storage alone (opened from a URL): then
+    :meth:`close` also releases what the filesystem holds for it (an archive's file, an
+    FTP control connection). Otherwise the filesystem stays its maker's to close.
     """
 
     supports_symlinks = False
@@ -328,10 +344,11 @@ class FsspecStorage:
     supports_set_times = False
 
     def __init__(
-        self, fs: fsspec.AbstractFileSystem, root: str, *, writable: bool | None = None
+        self, fs: fsspec.AbstractFileSystem, root: str, *, owns_fs: bool = False
     ) -> None:
         self.fs = fs
-        self.writable = guess_writable(fs) if writable is None else writable
+        self._owns_fs = owns_fs
+        self._closed = False
         self._layout = layout_for(fs)
         self._root: str = fs._strip_protocol(root).rstrip("/")
         self._dev = next(_devices)
@@ -366,6 +383,28 @@ class FsspecStorage:
                 failures.append(exc)
         if failures:
             raise failures[0]
+
+    def close(self) -> None:
+        """Close every file still open through this storage, uploading what each holds,
+        then release what the filesystem holds for this storage alone (``owns_fs``).
+
+        A failed upload raises :class:`UploadError` and keeps its file in :attr:`unsaved`;
+        while anything is unsaved the filesystem is kept, so that :meth:`retry_uploads`
+        can still save it (and a later ``close()`` then releases it). Once released,
+        closing again does nothing."""
+        failures = []
+        for f in [f for f in self._files if f not in self._unsaved]:
+            try:
+                f.close()
+            except UploadError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        if self._closed or self._unsaved:
+            return
+        self._closed = True
+        if self._owns_fs:
+            release_filesystem(self.fs)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -435,10 +474,6 @@ class FsspecStorage:
             content.path = renamed(content.path)
         self._contents.update((content.path, content) for content in moved if content.path)
 
-    def _check_writable(self, path: str) -> None:
-        if not self.writable:
-            raise posix_error(errno.EROFS, path)
-
     # -- fsspec's view of one path -------------------------------------------------------
 
     def _info(self, path: str) -> dict[str, Any]:
@@ -491,26 +526,16 @@ class FsspecStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> FsspecFile:
-        if create or truncate or writable:
-            self._check_writable(path)
-        if path == "":
-            raise posix_error(errno.EISDIR, path)
-        info = self._lookup(path) if create else self._info(path)
+        info = self._lookup(path)
+        opening = open_rule(path, None if info is None else _kind(info), create=create,
+                            exclusive=exclusive, truncate=truncate, writable=writable)
         with _posix_errors(path):
-            if info is None:
+            if opening is Opening.CREATE:
                 self._require_dir(_parent(path))
                 self.fs.pipe_file(self._full(path), b"")  # O_CREAT: the name exists now
-            else:
-                if create and exclusive:
-                    raise posix_error(errno.EEXIST, path)
-                kind = _kind(info)
-                if kind is FileKind.DIRECTORY:
-                    raise posix_error(errno.EISDIR, path)
-                if kind is FileKind.SYMLINK:
-                    raise posix_error(errno.ELOOP, path)
-                if truncate:
-                    self.fs.pipe_file(self._full(path), b"")
-            content = self._share(path, emptied=info is None or truncate)
+            elif truncate:
+                self.fs.pipe_file(self._full(path), b"")
+            content = self._share(path, emptied=opening is Opening.CREATE or truncate)
             f = FsspecFile(self, content, writable=writable)
         self._files.add(f)
         return f
@@ -550,7 +575,6 @@ class FsspecStorage:
     # -- mutating ------------------------------------------------------------------------
 
     def mkdir(self, path: str) -> None:
-        self._check_writable(path)
         if path == "" or self._lookup(path) is not None:
             raise posix_error(errno.EEXIST, path)
         self._require_dir(_parent(path))
@@ -558,7 +582,6 @@ class FsspecStorage:
             self._layout.make_dir(self.fs, self._full(path))
 
     def rmdir(self, path: str) -> None:
-        self._check_writable(path)
         if path == "":
             raise posix_error(errno.EBUSY, path)
         if self.listdir(path):
@@ -569,7 +592,6 @@ class FsspecStorage:
         self._forget(path)
 
     def unlink(self, path: str) -> None:
-        self._check_writable(path)
         if path == "" or _kind(self._info(path)) is FileKind.DIRECTORY:
             raise posix_error(errno.EISDIR, path)
         self._forget(path)  # open handles keep their reader first
@@ -578,7 +600,6 @@ class FsspecStorage:
             self._keep_parent(path)
 
     def rename(self, src: str, dst: str) -> None:
-        self._check_writable(src)
         if src == "" or dst == "":
             raise posix_error(errno.EBUSY, src or dst)
         is_dir = _kind(self._info(src)) is FileKind.DIRECTORY
@@ -622,16 +643,13 @@ class FsspecStorage:
             self.fs.mv(src, dst)
 
     def symlink(self, target: str, path: str) -> None:
-        self._check_writable(path)
         raise posix_error(errno.ENOTSUP, path)
 
     def link(self, src: str, dst: str) -> None:
-        self._check_writable(dst)
         raise posix_error(errno.ENOTSUP, dst)
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._info(path)
         if atime_ns is None and mtime_ns is None:
-            return  # setting nothing succeeds, as on Linux, even on a read-only mount
-        self._check_writable(path)
+            return  # setting nothing succeeds, as on Linux
         raise posix_error(errno.ENOTSUP, path)  # fsspec has no way to set a time

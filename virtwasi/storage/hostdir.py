@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .base import DirEntry, FileKind, Stat, posix_error
+from .opening import open_rule
 
 # O_PATH opens need only search permission, like the kernel's own lookup of a parent.
 _WALK = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -106,22 +107,15 @@ def parent_of(root: int, path: str) -> Iterator[tuple[int, str]]:
 class HostFile:
     """An open regular file of a :class:`HostDirStorage`: a host fd used positionally."""
 
-    def __init__(self, fd: int, path: str, storage_writable: bool) -> None:
+    def __init__(self, fd: int, path: str) -> None:
         self._fd = fd
         self._path = path
-        self._storage_writable = storage_writable
         self._release = weakref.finalize(self, os.close, fd)
 
     def _live_fd(self) -> int:
         if self._fd < 0:
             raise posix_error(errno.EBADF, self._path)
         return self._fd
-
-    def _mutable_fd(self) -> int:
-        fd = self._live_fd()
-        if not self._storage_writable:
-            raise posix_error(errno.EROFS, self._path)
-        return fd
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         fd = self._live_fd()
@@ -138,7 +132,7 @@ class HostFile:
         return got
 
     def write(self, data: memoryview | bytes, offset: int) -> int:
-        fd = self._mutable_fd()
+        fd = self._live_fd()
         view = _bytes_view(data)
         done = 0
         while done < view.nbytes:
@@ -152,10 +146,10 @@ class HostFile:
         return to_stat(os.fstat(self._live_fd()))
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self._mutable_fd(), size)
+        os.ftruncate(self._live_fd(), size)
 
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
-        fd = self._mutable_fd()
+        fd = self._live_fd()
         if atime_ns is not None or mtime_ns is not None:
             os.utime(fd, ns=_times(os.fstat(fd), atime_ns, mtime_ns))
 
@@ -172,9 +166,9 @@ class HostFile:
 
 
 class HostDirStorage:
-    """The folder ``root`` on the host, served without ever leaving it.
+    """The folder ``root`` on the host, served without ever leaving it (read-only through
+    :class:`~.readonly.ReadOnlyStorage`).
 
-    ``writable=False`` makes every mutation fail with ``EROFS`` before anything is touched.
     Call :meth:`close` (or use ``with``) to release the root's fd; files opened from the
     storage stay usable after that.
     """
@@ -182,13 +176,13 @@ class HostDirStorage:
     supports_symlinks = True
     supports_hardlinks = True
 
-    def __init__(self, root: str | Path, *, writable: bool = True) -> None:
+    def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.writable = writable
         self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._release = weakref.finalize(self, os.close, self._root_fd)
 
     def close(self) -> None:
+        """Release the root's fd (closing twice does nothing more)."""
         # -1 makes every later *at call fail with EBADF rather than reach a reused fd number.
         self._root_fd = -1
         self._release()
@@ -215,10 +209,6 @@ class HostDirStorage:
         with parent_of(self._root_fd, path) as found:
             yield found
 
-    def _check_writable(self, path: str) -> None:
-        if not self.writable:
-            raise posix_error(errno.EROFS, path)
-
     # -- reading -------------------------------------------------------------------------
 
     def lstat(self, path: str) -> Stat:
@@ -236,10 +226,8 @@ class HostDirStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> HostFile:
-        if create or truncate or writable:
-            self._check_writable(path)
-        if path == "":
-            raise posix_error(errno.EISDIR, path)
+        if path == "":  # the root: a directory, whatever the flags ask
+            open_rule(path, FileKind.DIRECTORY, create=create, exclusive=exclusive)
         flags = _OPEN | (os.O_RDWR if writable else os.O_RDONLY)
         if create:
             flags |= os.O_CREAT | (os.O_EXCL if exclusive else 0)
@@ -248,17 +236,16 @@ class HostDirStorage:
         with self._at(path) as (parent, name):
             fd = os.open(name, flags, 0o666, dir_fd=parent)
         try:
-            mode = os.fstat(fd).st_mode
-            if st.S_ISDIR(mode):
-                raise posix_error(errno.EISDIR, path)
-            if not st.S_ISREG(mode):
-                # Positional I/O means nothing on a FIFO, socket or device; refuse them.
-                raise posix_error(errno.EACCES, path)
+            # The kernel decided for the name as it opened it (O_CREAT|O_EXCL, O_NOFOLLOW),
+            # with no window between a check and the open, and its answers are those of
+            # the shared rules; what it opened is held to them too (no directory, FIFO,
+            # socket or device).
+            open_rule(path, _kind(os.fstat(fd).st_mode))
             os.set_blocking(fd, True)
         except BaseException:
             os.close(fd)
             raise
-        return HostFile(fd, path, self.writable)
+        return HostFile(fd, path)
 
     def listdir(self, path: str) -> list[DirEntry]:
         """Entries sorted by name (code point order)."""
@@ -285,28 +272,24 @@ class HostDirStorage:
     # -- mutating ------------------------------------------------------------------------
 
     def mkdir(self, path: str) -> None:
-        self._check_writable(path)
         if path == "":
             raise posix_error(errno.EEXIST, path)
         with self._at(path) as (parent, name):
             os.mkdir(name, 0o777, dir_fd=parent)
 
     def rmdir(self, path: str) -> None:
-        self._check_writable(path)
         if path == "":
             raise posix_error(errno.EBUSY, path)
         with self._at(path) as (parent, name):
             os.rmdir(name, dir_fd=parent)
 
     def unlink(self, path: str) -> None:
-        self._check_writable(path)
         if path == "":
             raise posix_error(errno.EISDIR, path)
         with self._at(path) as (parent, name):
             os.unlink(name, dir_fd=parent)
 
     def rename(self, src: str, dst: str) -> None:
-        self._check_writable(src)
         if src == "" or dst == "":
             raise posix_error(errno.EBUSY, src or dst)
         with self._at(src) as (src_parent, src_name), self._at(dst) as (dst_parent, dst_name):
@@ -314,14 +297,12 @@ class HostDirStorage:
 
     def symlink(self, target: str, path: str) -> None:
         """Store ``target`` as it is: resolving it (inside the mount) is the caller's job."""
-        self._check_writable(path)
         if path == "":
             raise posix_error(errno.EEXIST, path)
         with self._at(path) as (parent, name):
             os.symlink(target, name, dir_fd=parent)
 
     def link(self, src: str, dst: str) -> None:
-        self._check_writable(dst)
         if src == "":
             raise posix_error(errno.EPERM, src)
         if dst == "":
@@ -336,7 +317,6 @@ class HostDirStorage:
             )
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
-        self._check_writable(path)
         if path == "":
             now = os.fstat(self._root_fd)
             if atime_ns is not None or mtime_ns is not None:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from .base import NAME_MAX, DirEntry, FileKind, Stat, posix_error
+from .opening import open_rule
 
 if TYPE_CHECKING:
     from .memfs_fsspec import MemoryTreeFileSystem
@@ -133,14 +134,12 @@ class MemoryStorage:
     regular files (``ENOSPC`` beyond it; None: only the machine's memory bounds it);
     ``clock`` gives the time in nanoseconds (tests pass a fake one)."""
 
-    writable: bool
     supports_symlinks: bool
     supports_hardlinks: bool
 
     def __init__(
         self, *, capacity: int | None = None, clock: Callable[[], int] = time.time_ns
     ) -> None:
-        self.writable = True
         self.supports_symlinks = True
         self.supports_hardlinks = True
         self.capacity = capacity
@@ -263,6 +262,10 @@ class MemoryStorage:
 
     # -- the Storage protocol --------------------------------------------------------------
 
+    def close(self) -> None:
+        """Nothing to release: the tree is memory, and stays readable (through :attr:`fs`
+        too) until the storage is dropped."""
+
     def lstat(self, path: str) -> Stat:
         with self._lock:
             return self._stat(self._lookup(path))
@@ -278,27 +281,24 @@ class MemoryStorage:
     ) -> MemoryFile:
         with self._lock:
             chain, name = self._locate(path)
-            if not chain:
-                raise posix_error(errno.EEXIST if create and exclusive else errno.EISDIR, path)
-            parent = chain[-1]
-            entry = parent.entries.get(name)
+            found: _Node | None = self._root
+            if chain:
+                entry = chain[-1].entries.get(name)
+                found = None if entry is None else entry[1]
+            # Raises unless the open may go on; then a missing name is Opening.CREATE and
+            # anything else Opening.FILE (a regular file), so ``found`` says which.
+            open_rule(path, None if found is None else found.kind, create=create,
+                      exclusive=exclusive, truncate=truncate, writable=writable)
             now = self._clock()
-            if entry is None:
-                if not create:
-                    raise posix_error(errno.ENOENT, path)
+            if found is None:
+                parent = chain[-1]
                 node: _Node = _Regular(next(self._inos), now)
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
             else:
-                node = entry[1]
-                if create and exclusive:
-                    raise posix_error(errno.EEXIST, path)
-                if isinstance(node, _Directory):
-                    raise posix_error(errno.EISDIR, path)
-                if isinstance(node, _Symlink):
-                    raise posix_error(errno.ELOOP, path)
+                node = found
             assert isinstance(node, _Regular)
-            if truncate and entry is not None:
+            if truncate and found is not None:
                 # Linux truncates even on a read-only open, and marks the times even when
                 # the file was already empty.
                 self._resize(node, 0, path)

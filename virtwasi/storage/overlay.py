@@ -45,6 +45,8 @@ from contextlib import suppress
 from ..progress import Progress, progress
 from .base import DirEntry, File, FileKind, Stat, Storage, posix_error
 from .memfs import MemoryStorage
+from .opening import Opening, open_rule
+from .readonly import is_read_only
 
 _devices = itertools.count(0x0E7A0001)  # synthetic st_dev, one per overlay
 _CHUNK = 1 << 20
@@ -139,9 +141,8 @@ class OverlayStorage:
     def __init__(self, lower: Storage, upper: Storage | None = None) -> None:
         self.lower = lower
         self.upper: Storage = MemoryStorage() if upper is None else upper
-        if not self.upper.writable:
+        if is_read_only(self.upper):
             raise ValueError("the upper layer of an overlay must be writable")
-        self.writable = True
         self.supports_symlinks = self.upper.supports_symlinks
         self.supports_hardlinks = self.upper.supports_hardlinks
         self.supports_set_times: bool = getattr(self.upper, "supports_set_times", True)
@@ -157,11 +158,12 @@ class OverlayStorage:
         return f"OverlayStorage(lower={self.lower!r}, upper={self.upper!r})"
 
     def close(self) -> None:
-        """Release both layers (those that hold anything to release)."""
-        for layer in (self.upper, self.lower):
-            close = getattr(layer, "close", None)
-            if close is not None:
-                close()
+        """Release both layers: the overlay owns them (the lower is closed even when
+        closing the upper fails, and that failure is raised)."""
+        try:
+            self.upper.close()
+        finally:
+            self.lower.close()
 
     @property
     def whiteouts(self) -> frozenset[str]:
@@ -377,26 +379,23 @@ class OverlayStorage:
         writable: bool = False,
     ) -> OverlayFile:
         with self._lock:
+            layer: Layer | None = None
+            kind: FileKind | None = None
             try:
                 layer, st = self._find(path)
+                kind = st.kind
             except FileNotFoundError:
-                if not create:
-                    raise
+                pass
+            opening = open_rule(path, kind, create=create, exclusive=exclusive,
+                                truncate=truncate, writable=writable)
+            if opening is Opening.CREATE:
                 self._upper_dir(_parent(path))
-                layer = Layer.UPPER
-            else:
-                if layer is Layer.LOWER:
-                    if create and exclusive:
-                        raise posix_error(errno.EEXIST, path)
-                    if st.kind is FileKind.DIRECTORY:
-                        raise posix_error(errno.EISDIR, path)
-                    if st.kind is FileKind.SYMLINK:
-                        raise posix_error(errno.ELOOP, path)
-                    if not (writable or truncate):
-                        file = OverlayFile(self, path, Layer.LOWER, self.lower.open(path))
-                        self._readers.setdefault(path, weakref.WeakSet()).add(file)
-                        return file
-                    self._copy_up(path, content=not truncate)
+            elif layer is Layer.LOWER:
+                if not (writable or truncate):
+                    file = OverlayFile(self, path, Layer.LOWER, self.lower.open(path))
+                    self._readers.setdefault(path, weakref.WeakSet()).add(file)
+                    return file
+                self._copy_up(path, content=not truncate)
             inner = self.upper.open(path, create=create, exclusive=exclusive,
                                     truncate=truncate, writable=writable)
             return OverlayFile(self, path, Layer.UPPER, inner)

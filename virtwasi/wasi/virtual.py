@@ -211,8 +211,6 @@ def virtual_wasi(mounts: Sequence[tuple[str, Storage]]) -> Definition:
                     d.storage, found.path, FileKind.DIRECTORY, None, True, False,
                     0, DIRECTORY_RIGHTS, DIRECTORY_RIGHTS, ino=st.ino,
                 ))
-            if (create or oflags & Oflags.TRUNC) and not d.storage.writable:
-                raise WasiError(Errno.ROFS)
             file = d.storage.open(
                 found.path, create=create, exclusive=exclusive,
                 truncate=bool(oflags & Oflags.TRUNC), writable=writable,
