@@ -1,7 +1,8 @@
-"""virtwasi's native WASI implementation over the host folder: host fds, no world between.
+"""virtwasi's native WASI implementation over the host folder: host fds.
 
-The implementation is the host's own (:class:`virtwasi.native.NativeWasi`); when the run
-ends, its teardown hook closes every host fd the guest left open.
+The implementation is the host-privileged instance of :mod:`virtwasi.native`, behind the
+same preview 1 adapter as the virtual one; when the run ends, teardown drops every
+descriptor the guest left open and the implementation's destructor closes its host fd.
 """
 
 from __future__ import annotations

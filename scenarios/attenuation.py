@@ -21,14 +21,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from virtwasi.filesystem import interface
+from virtwasi.filesystem.errors import FsError
 from virtwasi.layers import read_only_layer
 from virtwasi.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.storage.tree import Snapshot, copy_tree, snapshot
 from virtwasi.teaching import Exported, imported_type, tell_under_each
-from virtwasi.wasi.abi import Rights
-from virtwasi.wasi.errors import WasiError
 from virtwasi.world import Context, ResourceType, Semantics, Trap, lent
 
 FSTOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fstool.wasm"
@@ -52,11 +52,12 @@ RULES = {
     Semantics.TRANSPARENT: "A handle is a bare integer indexing its definer's table, and "
     "nothing checks what a call is given.",
 }
-MKDIR, OPEN = "implementation.mkdir_at(h, 'cast')", "implementation.open_at(h, write)"
+MKDIR = "implementation.create_directory_at(h, 'cast')"
+OPEN = "implementation.open_at(h, write)"
 
 
 def forged(guess: int) -> str:
-    return f"implementation.mkdir_at({guess}, ...), forged"
+    return f"implementation.create_directory_at({guess}, ...), forged"
 
 
 def shown(command: tuple[str, ...]) -> str:
@@ -138,15 +139,16 @@ class X:
                 self.attempts[what] = "it worked"
             except Trap as trap:
                 self.attempts[what] = f"trap: {trap.reason.value}"
-            except WasiError as error:  # got through to the implementation, which refused
-                self.attempts[what] = f"errno {error.errno.name}"
+            except FsError as error:  # got through to the implementation, which refused
+                self.attempts[what] = f"error {error.code.wit_name}"
 
         def run(h: int) -> None:
-            attempt(MKDIR, lambda: writable.mkdir_at(h, "cast"))
-            rights = int(Rights.FD_READ | Rights.FD_WRITE)
-            attempt(OPEN, lambda: writable.open_at(h, "notes.txt", False, 0, 0, rights, 0))
+            attempt(MKDIR, lambda: writable.create_directory_at(h, "cast"))
+            flags = interface.READ | interface.WRITE
+            attempt(OPEN, lambda: writable.open_at(h, 0, "notes.txt", 0, flags))
             for guess in GUESSES:  # the numbers of its own table
-                attempt(forged(guess), partial(writable.mkdir_at, guess, f"forged-{guess}"))
+                attempt(forged(guess),
+                        partial(writable.create_directory_at, guess, f"forged-{guess}"))
             self.table_during_run = self.look_at_table()
             if ctx.semantics is Semantics.COMPONENT_MODEL:
                 ctx.resource_drop(ro, h)  # a borrow is given back before the call returns

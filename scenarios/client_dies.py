@@ -27,7 +27,6 @@ import fsspec
 
 from virtwasi.client import Client, GuestExit, GuestTrap
 from virtwasi.narrate import Narration
-from virtwasi.native.table import OpenFile
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.world import Semantics
@@ -73,17 +72,14 @@ class Backend:
         if not self.native:
             return self.storage.open_files
         # The host's own view: file descriptors of this process open on files in the folder.
-        if os.path.isdir("/proc/self/fd"):
-            inside = str(self.folder) + os.sep
-            count = 0
-            for fd in os.listdir("/proc/self/fd"):
-                try:
-                    count += os.readlink(f"/proc/self/fd/{fd}").startswith(inside)
-                except OSError:
-                    continue
-            return count
-        table = getattr(client.adapter, "table", None)  # no /proc: ask the native table
-        return sum(isinstance(e, OpenFile) for e in table.used.values()) if table else 0
+        inside = str(self.folder) + os.sep
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith(inside)
+            except OSError:
+                continue
+        return count
 
     def stored(self, name: str) -> int:
         """How many bytes of LINE the store holds for ``name``."""

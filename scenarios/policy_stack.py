@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from virtwasi.layers import quota_layer, read_only_layer
-from virtwasi.layers.audit import ERRNO_NAMES
 from virtwasi.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.wasi.abi import Errno
+from virtwasi.wasi.errors import errno_name
 from virtwasi.world import Definition, ResourceType
 
 SPACETOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "spacetool.wasm"
@@ -68,7 +68,7 @@ def answer(line: str) -> str:
     """spacetool's answer ("cmd path: ..."), an errno given by its name."""
     text = line.split(": ", 1)[1]
     if text.startswith("errno "):
-        return ERRNO_NAMES[Errno(int(text.split()[1]))]
+        return errno_name(Errno(int(text.split()[1])))
     return text
 
 

@@ -23,12 +23,13 @@ import pytest
 from conftest import FIXTURES
 
 import virtwasi.runtime
+from virtwasi.filesystem import interface
 from virtwasi.layers import read_only_layer
 from virtwasi.layers.wrapping import Wrapped
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
-from virtwasi.wasi.abi import Rights
-from virtwasi.wasi.virtual import Descriptor, DirectoryStream, virtual_wasi
+from virtwasi.virtual import virtual_implementation
+from virtwasi.virtual.descriptors import Descriptor, DirectoryStream
 from virtwasi.world import (
     BoundFunc,
     Context,
@@ -48,7 +49,6 @@ ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), types.Mod
 BUILTINS = (types.BuiltinFunctionType, types.BuiltinMethodType, types.MethodWrapperType,
             types.WrapperDescriptorType, types.MethodDescriptorType)
 DEPTH = 12
-READ = int(Rights.FD_READ | Rights.FD_SEEK)
 
 
 class Note:
@@ -127,8 +127,9 @@ def build(semantics: Semantics, layered: bool, monkeypatch: pytest.MonkeyPatch,
     """The world, the context of every instance in it by name, and what the wasm client's
     preview 1 adapter was given to call."""
     seen: dict[str, Context] = {}
-    monkeypatch.setattr(virtwasi.runtime, "virtual_wasi",
-                        lambda mounts: spying(virtual_wasi(mounts), seen, "wasi-virtual"))
+    monkeypatch.setattr(virtwasi.runtime, "virtual_implementation",
+                        lambda mounts: spying(virtual_implementation(mounts), seen,
+                                              "wasi-virtual"))
     tree = MemoryStorage()
     tree.fs.pipe("/notes.txt", b"buy milk\n")
     tree.fs.mkdir("/d")
@@ -145,8 +146,8 @@ def build(semantics: Semantics, layered: bool, monkeypatch: pytest.MonkeyPatch,
     world.world.instantiate("app", app, {"wasi": world.wasi})
     wasi = seen["app"].imports["wasi"]
     root = wasi.preopen(0)
-    wasi.open_at(root, "notes.txt", False, 0, 0, READ, 0)  # live handles, live reps
-    wasi.open_directory(root)
+    wasi.open_at(root, 0, "notes.txt", 0, interface.READ)  # live handles, live reps
+    wasi.read_directory(root)
     client = world.client(str(FIXTURES / "hello.wasm"), ["boundary"])
     # It greets, then leaves a file: refused (EROFS) under the read-only layer.
     assert client.start() == (1 if layered else 0) and client.stdout == b"hello, boundary\n"

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from virtwasi.filesystem import paths
+from virtwasi.filesystem.errors import FsError
 from virtwasi.storage.memfs import MemoryStorage
-from virtwasi.wasi import paths
 from virtwasi.wasi.abi import Errno
 from virtwasi.wasi.errors import WasiError
 from virtwasi.world import (
@@ -154,8 +155,8 @@ def _tree() -> MemoryStorage:
 def _walk(fn: Any, *args: Any, **kw: Any) -> Any:
     try:
         found = fn(*args, **kw)
-    except (WasiError, OSError) as exc:
-        return type(exc), getattr(exc, "errno", None)
+    except (FsError, OSError) as exc:
+        return type(exc), getattr(exc, "code", None) or getattr(exc, "errno", None)
     return found
 
 

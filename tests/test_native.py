@@ -7,10 +7,11 @@ that legitimately differ (inode numbers, times) are never printed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,13 @@ import test_abi_edges as edges
 from conftest import FIXTURES, load_adapter
 from probekit import Call, run_probe, script
 
-from virtwasi.native import NativeWasi
+from virtwasi.mounts import MountError
 from virtwasi.runtime import WasiWorld
 from virtwasi.wasi.abi import ALL_RIGHTS, IMPORTS, Errno, Fdflags, Fstflags, Oflags, Rights
-from virtwasi.wasi.errors import WasiError
+from virtwasi.wasi.errors import ANSWERED, WasiError, errno_of
 from virtwasi.wasi.memory import GuestMemory
+from virtwasi.wasi.preview1 import Preview1
+from virtwasi.world import Context, Func, ResourceType, Trap, TrapReason
 
 ALL = ALL_RIGHTS
 FOLLOW = 1
@@ -378,60 +381,89 @@ def test_abi_edges_as_wasmtime(case: str, tmp_path: Path) -> None:
     assert b"Traceback" not in got.stderr
 
 
-# -- the native object itself ------------------------------------------------------------
+# -- the native implementation behind the adapter ----------------------------------------
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))  # counts the listing's own fd each time
+
+
+def host_fds_under(folder: Path) -> list[int]:
+    """This process's fds open on something inside ``folder``."""
+    inside = str(folder) + os.sep
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(inside) or target == str(folder):
+            found.append(int(fd))
+    return found
+
+
+@contextlib.contextmanager
+def native_adapter(mounts: dict[str, Path]) -> Iterator[tuple[Preview1, bytearray]]:
+    """The preview 1 adapter of a Python client of the native implementation, over a
+    memory of its own; the world is closed afterwards."""
+    contexts: list[Context] = []
+
+    def client(ctx: Context) -> dict[str, Func | ResourceType]:
+        contexts.append(ctx)
+        return {}
+
+    with WasiWorld(mounts, impl="native") as world:
+        world.world.instantiate("client", client, {"wasi": world.wasi})
+        ctx = contexts[0]
+        adapter = Preview1(ctx.imports["wasi"], ctx, [], [], None, None, None)
+        memory = bytearray(65536)
+        adapter.memory = GuestMemory(lambda: memoryview(memory))
+        yield adapter, memory
 
 
 def test_teardown_closes_every_host_fd(tmp_path: Path) -> None:
     with WasiWorld({"/": tmp_path}, impl="native") as host:
         client = host.client(FIXTURES / "noclose.wasm", ["kept.txt"])
         assert client.start() == 3  # it exits without closing the file it wrote
-        wasi = client.adapter
-        assert isinstance(wasi, NativeWasi)
-        held = [entry.fd for entry in wasi.table.used.values() if hasattr(entry, "fd")]
+        held = host_fds_under(tmp_path)
         assert len(held) == 2  # the preopen and the file left open
         before = _open_fds()
-        client.close()  # the host's teardown hook
+        client.close()  # teardown drops its handles: the destructor closes each host fd
         assert _open_fds() == before - 2
+        assert host_fds_under(tmp_path) == []
+        with pytest.raises(Trap) as trapped:  # the client is gone: nothing answers for it
+            client.adapter.fd_filestat_get(3, 0)
+        assert trapped.value.reason is TrapReason.INSTANCE_DESTROYED
     for fd in held:
         with pytest.raises(OSError) as gone:
             os.fstat(fd)
         assert gone.value.errno == errno.EBADF
     assert (tmp_path / "kept.txt").read_bytes() == b"written, never closed\n"
-    assert wasi.close_all() == 0
-    with pytest.raises(WasiError) as caught:
-        wasi.functions()["fd_fdstat_get"](3, 0)
-    assert caught.value.errno is Errno.BADF
 
 
 def test_a_failed_construction_leaks_nothing(tmp_path: Path) -> None:
     before = _open_fds()
-    with pytest.raises(FileNotFoundError):
-        NativeWasi({"/": tmp_path, "/b": tmp_path / "missing"}, [], [], None, None, None)
+    with pytest.raises(MountError):
+        WasiWorld({"/": tmp_path, "/b": tmp_path / "missing"}, impl="native")
     assert _open_fds() == before
 
 
 def test_mounts_are_preopened_in_order(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    wasi = NativeWasi({"/data": tmp_path / "a", "/tmp": tmp_path / "b"}, [], [], None, None,
-                      None)
-    try:
+    with native_adapter({"/data": tmp_path / "a", "/tmp": tmp_path / "b"}) as (wasi, _):
         assert [wasi.prestat_name(fd) for fd in (3, 4)] == ["/data", "/tmp"]
         assert [wasi.prestat_name(fd) for fd in (0, 1, 2)] == [None, None, None]
         with pytest.raises(WasiError):
             wasi.prestat_name(5)
         assert set(wasi.functions()) == set(IMPORTS)
-    finally:
-        assert wasi.close_all() == 2
+        assert len(host_fds_under(tmp_path)) == 2
+    assert host_fds_under(tmp_path) == []
 
 
 def test_a_symlink_swapped_in_after_resolution_is_not_followed(tmp_path: Path) -> None:
     """Resolution and action are two steps; a host that swaps a checked directory for a
     symlink between them meets ELOOP/ENOTDIR from the walk, never the outside."""
-    from virtwasi.native.tree import parent_of, resolve
+    from virtwasi.native.hosttree import parent_of, resolve
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "d").mkdir(parents=True)
@@ -456,39 +488,32 @@ def test_nothing_outside_is_reached(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "secret").write_bytes(SECRET)
     planted(root)
-    wasi = NativeWasi({"/": root}, [], [], None, None, None)
-    memory = bytearray(65536)
-    wasi.memory = GuestMemory(lambda: memoryview(memory))
-    calls = wasi.functions()
-    try:
+    with native_adapter({"/": root}) as (wasi, memory):
+        calls = wasi.functions()
         for path in ESCAPES:
             raw = path.encode()
             memory[1024:1024 + len(raw)] = raw
             for follow in (0, FOLLOW):
-                with pytest.raises(WasiError) as caught:
+                with pytest.raises(ANSWERED) as caught:
                     calls["path_open"](3, follow, 1024, len(raw), 0, ALL, ALL, 0, 0)
-                assert caught.value.errno in (Errno.PERM, Errno.NOENT, Errno.LOOP), path
-            with pytest.raises(WasiError) as caught:  # unfollowed, a link is its own
+                assert errno_of(caught.value) in (Errno.PERM, Errno.NOENT, Errno.LOOP), path
+            with pytest.raises(ANSWERED) as caught:  # unfollowed, a link is its own
                 calls["path_filestat_get"](3, FOLLOW, 1024, len(raw), 0)
-            assert caught.value.errno in (Errno.PERM, Errno.NOENT), path
-        assert len(wasi.table.used) == 4  # stdio and the preopen: nothing was opened
-    finally:
-        wasi.close_all()
+            assert errno_of(caught.value) in (Errno.PERM, Errno.NOENT), path
+        assert len(list(wasi.table.items())) == 4  # stdio and the preopen: nothing opened
+        assert host_fds_under(tmp_path / "outside") == []
 
 
 def test_forged_fds_are_ebadf(tmp_path: Path) -> None:
     """Every number the table never handed out (or took back) is EBADF, never a host fd."""
     (tmp_path / "f").write_bytes(b"x")
-    wasi = NativeWasi({"/": tmp_path}, [], [], None, None, None)
-    memory = bytearray(65536)
-    memory[100:101] = b"f"
-    wasi.memory = GuestMemory(lambda: memoryview(memory))
-    calls = wasi.functions()
-    calls["path_open"](3, 0, 100, 1, 0, ALL, ALL, 0, 200)
-    opened = int.from_bytes(memory[200:204], "little")
-    host_fd = wasi.table.file(opened).fd
-    calls["fd_close"](opened)
-    try:
+    with native_adapter({"/": tmp_path}) as (wasi, memory):
+        memory[100:101] = b"f"
+        calls = wasi.functions()
+        calls["path_open"](3, 0, 100, 1, 0, ALL, ALL, 0, 200)
+        opened = int.from_bytes(memory[200:204], "little")
+        (host_fd,) = host_fds_under(tmp_path / "f")
+        calls["fd_close"](opened)
         for fd in (opened, host_fd, 5, 77, 1024, 2**31, 2**32 - 1):
             for name in IMPORTS:
                 params = IMPORTS[name]
@@ -501,5 +526,3 @@ def test_forged_fds_are_ebadf(tmp_path: Path) -> None:
                 with pytest.raises(WasiError) as caught:
                     calls[name](*args)
                 assert caught.value.errno is Errno.BADF, (name, fd)
-    finally:
-        wasi.close_all()

@@ -19,11 +19,12 @@ from conftest import FIXTURES
 from probekit import script
 
 import virtwasi.runtime
+from virtwasi.filesystem import interface
+from virtwasi.filesystem.errors import ErrorCode, FsError
 from virtwasi.layers import read_only_layer
 from virtwasi.runtime import WasiWorld
+from virtwasi.virtual import virtual_implementation
 from virtwasi.wasi.abi import Errno, Oflags, Rights
-from virtwasi.wasi.errors import WasiError
-from virtwasi.wasi.virtual import virtual_wasi
 from virtwasi.world import (
     Context,
     Definition,
@@ -53,7 +54,7 @@ def opens(name_at: int, out: int = FD_OUT) -> tuple[str, tuple[int, ...]]:
 LEAVE_OPEN = script([
     opens(1024), opens(1040), opens(1056),
     ("fd_write", (4, IOVEC, 1, NBYTES)), ("fd_write", (5, IOVEC, 1, NBYTES)),
-    ("fd_write", (6, IOVEC, 1, NBYTES)), ("fd_fdstat_get", (4, FDSTAT)),
+    ("fd_write", (6, IOVEC, 1, NBYTES)), ("fd_filestat_get", (4, FDSTAT)),
 ], DATA)
 
 
@@ -61,7 +62,7 @@ class Spy:
     """The virtual implementation's real definition, run with a context the test keeps.
 
     ``contexts`` holds the implementation's context in every world made while spying, in
-    order. Each call of ``fdstat`` stashes what the implementation was lent (under the
+    order. Each call of ``stat`` stashes what the implementation was lent (under the
     component model the representation, under proposal-2021 an index in its own table);
     with ``keep`` it keeps a clone of that handle instead (proposal-2021).
     """
@@ -79,14 +80,14 @@ class Spy:
             # The spy is the embedder wrapping a definition: it reaches behind the Funcs the
             # definition made, which no instance can do through its context.
             self.functions.append({n: f._fn for n, f in exports.items() if isinstance(f, Func)})
-            fdstat, descriptor = exports["fdstat"], exports["descriptor"]
-            assert isinstance(fdstat, Func) and isinstance(descriptor, ResourceType)
+            stat, descriptor = exports["stat"], exports["descriptor"]
+            assert isinstance(stat, Func) and isinstance(descriptor, ResourceType)
 
             def stash(h: Any) -> Any:
                 self.stashed.append(ctx.resource_clone(descriptor, h) if self.keep else h)
-                return fdstat._fn(h)
+                return stat._fn(h)
 
-            exports["fdstat"] = ctx.func(stash, fdstat.params, fdstat.results, name="fdstat")
+            exports["stat"] = ctx.func(stash, stat.params, stat.results, name="stat")
             return exports
 
         return spied
@@ -95,8 +96,8 @@ class Spy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     watcher = Spy()
-    monkeypatch.setattr(virtwasi.runtime, "virtual_wasi",
-                        lambda mounts: watcher.wrap(virtual_wasi(mounts)))
+    monkeypatch.setattr(virtwasi.runtime, "virtual_implementation",
+                        lambda mounts: watcher.wrap(virtual_implementation(mounts)))
     return watcher
 
 
@@ -212,13 +213,13 @@ def test_a_rep_the_virtual_instance_stashed_finds_its_file_closed_after_client_t
         # the implementation may keep that object, but it holds no handle to it.
         assert not isinstance(stashed, int) and stashed.file is not None
         read = spy.functions[0]["read"]
-        assert read(stashed, memoryview(bytearray(5))) == 0  # at the end of what it wrote
+        assert read(stashed, memoryview(bytearray(5)), 5) == 0  # at the end of what it wrote
         client.close()
         assert descriptor_of(world).live_count == 0
         assert stashed.file is None  # the destructor closed it in the implementation
-        with pytest.raises(WasiError) as caught:
-            read(stashed, memoryview(bytearray(5)))
-        assert caught.value.errno is Errno.BADF
+        with pytest.raises(FsError) as caught:
+            read(stashed, memoryview(bytearray(5)), 0)
+        assert caught.value.code is ErrorCode.BAD_DESCRIPTOR
         assert spy.contexts[0].handle_count == 0
 
 
@@ -318,18 +319,18 @@ def test_use_after_close_traps_at_the_world_level(semantics: Semantics) -> None:
         ctx, descriptor = contexts[0], descriptor_of(world)
         wasi = ctx.imports["wasi"]
         root = wasi.preopen(0)
-        h = wasi.open_at(root, "f", False, CREAT, 0, RW, 0)
-        assert wasi.write(h, memoryview(b"hello")) == 5
+        h = wasi.open_at(root, 0, "f", interface.CREATE, interface.READ | interface.WRITE)
+        assert wasi.write(h, memoryview(b"hello"), 0) == 5
         copy = ctx.resource_clone(descriptor, h) if semantics is Semantics.PROPOSAL_2021 else h
-        wasi.close(h)
+        ctx.end(descriptor, h)
         assert descriptor.live_count == 1  # only the preopen: the file was closed
         if semantics is Semantics.PROPOSAL_2021:
             expected = TrapReason.NULL_HANDLE  # close destroyed it under every copy
         else:
-            expected = TrapReason.INVALID_HANDLE  # the own handle moved into close
-        assert trap_of(wasi.write, copy, memoryview(b"again")) is expected
-        assert trap_of(wasi.read, copy, memoryview(bytearray(5))) is expected
+            expected = TrapReason.INVALID_HANDLE  # the own handle is gone from its table
+        assert trap_of(wasi.write, copy, memoryview(b"again"), 0) is expected
+        assert trap_of(wasi.read, copy, memoryview(bytearray(5)), 0) is expected
         # The trap ended that call only: the app carries on.
-        again = wasi.open_at(root, "f", False, 0, 0, RW, 0)
+        again = wasi.open_at(root, 0, "f", 0, interface.READ)
         buf = bytearray(5)
-        assert wasi.read(again, memoryview(buf)) == 5 and bytes(buf) == b"hello"
+        assert wasi.read(again, memoryview(buf), 0) == 5 and bytes(buf) == b"hello"

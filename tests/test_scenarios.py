@@ -85,7 +85,7 @@ def test_attenuation_read_only_layer_and_the_dynamic_cast() -> None:
                     "mv /notes.txt /old-notes.txt"):
         assert row(out, command, "ok", erofs)
     assert row(out, "descriptors open below after", "0", "0")
-    assert row(out, "implementation.mkdir_at(h, 'cast')", "trap: type-mismatch",
+    assert row(out, "implementation.create_directory_at(h, 'cast')", "trap: type-mismatch",
                "trap: type-mismatch", "it worked")
     assert row(out, "folder unchanged", "yes", "yes", "NO")
 
@@ -103,15 +103,15 @@ def test_forging_wasm_clients_transparent_reads_the_secret_private_and_native_do
 def test_fd_reuse_stale_fd_lands_in_bobs_file_only_when_transparent() -> None:
     code, out = transcript("fd-reuse")
     assert code == 0, out
-    assert "[FAILS]" not in out and "All 8 claims held." in out
+    assert "[FAILS]" not in out and "All 9 claims held." in out
     assert "open('/bob.txt') -> fd 5 (the number Alice freed)" in out
     assert row(out, "alice's stale write", "17 B", "EBADF", "EBADF", "EBADF")
     assert row(out, "alice's second close", "ok", "EBADF", "EBADF", "EBADF")
     assert row(out, "bob's next write", "EBADF", "16 B", "16 B", "16 B")
-    assert row(out, "bob.txt at the end", "bob's + alice's", "bob's 2 lines", "bob's 2 lines",
+    assert row(out, "bob.txt at the end", "alice's, over bob's", "bob's 2 lines", "bob's 2 lines",
                "bob's 2 lines")
     refused = "(a buggy adapter) wasi.write(handle 2) -> trap invalid-handle in 'alice'"
-    assert out.count(refused) == 2
+    assert out.count(refused) == 3  # the native implementation too: same adapter, same world
 
 
 def test_client_dies_three_ways_private_and_native_close_transparent_leaks() -> None:

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import wasmtime
 
 from .engine import HostFunc, TrapBox, compile_module, define, memory_view
-from .native import NativeWasi
 from .wasi import transparent
 from .wasi.abi import IMPORTS
-from .wasi.errors import AbiViolation, WasiError, errno_of
+from .wasi.common import ProcExit
+from .wasi.errors import ANSWERED, AbiViolation, errno_of
 from .wasi.memory import GuestMemory
-from .wasi.preview1 import Preview1, ProcExit
+from .wasi.preview1 import Preview1
 from .wasi.transparent import TransparentPreview1
 from .world import Context, Func, ResourceType, Semantics
 
@@ -132,20 +132,13 @@ class Client:
             return {}
 
         environ = [f"{k}={v}" for k, v in (env or {}).items()]
-        native = host.impl == "native"
-        wired = {} if native else {"wasi": host.wasi}
-        self.instance = host.world.instantiate(name, client, wired)
+        self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
         try:
-            self.adapter: Preview1 | NativeWasi
-            if native:  # the host's own implementation: host fds, no world between
-                self.adapter = NativeWasi(host.host_folders, [name, *args], environ, inp,
-                                          self.out, self.err)
-            else:
-                # Transparent semantics ("take one"): fds are the virtualizer's own indices.
-                adapter = (TransparentPreview1 if host.semantics is Semantics.TRANSPARENT
-                           else Preview1)
-                self.adapter = adapter(contexts[0].imports["wasi"], [name, *args], environ,
-                                       inp, self.out, self.err, client=contexts[0])
+            # Transparent semantics ("take one"): fds are the implementation's own indices.
+            adapter = (TransparentPreview1 if host.semantics is Semantics.TRANSPARENT
+                       else Preview1)
+            self.adapter: Preview1 = adapter(contexts[0].imports["wasi"], contexts[0],
+                                             [name, *args], environ, inp, self.out, self.err)
             self._instantiate()
         except BaseException:
             self.close()
@@ -158,7 +151,7 @@ class Client:
         self._box = TrapBox()
         # wasmtime keeps raw pointers to these callbacks: they live as long as the client.
         self._host_funcs: list[HostFunc] = []
-        answered: tuple[type[BaseException], ...] = (WasiError, OSError)
+        answered: tuple[type[BaseException], ...] = ANSWERED
         answer: Callable[[BaseException], int] = errno_of
         if isinstance(self.adapter, TransparentPreview1):  # also EBADF for a number not held
             answered, answer = transparent.ANSWERED, transparent.answer
@@ -266,8 +259,6 @@ class Client:
 
     def close(self) -> None:
         """Tear the client instance down, closing and flushing what it left open."""
-        if isinstance(getattr(self, "adapter", None), NativeWasi):
-            self.adapter.close_all()  # type: ignore[union-attr]  # the host's teardown hook
         if not self.instance.destroyed:
             self.host.world.destroy(self.instance)
 

@@ -83,7 +83,6 @@ class Graph:
 def describe(plan: WorldPlan) -> Graph:
     """The graph of ``plan``, from the world really built (and closed again)."""
     with WasiWorld(**plan.world_options(logs=False)) as world:
-        # The native implementation is the host's, not an instance: its stack is empty.
         built = dict(zip((spec.name for spec in reversed(plan.chain)), world.stack,
                          strict=False))
         names = {inst: name for name, inst in built.items()}
@@ -159,8 +158,6 @@ def _box_lines(node: InstanceNode) -> list[str]:
         body.append("defines: " + ", ".join(own))
     if passed:
         body.append("passes on: " + ", ".join(passed))
-    if not node.types:
-        body.append("no resource types in the world: the host's own")
     body += node.settings
     return [f"{node.name} · {node.kind}", *body]
 

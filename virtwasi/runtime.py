@@ -24,10 +24,11 @@ from .client import (
     ModuleSource,
 )
 from .mounts import MountError, MountSource, open_mounts, opened_here
+from .native import native_implementation
 from .outcome import RunResult
 from .storage.base import Storage
 from .storage.hostdir import HostDirStorage
-from .wasi.virtual import virtual_wasi
+from .virtual import virtual_implementation
 from .world import Definition, Instance, Semantics, World
 
 IMPLEMENTATIONS = ("virtual", "native")
@@ -42,10 +43,11 @@ def _engine() -> wasmtime.Engine:
 class WasiWorld:
     """A world with one WASI implementation instance serving ``mounts`` to its clients.
 
-    With no mounts, the clients share a fresh, empty, writable in-memory tree at ``/``.
-    Mounts are opened before anything else, so a bad one is reported at once. ``impl`` is
-    ``virtual`` (the unprivileged library instance) or ``native`` (the host's own
-    implementation over host folders, closing a client's files through a host hook). ``layers``
+    With no mounts, the clients share a fresh, empty, writable in-memory tree at ``/``
+    (the native implementation: no preopened folder at all). Mounts are opened before
+    anything else, so a bad one is reported at once. ``impl`` is ``virtual`` (the
+    unprivileged library instance over storages) or ``native`` (the host-privileged one
+    over host folders); both serve the same interface to the same client adapter. ``layers``
     (name, definition) are stacked on the implementation in order, each importing the one
     below as ``lower`` and exporting the same interface to the one above.
     """
@@ -63,55 +65,47 @@ class WasiWorld:
             raise ValueError(f"unknown implementation {impl!r} (there are: "
                              f"{', '.join(IMPLEMENTATIONS)})")
         self.impl = impl
-        if impl == "native" and mounts is None:
-            raise MountError("the native implementation needs a host folder to serve: "
-                             "give --dir or --mount")
-        self.mounts: dict[str, Storage] = open_mounts(
-            mounts if mounts is not None else {"/": "mem://"}, read_only)
+        if mounts is None:
+            mounts = {} if impl == "native" else {"/": "mem://"}
+        self.mounts: dict[str, Storage] = open_mounts(mounts, read_only)
         # Storages opened here from a path or URL are this world's to release at close.
-        self._owned = [self.mounts[g] for g, src in (mounts or {}).items() if opened_here(src)]
-        # The native implementation is the host's own: it serves host folders, not storages.
-        self.host_folders: dict[str, Path] = {}
-        if impl == "native":
-            try:
-                self.host_folders = self._host_folders(layers)
-            except BaseException:
+        self._owned = [self.mounts[g] for g, src in mounts.items() if opened_here(src)]
+        try:
+            # The native implementation is the host's own: it serves host folders by path.
+            if impl == "native":
+                implementation = native_implementation(list(self._host_folders().items()))
+                # It opens the folders itself: the storages were only the way to name them.
                 self._release_storages()
-                raise
+            else:
+                implementation = virtual_implementation(list(self.mounts.items()))
+        except BaseException:
+            self._release_storages()
+            raise
         self.engine = _engine()
         self.world = World(semantics)
         self.clients: list[Client] = []
-        self._stack: list[Instance] = []
-        if impl == "virtual":
-            self._stack.append(self.world.instantiate(
-                "wasi-virtual", virtual_wasi(list(self.mounts.items()))))
-            # Each layer imports the one below as "lower" and exports the same interface: a
-            # virtualizer of a virtualizer. Clients import the top one.
-            for name, layer in layers:
-                self._stack.append(self.world.instantiate(name, layer, {"lower": self._stack[-1]}))
+        self._stack: list[Instance] = [self.world.instantiate(f"wasi-{impl}", implementation)]
+        # Each layer imports the one below as "lower" and exports the same interface: a
+        # virtualizer of a virtualizer. Clients import the top one.
+        for name, layer in layers:
+            self._stack.append(self.world.instantiate(name, layer, {"lower": self._stack[-1]}))
 
     @property
     def implementation(self) -> Instance:
-        """The virtual implementation instance (the native one is not in the world)."""
-        if not self._stack:
-            raise ValueError("the native implementation is the host's, not an instance")
+        """The implementation instance, virtual or native."""
         return self._stack[0]
 
     @property
     def wasi(self) -> Instance:
         """The instance clients import: the top layer, or the implementation itself."""
-        if not self._stack:
-            raise ValueError("the native implementation is the host's, not an instance")
         return self._stack[-1]
 
     @property
     def stack(self) -> tuple[Instance, ...]:
-        """The implementation, then each layer in order (empty for the native one)."""
+        """The implementation, then each layer in order."""
         return tuple(self._stack)
 
-    def _host_folders(self, layers: Sequence[tuple[str, Definition]]) -> dict[str, Path]:
-        if layers:
-            raise ValueError("layers stack on the virtual implementation, not the native one")
+    def _host_folders(self) -> dict[str, Path]:
         folders = {}
         for guest, storage in self.mounts.items():
             if not isinstance(storage, HostDirStorage):  # a read-only one is wrapped

@@ -1,20 +1,20 @@
 """An audit log of every call that crosses it, written as an unprivileged layer.
 
 Stacked like any layer (see :mod:`.wrapping`; its types are ``audit-descriptor`` and
-``audit-directory-stream``), it passes every call through unchanged and writes one JSON
-line for each:
+``audit-directory-entry-stream``), it passes every call through unchanged and writes one
+JSON line for each:
 
-    {"call": "write", "args": [5, {"bytes": 16}], "result": 16, "us": 3.2}
-    {"call": "open_at", "args": [3, "a.txt", false, 0, 0, 2, 0], "errno": "ENOENT", "us": 9.1}
+    {"call": "write", "args": [5, {"bytes": 16}, 0], "result": 16, "us": 3.2}
+    {"call": "open_at", "args": [3, 0, "a.txt", 0, 1], "errno": "ENOENT", "us": 9.1}
 
 ``call`` is the function's name in the interface; ``args`` its arguments, with each handle
 given as the number of the lower handle it wraps (stable from the ``open_at`` that returned
-it to its ``close``), paths as strings and buffers as their length only; then ``result``
-(a stat as its kind, size, inode and link count; a directory listing as its number of
-entries), or ``errno`` (the POSIX name of the answer) or ``trap`` (the reason); ``us`` is the
-time the layers and implementation below took, in microseconds. A handle that ends without a
-call crossing the layer (closed through a layer above, whose destructor drops it, or left
-open by a client torn down) is a line of its own: ``{"drop": "descriptor", "handle": 5}``.
+it to its end), paths as strings and buffers as their length only; then ``result`` (a stat
+as its kind, size, inode and link count; a directory entry as its name), or ``errno`` (the
+POSIX name of the answer) or ``trap`` (the reason); ``us`` is the time the layers and
+implementation below took, in microseconds. A handle that ends (closed by its holder, or
+left open by a client torn down) is a line of its own: ``{"drop": "descriptor",
+"handle": 5}``.
 
 The sink is a local path or ``file://`` URL, appended to line by line, each line flushed as
 it is written, so a crash loses nothing already logged; or any other fsspec URL
@@ -25,6 +25,7 @@ object already held. A world never closed writes nothing there.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import time
@@ -34,14 +35,12 @@ from typing import Any, Protocol
 
 import fsspec
 
+from ..filesystem.errors import code_of
+from ..filesystem.interface import Category, DirectoryEntry, Function
 from ..storage.base import Stat
-from ..wasi.abi import Errno
-from ..wasi.errors import errno_of
-from ..world import BoundFunc, Context, Definition, Func, ResourceType, Trap
+from ..world import Context, Definition, Func, ResourceType, Trap
 from .wrapping import Wrapped, Wrapping
 
-ERRNO_NAMES = {e: "E2BIG" if e is Errno.TOOBIG else f"E{e.name}" for e in Errno}
-CLOSES = frozenset({"close", "close_directory"})
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _PLAIN = frozenset({int, str, bool, float, type(None)})  # logged as they are
 
@@ -120,36 +119,21 @@ class _Auditor:
 
     def __init__(self, ctx: Context, log: _Log) -> None:
         self.log = log
-        self.closing = False  # inside a close call, whose own line says it all
         self.layer = Wrapping(ctx, "audit", before_release=self._released)
 
     def exports(self) -> dict[str, Func | ResourceType]:
         layer = self.layer
-
-        def closing(bound: BoundFunc) -> Callable[..., Any]:
-            close = layer.close(bound)
-
-            def closed(h: int) -> None:
-                self.closing = True
-                try:
-                    close(h)
-                finally:
-                    self.closing = False
-
-            return self._audited(bound, closed)
-
-        return layer.exports(dict.fromkeys(CLOSES, closing),
-                             default=lambda bound: self._audited(bound, layer.forward(bound)))
+        return layer.exports({}, dict.fromkeys(
+            Category, lambda function: self._audited(function, layer.forward(function))))
 
     def _released(self, rep: Wrapped, name: str) -> None:
-        if not self.closing:  # closed through a layer above, or its client torn down
-            self.log.write(_encode({"drop": name, "handle": rep.lower}))
+        self.log.write(_encode({"drop": name, "handle": rep.lower}))
 
-    def _audited(self, bound: BoundFunc, inner: Callable[..., Any]) -> Callable[..., Any]:
-        """``inner`` (what the layer does for ``bound``) with a log line for each call."""
-        name = bound.name
-        handles = dict(self.layer.handle_slots(bound))
-        wrap_as = self.layer.result_type(bound)
+    def _audited(self, function: Function, inner: Callable[..., Any]) -> Callable[..., Any]:
+        """``inner`` (what the layer does for ``function``) with a log line for each call."""
+        name = function.name
+        handles = dict(self.layer.handle_slots(function))
+        wrap_as = self.layer.result_type(function)
         lower_of, write, clock = self.layer.lower_of, self.log.write, time.perf_counter_ns
 
         def handle_number(h: Any, rtype: ResourceType) -> Any:
@@ -170,7 +154,7 @@ class _Auditor:
                 record["trap"] = trap.reason.value
                 raise
             except Exception as exc:  # what the adapter will answer the guest
-                record["errno"] = ERRNO_NAMES[errno_of(exc)]
+                record["errno"] = code_of(exc).value
                 raise
             else:
                 record["result"] = (lower_of(result, wrap_as) if wrap_as is not None
@@ -206,11 +190,15 @@ def _shown(value: Any) -> Any:
         return [v if type(v) in _PLAIN else _shown(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, enum.Enum):  # a descriptor type
+        return value.value
     if isinstance(value, bytes | bytearray | memoryview):
         return {"bytes": value.nbytes if isinstance(value, memoryview) else len(value)}
     if isinstance(value, Stat):
         return {"kind": value.kind.value, "size": value.size, "ino": value.ino,
                 "nlink": value.nlink}
+    if isinstance(value, DirectoryEntry):
+        return {"name": value.name, "kind": value.type.value}
     if isinstance(value, list):
         return {"entries": len(value)}
     if isinstance(value, tuple):

@@ -1,23 +1,22 @@
 """A quota on the tree below, written as an unprivileged layer: ``EDQUOT`` at the limit.
 
 Stacked like any layer (see :mod:`.wrapping`; its types are ``quota-descriptor`` and
-``quota-directory-stream``), it counts what the tree below holds, the bytes of its regular
+``quota-directory-entry-stream``), it counts what the tree below holds, the bytes of its regular
 files and its inodes (files, directories, symlinks; each hard-linked file once), and
 refuses whatever would take either past its limit:
 
-- ``write`` and ``pwrite`` that would grow a file past ``max_bytes`` are refused whole,
+- ``write`` and ``append`` that would grow a file past ``max_bytes`` are refused whole,
   before anything reaches the file; ``set_size`` too. Overwriting in place grows nothing
   and always passes;
-- ``open_at`` with ``CREAT`` of a missing file, ``mkdir_at`` and ``symlink_at`` past
-  ``max_inodes``; ``link_at`` adds a name, not an inode, and passes;
-- ``allocate`` carries no range in this interface, and the implementation never grows a
-  file through it (``ENOTSUP``, as wasmtime): it is passed through.
+- ``open_at`` with ``create`` of a missing file, ``create_directory_at`` and
+  ``symlink_at`` past ``max_inodes``; ``link_at`` adds a name, not an inode, and passes,
+  as do the other changes of metadata (``set_times``, ``set_times_at``).
 
-Space comes back as on Linux: ``unlink_at`` or ``rename_at`` over a file frees its bytes and
-inode only with its last name (a file with another hard link frees nothing), and a file
-still open when its last name goes keeps counting, writes included, until its last
-descriptor through the layer closes; ``open_at`` with ``TRUNC`` and a shrinking
-``set_size`` give back the bytes cut off; ``rmdir_at`` gives back an inode.
+Space comes back as on Linux: ``unlink_file_at`` or ``rename_at`` over a file frees its
+bytes and inode only with its last name (a file with another hard link frees nothing), and
+a file still open when its last name goes keeps counting, writes included, until its last
+descriptor through the layer closes; ``open_at`` with ``truncate`` and a shrinking
+``set_size`` give back the bytes cut off; ``remove_directory_at`` gives back an inode.
 
 What the tree already holds counts: the layer walks it through the lower interface, once,
 at the first call that could change what it holds (a tree only ever read is never walked).
@@ -26,11 +25,12 @@ client of the implementation, the host) are not seen. A limit not given is not c
 ``max_bytes=None`` leaves writes with nothing to do but pass through, and with neither
 limit nothing is ever walked or counted.
 
-The refusal is ``EDQUOT`` ("Disk quota exceeded", as Linux answers at a user's quota), or
-``ENOSPC`` ("No space left on device") with ``errno="ENOSPC"``, for guests that know only a
-full disk. A write to a descriptor not open for writing still answers what the
-implementation answers (``EBADF``), quota or not. A function of the lower interface that
-the layer has no rule for is refused with ``ENOTSUP``: a quota fails closed.
+The refusal is ``quota`` (``EDQUOT``, "Disk quota exceeded", as Linux answers at a user's
+quota), or ``insufficient-space`` (``ENOSPC``) with ``errno="ENOSPC"``, for guests that
+know only a full disk. A write to a descriptor not open for writing still answers what
+the implementation answers (``bad-descriptor``), quota or not. What reads passes through;
+a function that writes, opens or changes the tree that the layer has no rule for is
+refused (``unsupported``): a quota fails closed.
 """
 
 from __future__ import annotations
@@ -38,45 +38,33 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
+from ..filesystem.errors import ErrorCode, FsError
+from ..filesystem.interface import (
+    CREATE,
+    DIRECTORY,
+    EXCLUSIVE,
+    READ,
+    STREAM,
+    SYMLINK_FOLLOW,
+    TRUNCATE,
+    WRITE,
+    Category,
+    Function,
+)
 from ..storage.base import FileKind, Stat
-from ..wasi.abi import Errno, Fdflags, Oflags, Rights, Whence
-from ..wasi.errors import WasiError
-from ..world import BoundFunc, Context, Definition, Func, ResourceType, Trap
-from .wrapping import Rule, Wrapped, Wrapping, rules_for
+from ..world import Context, Definition, Func, ResourceType, Trap
+from .wrapping import Rule, Wrapped, Wrapping
 
 FileKey = tuple[int, int]  # (dev, ino): one file whatever its names
-REFUSALS = {"EDQUOT": Errno.DQUOT, "ENOSPC": Errno.NOSPC}
-
-PASSED = frozenset({
-    "preopen_count", "preopen", "preopen_name", "stat", "stat_at", "read", "pread", "seek",
-    "fdstat", "advise", "sync", "allocate", "open_directory", "read_directory", "readlink_at",
-    "link_at", "set_times", "set_times_at",
-})
-"""Change no usage: passed through unchanged."""
-
-CLOSES = frozenset({"close", "close_directory"})
-COUNTED = frozenset({"write", "pwrite", "set_size", "open_at", "set_flags", "mkdir_at",
-                     "symlink_at", "rmdir_at", "unlink_at", "rename_at"})
-"""Each with its own rule below."""
-
-RULES = PASSED | CLOSES | COUNTED
-
-_APPEND = int(Fdflags.APPEND)
-_CREAT, _EXCL, _TRUNC = int(Oflags.CREAT), int(Oflags.EXCL), int(Oflags.TRUNC)
-_DIRECTORY = int(Oflags.DIRECTORY)
-_READDIR = int(Rights.FD_READDIR)
-_FD_WRITE = int(Rights.FD_WRITE)
-_CUR = int(Whence.CUR)
-_WHOLE_LISTING = 1 << 20  # bytes of dirents asked for at a time while counting
+REFUSALS = {"EDQUOT": ErrorCode.QUOTA, "ENOSPC": ErrorCode.INSUFFICIENT_SPACE}
 
 
 @dataclass(eq=False, slots=True)
 class Tracked(Wrapped):
-    """A quota handle: the lower handle, whether writes append, and the file it has open."""
+    """A quota handle: the lower handle, and the file it has open."""
 
-    append: bool = False
     file: FileKey | None = None
 
 
@@ -118,39 +106,36 @@ class _Quota:
     """One quota layer instance: its usage count and its rules."""
 
     def __init__(self, ctx: Context, max_bytes: int | None, max_inodes: int | None,
-                 refusal: Errno) -> None:
+                 refusal: ErrorCode) -> None:
         self.layer = Wrapping(ctx, "quota", Tracked, before_release=self._released)
         self.max_bytes, self.max_inodes, self.refusal = max_bytes, max_inodes, refusal
         self.bytes = self.inodes = 0
         self.counted = False
         self.open_files: Counter[FileKey] = Counter()  # files open through the layer
         self.orphans: set[FileKey] = set()  # open files whose last name is gone
-        self._stat = self._below("stat")
-        self._stat_at = self._below("stat_at")
-        self._seek = self._below("seek")
-        self._fdstat = self._below("fdstat")
-
-    def _below(self, name: str) -> Callable[..., Any]:
-        return cast(BoundFunc, self.layer.below[name]).lowered
+        below = self.layer.call_below
+        self._stat, self._stat_at, self._get_flags = (
+            below("stat"), below("stat_at"), below("get_flags"))
 
     def exports(self) -> dict[str, Func | ResourceType]:
         layer = self.layer
         rules: dict[str, Rule] = {
-            **rules_for(PASSED, layer.forward),
-            **rules_for(CLOSES, layer.close),
             "open_at": self.open_at,
-            "set_flags": self.set_flags,
-            "mkdir_at": self.creating,
+            "preopen": layer.forward,
+            "create_directory_at": self.creating,
             "symlink_at": self.creating,
-            "rmdir_at": self.rmdir_at,
-            "unlink_at": self.unlink_at,
+            "remove_directory_at": self.remove_directory_at,
+            "unlink_file_at": self.unlink_file_at,
             "rename_at": self.rename_at,
+            "link_at": layer.forward,  # a name, not an inode
+            "set_times": layer.forward,
+            "set_times_at": layer.forward,
         }
         if self.max_bytes is not None:  # otherwise writes have nothing to count
-            rules |= {"write": self.write, "pwrite": self.pwrite, "set_size": self.set_size}
+            rules |= {"write": self.write, "append": self.append, "set_size": self.set_size}
         else:
-            rules |= rules_for(frozenset({"write", "pwrite", "set_size"}), layer.forward)
-        return layer.exports(rules, default=lambda bound: layer.refuse(bound, Errno.NOTSUP))
+            rules |= dict.fromkeys(("write", "append", "set_size"), layer.forward)
+        return layer.exports(rules, {Category.READS: layer.forward})
 
     # -- the count -------------------------------------------------------------------------
     def _ensure_counted(self) -> None:
@@ -160,49 +145,47 @@ class _Quota:
             return
         below = self.layer.below
         seen: dict[FileKey, int] = {}  # every file found, and its bytes
-        for index in range(below.preopen_count()):
+        for index in range(len(below.preopen_paths())):
             root = below.preopen(index)
             try:
                 self._walk(root, seen)
             finally:
-                self.layer.close_below("close", root)
+                self.layer.end_below("descriptor", root)
         self.bytes, self.inodes = sum(seen.values()), len(seen)
         self.counted = True
 
     def _walk(self, directory: int, seen: dict[FileKey, int]) -> None:
         below = self.layer.below
-        stream = below.open_directory(directory)
+        stream = below.read_directory(directory)
         names: list[str] = []
         try:
-            cookie = 0
-            while batch := below.read_directory(stream, cookie, _WHOLE_LISTING):
-                cookie += len(batch)
-                names += [name.decode() for name, _, _ in batch if name not in (b".", b"..")]
+            while (entry := below.read_directory_entry(stream)) is not None:
+                names.append(entry.name)
         finally:
-            self.layer.close_below("close_directory", stream)
+            self.layer.end_below(STREAM, stream)
         for name in names:
             try:
-                st: Stat = below.stat_at(directory, name, False)
-            except (WasiError, OSError):  # gone since the listing, or not to be looked at
+                st: Stat = below.stat_at(directory, 0, name)
+            except (FsError, OSError):  # gone since the listing, or not to be looked at
                 continue
             if _key(st) in seen:  # another name of a file already counted
                 continue
             seen[_key(st)] = _bytes(st)
             if st.kind is FileKind.DIRECTORY:
-                inner = below.open_at(directory, name, False, _DIRECTORY, 0, _READDIR, _READDIR)
+                inner = below.open_at(directory, 0, name, DIRECTORY, READ)
                 try:
                     self._walk(inner, seen)
                 finally:
-                    self.layer.close_below("close", inner)
+                    self.layer.end_below("descriptor", inner)
 
     def _check(self, nbytes: int = 0, inodes: int = 0) -> None:
         """Refuse if adding ``nbytes`` and ``inodes`` would pass a limit."""
         self._ensure_counted()
         if nbytes > 0 and self.max_bytes is not None and self.bytes + nbytes > self.max_bytes:
-            raise WasiError(self.refusal)
+            raise FsError(self.refusal)
         if inodes > 0 and self.max_inodes is not None and (
                 self.inodes + inodes > self.max_inodes):
-            raise WasiError(self.refusal)
+            raise FsError(self.refusal)
 
     def _account(self, nbytes: int = 0, inodes: int = 0) -> None:
         # Before the walk there is nothing to adjust: the walk will see the tree as it is.
@@ -212,19 +195,19 @@ class _Quota:
 
     def _grow(self, lower: int, growth: int) -> None:
         """Refuse ``growth`` more bytes past the limit, unless the descriptor is not open for
-        writing: the implementation's own answer (EBADF, EINVAL) comes first."""
+        writing: the implementation's own answer (bad-descriptor, invalid) comes first."""
         if growth > 0:
             try:
                 self._check(nbytes=growth)
-            except WasiError:
-                if self._fdstat(lower)[2] & _FD_WRITE:
+            except FsError:
+                if self._get_flags(lower) & WRITE:
                     raise
 
     def _stat_or_none(self, lower: int, path: str, follow: bool) -> Stat | None:
         try:
-            found: Stat = self._stat_at(lower, path, follow)
+            found: Stat = self._stat_at(lower, SYMLINK_FOLLOW if follow else 0, path)
             return found
-        except (WasiError, OSError):  # the call itself will answer why, if it matters
+        except (FsError, OSError):  # the call itself will answer why, if it matters
             return None
 
     def _name_gone(self, st: Stat) -> None:
@@ -250,46 +233,36 @@ class _Quota:
             self.orphans.discard(key)
             try:
                 size = self._stat(rep.lower).size
-            except (WasiError, Trap):  # the layer itself is being torn down
+            except (FsError, Trap):  # the layer itself is being torn down
                 return
             self._account(-size, -1)
 
     # -- rules -----------------------------------------------------------------------------
-    def write(self, bound: BoundFunc) -> Callable[..., Any]:
-        write_below, rep_of = bound.lowered, self.layer.rep_of
-        ((_, rtype),) = self.layer.handle_slots(bound)
+    def _growing(self, function: Function, at_end: bool) -> Callable[..., Any]:
+        """write (at an offset) and append (at the end): refused whole past the limit."""
+        write_below, lower_of = self.layer.call_below(function.name), self.layer.lower_of
+        ((_, rtype),) = self.layer.handle_slots(function)
 
-        def write(h: Any, buf: Any) -> int:
-            rep: Tracked = rep_of(h, rtype)
-            lower = rep.lower
+        def growing(h: Any, buf: Any, *offset: int) -> int:
+            lower = lower_of(h, rtype)
             size = self._stat(lower).size
-            at = size if rep.append else self._seek(lower, 0, _CUR)
+            at = size if at_end else offset[0]
             self._grow(lower, at + _length(buf) - size)
-            written: int = write_below(lower, buf)
+            written: int = write_below(lower, buf, *offset)
             self._account(max(0, at + written - size))
             return written
 
-        return write
+        return growing
 
-    def pwrite(self, bound: BoundFunc) -> Callable[..., Any]:
-        pwrite_below, rep_of = bound.lowered, self.layer.rep_of
-        ((_, rtype),) = self.layer.handle_slots(bound)
+    def write(self, function: Function) -> Callable[..., Any]:
+        return self._growing(function, at_end=False)
 
-        def pwrite(h: Any, buf: Any, offset: int) -> int:
-            rep: Tracked = rep_of(h, rtype)
-            lower = rep.lower
-            size = self._stat(lower).size
-            at = size if rep.append else offset  # Linux appends whatever the offset
-            self._grow(lower, at + _length(buf) - size)
-            written: int = pwrite_below(lower, buf, offset)
-            self._account(max(0, at + written - size))
-            return written
+    def append(self, function: Function) -> Callable[..., Any]:
+        return self._growing(function, at_end=True)
 
-        return pwrite
-
-    def set_size(self, bound: BoundFunc) -> Callable[..., Any]:
-        set_below, lower_of = bound.lowered, self.layer.lower_of
-        ((_, rtype),) = self.layer.handle_slots(bound)
+    def set_size(self, function: Function) -> Callable[..., Any]:
+        set_below, lower_of = self.layer.call_below(function.name), self.layer.lower_of
+        ((_, rtype),) = self.layer.handle_slots(function)
 
         def set_size(h: Any, size: int) -> None:
             lower = lower_of(h, rtype)
@@ -300,26 +273,27 @@ class _Quota:
 
         return set_size
 
-    def open_at(self, bound: BoundFunc) -> Callable[..., Any]:
-        open_below, lower_of, layer = bound.lowered, self.layer.lower_of, self.layer
-        ((_, rtype),) = layer.handle_slots(bound)
-        result_type = layer.result_type(bound)
+    def open_at(self, function: Function) -> Callable[..., Any]:
+        layer = self.layer
+        open_below, lower_of = layer.call_below(function.name), layer.lower_of
+        ((_, rtype),) = layer.handle_slots(function)
+        result_type = layer.result_type(function)
         assert result_type is not None
 
-        def open_at(h: Any, path: str, follow: bool, oflags: int, fdflags: int, rights: int,
-                    inheriting: int) -> int:
+        def open_at(h: Any, path_flags: int, path: str, open_flags: int, flags: int) -> int:
             directory = lower_of(h, rtype)
             before, create = None, False
-            if oflags & (_CREAT | _TRUNC):
+            if open_flags & (CREATE | TRUNCATE):
                 self._ensure_counted()
                 # O_CREAT|O_EXCL never follows a final symlink: the name is what counts.
-                exclusive = oflags & _CREAT and oflags & _EXCL
-                before = self._stat_or_none(directory, path, follow and not exclusive)
-                create = bool(oflags & _CREAT) and before is None
+                exclusive = open_flags & CREATE and open_flags & EXCLUSIVE
+                follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
+                before = self._stat_or_none(directory, path, follow)
+                create = bool(open_flags & CREATE) and before is None
                 if create:
                     self._check(inodes=1)
-            opened = open_below(directory, path, follow, oflags, fdflags, rights, inheriting)
-            rep = Tracked(opened, append=bool(fdflags & _APPEND))
+            opened = open_below(directory, path_flags, path, open_flags, flags)
+            rep = Tracked(opened)
             handle = layer.wrap(result_type, rep)
             st: Stat = self._stat(opened)
             if st.kind is FileKind.REGULAR:
@@ -327,26 +301,15 @@ class _Quota:
                 self.open_files[rep.file] += 1
             if create:
                 self._account(inodes=1)
-            if oflags & _TRUNC and before is not None:
+            if open_flags & TRUNCATE and before is not None:
                 self._account(-_bytes(before))
             return handle
 
         return open_at
 
-    def set_flags(self, bound: BoundFunc) -> Callable[..., Any]:
-        set_below, rep_of = bound.lowered, self.layer.rep_of
-        ((_, rtype),) = self.layer.handle_slots(bound)
-
-        def set_flags(h: Any, flags: int) -> None:
-            rep: Tracked = rep_of(h, rtype)
-            set_below(rep.lower, flags)
-            rep.append = bool(flags & _APPEND)
-
-        return set_flags
-
-    def creating(self, bound: BoundFunc) -> Callable[..., Any]:
-        """mkdir_at, symlink_at: one inode more."""
-        make_below = self.layer.forward(bound)
+    def creating(self, function: Function) -> Callable[..., Any]:
+        """create_directory_at, symlink_at: one inode more."""
+        make_below = self.layer.forward(function)
 
         def creating(*args: Any) -> None:
             self._check(inodes=1)
@@ -355,21 +318,21 @@ class _Quota:
 
         return creating
 
-    def rmdir_at(self, bound: BoundFunc) -> Callable[..., Any]:
-        remove_below = self.layer.forward(bound)
+    def remove_directory_at(self, function: Function) -> Callable[..., Any]:
+        remove_below = self.layer.forward(function)
 
-        def rmdir_at(h: Any, path: str) -> None:
+        def remove_directory_at(h: Any, path: str) -> None:
             self._ensure_counted()
             remove_below(h, path)
             self._account(inodes=-1)
 
-        return rmdir_at
+        return remove_directory_at
 
-    def unlink_at(self, bound: BoundFunc) -> Callable[..., Any]:
-        unlink_below, lower_of = bound.lowered, self.layer.lower_of
-        ((_, rtype),) = self.layer.handle_slots(bound)
+    def unlink_file_at(self, function: Function) -> Callable[..., Any]:
+        unlink_below, lower_of = self.layer.call_below(function.name), self.layer.lower_of
+        ((_, rtype),) = self.layer.handle_slots(function)
 
-        def unlink_at(h: Any, path: str) -> None:
+        def unlink_file_at(h: Any, path: str) -> None:
             directory = lower_of(h, rtype)
             self._ensure_counted()
             before = self._stat_or_none(directory, path, False)  # stat before it is gone
@@ -377,11 +340,11 @@ class _Quota:
             if before is not None:
                 self._name_gone(before)
 
-        return unlink_at
+        return unlink_file_at
 
-    def rename_at(self, bound: BoundFunc) -> Callable[..., Any]:
-        rename_below, lower_of = bound.lowered, self.layer.lower_of
-        (_, rtype), (_, rtype2) = self.layer.handle_slots(bound)
+    def rename_at(self, function: Function) -> Callable[..., Any]:
+        rename_below, lower_of = self.layer.call_below(function.name), self.layer.lower_of
+        (_, rtype), (_, rtype2) = self.layer.handle_slots(function)
 
         def rename_at(h: Any, path: str, h2: Any, path2: str) -> None:
             source, target = lower_of(h, rtype), lower_of(h2, rtype2)

@@ -1,37 +1,28 @@
 """What every policy layer shares: private types wrapping the lower ones, and derived exports.
 
-A layer imports the WASI-like interface as ``lower`` and exports the same interface. For each
-resource type below (``descriptor``, ``directory-stream``) it defines a private counterpart
-(``<prefix>-descriptor``...), exported under the same name, whose representation holds the
-lower handle: the layer keeps that handle in its own table and never hands it out. The
-type's destructor drops the lower handle, so closing through the layer, or tearing down a
-client that left something open, closes it below. Each lower function is exported again with
-its signature's types swapped; a policy decides, function by function, what the exported one
-does, from the building blocks here: forward, refuse, close.
+A layer imports the implementation interface as ``lower`` and exports the same interface
+(:mod:`virtwasi.filesystem.interface`). For each resource type below (``descriptor``,
+``directory-entry-stream``) it defines a private counterpart (``<prefix>-descriptor``...),
+exported under the same name, whose representation holds the lower handle: the layer keeps
+that handle in its own table and never hands it out. The type's destructor drops the lower
+handle, so closing through the layer, or tearing down a client that left something open,
+closes it below. Each function of the interface is exported again; a policy decides what
+each does, from its declared category and a few rules of its own, with the building blocks
+here: forward, refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..wasi.abi import Errno
-from ..wasi.errors import WasiError
-from ..world import (
-    BoundFunc,
-    Context,
-    Func,
-    HandleParam,
-    ResourceType,
-    Semantics,
-    Trap,
-    TrapReason,
-    Value,
-)
+from ..filesystem.errors import ErrorCode, FsError
+from ..filesystem.interface import FUNCTIONS, Category, Function, Slot, export
+from ..world import Context, Func, ResourceType, Trap, TrapReason
 
-Rule = Callable[[BoundFunc], Callable[..., Any]]
-"""Makes the exported function for one lower function (given as bound for the layer)."""
+Rule = Callable[[Function], Callable[..., Any]]
+"""Makes the exported function for one function of the interface."""
 
 
 @dataclass(eq=False, slots=True)
@@ -46,9 +37,9 @@ class Wrapped:
 class Wrapping:
     """One layer instance's private types and its view of the interface below.
 
-    ``before_release`` runs with a representation and its type's exported name just before
-    its lower handle is dropped (a handle closed through the layer, or left open by a client
-    torn down).
+    ``before_release`` runs with a representation and its type's interface name just
+    before its lower handle is dropped (a handle ended through the layer, or left open by
+    a client torn down).
     """
 
     def __init__(self, ctx: Context, prefix: str, rep_type: type[Wrapped] = Wrapped,
@@ -56,23 +47,18 @@ class Wrapping:
         self.ctx = ctx
         self.rep_type = rep_type
         self.below = ctx.imports["lower"]
-        self.types: dict[str, ResourceType] = {}  # exported name -> the layer's own type
-        self.ours: dict[ResourceType, ResourceType] = {}  # lower type -> the layer's own
-        self.functions: dict[str, BoundFunc] = {}  # the lower functions, called as the layer
-        for name in self.below:
-            item = self.below[name]
-            if isinstance(item, ResourceType):
-                self.ours[item] = self.types[name] = self._wrapper_type(
-                    prefix, name, item, before_release)
-            else:
-                self.functions[name] = item
-
-        def rep_of(h: Any, rtype: ResourceType) -> Any:
-            # Under the component model a borrow reaches its definer as the rep itself.
-            return h if type(h) is rep_type else ctx.resource_rep(rtype, h)
+        self.lower_types: dict[str, ResourceType] = {}  # interface name -> the lower type
+        self.types: dict[str, ResourceType] = {}  # interface name -> the layer's own type
+        for slot in (Slot.DESCRIPTOR, Slot.STREAM):
+            lower = self.below[slot.value]
+            assert isinstance(lower, ResourceType)
+            self.lower_types[slot.value] = lower
+            self.types[slot.value] = self._wrapper_type(prefix, slot.value, lower,
+                                                        before_release)
+        rep_of = ctx.rep_of
 
         def lower_of(h: Any, rtype: ResourceType) -> Any:
-            rep: Wrapped = h if type(h) is rep_type else ctx.resource_rep(rtype, h)
+            rep: Wrapped = rep_of(rtype, h)
             return rep.lower
 
         self.rep_of = rep_of
@@ -95,21 +81,24 @@ class Wrapping:
 
         return ctx.resource_type(f"{prefix}-{name}", destructor=release)
 
-    # -- reading signatures ------------------------------------------------------------------
-    def handle_slots(self, bound: BoundFunc) -> tuple[tuple[int, ResourceType], ...]:
-        """(position, the layer's type) of every handle parameter of a lower function."""
-        return tuple((i, self.ours[p.rtype]) for i, p in enumerate(bound.params)
-                     if isinstance(p, HandleParam))
+    # -- reading the declaration ---------------------------------------------------------
+    def handle_slots(self, function: Function) -> tuple[tuple[int, ResourceType], ...]:
+        """(position, the layer's type) of every handle parameter of ``function``."""
+        return tuple((i, self.types[name]) for i, name in function.handles)
 
-    def result_type(self, bound: BoundFunc) -> ResourceType | None:
-        """The layer's type of the handle a lower function returns, if it returns one (no
-        function of the interface returns two)."""
-        results = [self.ours[r.rtype] for r in bound.results if isinstance(r, HandleParam)]
-        return results[0] if results else None
+    def result_type(self, function: Function) -> ResourceType | None:
+        """The layer's type of the handle ``function`` returns, if it returns one."""
+        result = function.result
+        return None if result in (None, Slot.VALUE) else self.types[result.value]
 
-    def _retyped(self, types: Sequence[HandleParam | Value]) -> list[HandleParam | Value]:
-        return [HandleParam(self.ours[t.rtype], t.kind) if isinstance(t, HandleParam) else t
-                for t in types]
+    def call_below(self, name: str) -> Callable[..., Any]:
+        """The lower function ``name``, called as the layer (handles: the lower ones)."""
+        bound = self.below[name]
+        return bound.lowered  # type: ignore[union-attr]
+
+    def end_below(self, name: str, h: int) -> None:
+        """End ``h``, a lower handle of type ``name`` the layer made for itself."""
+        self.ctx.end(self.lower_types[name], h)
 
     # -- building blocks -----------------------------------------------------------------
     def wrap(self, rtype: ResourceType, rep: Wrapped) -> int:
@@ -117,13 +106,13 @@ class Wrapping:
         now holds)."""
         return self.ctx.resource_new(rtype, rep)
 
-    def forward(self, bound: BoundFunc) -> Callable[..., Any]:
+    def forward(self, function: Function) -> Callable[..., Any]:
         """Passes the call below with each handle swapped for the lower one it wraps, and
         wraps a returned handle in the layer's own type."""
-        call_below = bound.lowered
+        call_below = self.call_below(function.name)
         lower_of = self.lower_of
-        slots = self.handle_slots(bound)
-        wrap_as = self.result_type(bound)
+        slots = self.handle_slots(function)
+        wrap_as = self.result_type(function)
         if len(slots) == 1 and slots[0][0] == 0 and wrap_as is None:
             rtype = slots[0][1]
 
@@ -142,54 +131,28 @@ class Wrapping:
 
         return general
 
-    def refuse(self, bound: BoundFunc, errno: Errno) -> Callable[..., Any]:
-        """Answers ``errno`` without calling below (a bad handle still traps first)."""
-        slots = self.handle_slots(bound)
+    def refuse(self, function: Function, code: ErrorCode) -> Callable[..., Any]:
+        """Answers ``code`` without calling below (a bad handle still traps first)."""
+        slots = self.handle_slots(function)
         lower_of = self.lower_of
 
         def refused(*args: Any) -> Any:
             for i, rtype in slots:
                 lower_of(args[i], rtype)  # a closed or null handle traps, as it would below
-            raise WasiError(errno)
+            raise FsError(code)
 
         return refused
 
-    def close(self, bound: BoundFunc) -> Callable[..., Any]:
-        """Ends the caller's handle: the destructor then drops the lower one."""
-        ((_, rtype),) = self.handle_slots(bound)
-        ctx = self.ctx
-        # 2021: close is the explicit destroy the proposal gives WASI resources; dropping
-        # only the callee's copy would leave the caller's open.
-        end = ctx.resource_destroy if ctx.semantics is Semantics.PROPOSAL_2021 else (
-            ctx.resource_drop)
+    def exports(self, rules: Mapping[str, Rule], by_category: Mapping[Category, Rule]
+                ) -> dict[str, Func | ResourceType]:
+        """The layer's exports: its types, and for each function of the interface the one
+        its own rule makes, or else the rule of its category. A category without a rule
+        fails closed: a function added to the interface is refused (``unsupported``) by a
+        layer that has not decided about it."""
 
-        def closed(h: int) -> None:
-            end(rtype, h)
+        def unsupported(function: Function) -> Callable[..., Any]:
+            return self.refuse(function, ErrorCode.UNSUPPORTED)
 
-        return closed
-
-    def close_below(self, name: str, h: int) -> None:
-        """Close ``h``, a lower handle the layer made for itself, with the lower function
-        ``name`` (``close``, ``close_directory``)."""
-        bound = self.functions[name]
-        bound(h)
-        if self.ctx.semantics is Semantics.PROPOSAL_2021:
-            # The close destroyed the resource; the layer's own copy stays, null, until dropped.
-            (param,) = bound.params
-            assert isinstance(param, HandleParam)
-            self.ctx.resource_drop(param.rtype, h)
-
-    def exports(self, rules: Mapping[str, Rule], default: Rule) -> dict[str, Func | ResourceType]:
-        """The layer's exports: its types, and for each lower function the one its rule
-        (``default`` for a function without one) makes, under the lower function's name."""
-        exported: dict[str, Func | ResourceType] = dict(self.types)
-        for name, bound in self.functions.items():
-            fn = rules.get(name, default)(bound)
-            exported[name] = self.ctx.func(fn, self._retyped(bound.params),
-                                           self._retyped(bound.results), name=name)
-        return exported
-
-
-def rules_for(names: frozenset[str], rule: Rule) -> dict[str, Rule]:
-    """The same rule for each of ``names``."""
-    return dict.fromkeys(names, rule)
+        return export(self.ctx, self.types, {
+            name: rules.get(name, by_category.get(function.category, unsupported))(function)
+            for name, function in FUNCTIONS.items()})

@@ -1,9 +1,9 @@
 """Setting file times the way the kernel offers it: ``futimens`` and ``utimensat``.
 
-``os.utime`` cannot say "leave this time alone" or "now" to the kernel; WASI can, and the
-difference shows (setting only ``mtime`` must not touch ``atime``, and "now" is allowed to
-anyone who may write the file, not only its owner). So the two calls are made through libc,
-with ``UTIME_OMIT`` and ``UTIME_NOW``.
+``os.utime`` cannot say "leave this time alone" or "now" to the kernel; the interface can,
+and the difference shows (setting only ``mtime`` must not touch ``atime``, and "now" is
+allowed to anyone who may write the file, not only its owner). So the two calls are made
+through libc, with ``UTIME_OMIT`` and ``UTIME_NOW``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from ..wasi.abi import Fstflags
-from ..wasi.errors import check_flags
-from ..wasi.virtual import check_times
+from ..filesystem.interface import NOW, NewTimestamp
 
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -33,21 +31,18 @@ _utimensat = _libc.utimensat
 _utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, _Times, ctypes.c_int]
 
 
-def _spec(ns: int, flags: int, set_flag: int, now_flag: int) -> _Timespec:
-    if flags & now_flag:
+def _spec(given: NewTimestamp) -> _Timespec:
+    if given is None:
+        return _Timespec(0, UTIME_OMIT)
+    if given is NOW:
         return _Timespec(0, UTIME_NOW)
-    if flags & set_flag:
-        return _Timespec(ns // NS, ns % NS)
-    return _Timespec(0, UTIME_OMIT)
+    assert isinstance(given, int)
+    return _Timespec(given // NS, given % NS)
 
 
-def times(atim: int, mtim: int, flags: int) -> ctypes.Array[_Timespec]:
-    """The kernel's pair of timespecs for WASI's (atim, mtim, fstflags); unknown flag bits
-    trap, a time both given and 'now' is ``EINVAL``."""
-    check_flags("Fstflags", flags, Fstflags)
-    check_times(flags)
-    return _Times(_spec(atim, flags, Fstflags.ATIM, Fstflags.ATIM_NOW),
-                  _spec(mtim, flags, Fstflags.MTIM, Fstflags.MTIM_NOW))
+def times(atime: NewTimestamp, mtime: NewTimestamp) -> ctypes.Array[_Timespec]:
+    """The kernel's pair of timespecs."""
+    return _Times(_spec(atime), _spec(mtime))
 
 
 def _check(result: int) -> None:

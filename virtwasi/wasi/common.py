@@ -1,11 +1,10 @@
-"""The preview 1 imports whose answers do not depend on who implements the descriptors.
+"""The preview 1 imports that need no filesystem: arguments, environment, clocks,
+randomness, the process, polling, sockets and preopen names.
 
-Arguments, environment, clocks, randomness, the process, polling, sockets and preopen names
-answer the same whether the descriptors behind the fd table are handles of the virtual
-instance or host fds of the native implementation. Both implement them by subclassing
-:class:`CommonImports` and supplying three small hooks about their own fd table:
-:meth:`~CommonImports.entry`, :meth:`~CommonImports.prestat_name` and
-:meth:`~CommonImports.poll_fd`. The answers follow wasmtime's built-in WASI.
+:class:`~virtwasi.wasi.preview1.Preview1` adds the descriptor and path imports, and the
+three hooks these need of its fd table: :meth:`~CommonImports.entry`,
+:meth:`~CommonImports.prestat_name` and :meth:`~CommonImports.poll_fd`. The answers follow
+wasmtime's built-in WASI.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from .abi import (
@@ -52,15 +50,6 @@ class ProcExit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(f"exit with code {code}")
         self.code = code
-
-
-@dataclass(eq=False)
-class Stdio:
-    """fd 0, 1 or 2: a byte stream of the embedder's, not a descriptor of the implementation."""
-
-    reader: BinaryIO | None
-    writer: BinaryIO | None
-    rights: int
 
 
 def read_stream(reader: BinaryIO, buf: memoryview) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import errno as host_errno
 
+from ..filesystem.errors import ErrorCode, FsError
 from .abi import Errno, Fdflags, Lookupflags, Oflags, Rights
 
 
@@ -60,10 +61,24 @@ _HOST_TO_WASI[host_errno.EOPNOTSUPP] = Errno.NOTSUP  # the same number as ENOTSU
 _HOST_TO_WASI[host_errno.EWOULDBLOCK] = Errno.AGAIN
 
 
+def errno_name(errno: Errno) -> str:
+    """The POSIX name of a WASI errno (``ENOENT``)."""
+    return "E2BIG" if errno is Errno.TOOBIG else f"E{errno.name}"
+
+
+# The interface's error codes -> errnos, by their POSIX names.
+ERRNO_OF_CODE: dict[ErrorCode, Errno] = {code: Errno[code.value[1:]] for code in ErrorCode}
+
+ANSWERED = (WasiError, FsError, OSError)
+"""What a preview 1 call answers with an errno rather than a trap."""
+
+
 def errno_of(exc: BaseException) -> Errno:
     """The WASI errno a guest should see for ``exc`` (EIO when nothing more precise fits)."""
     if isinstance(exc, WasiError):
         return exc.errno
+    if isinstance(exc, FsError):
+        return ERRNO_OF_CODE[exc.code]
     if isinstance(exc, OSError) and exc.errno is not None:
         return _HOST_TO_WASI.get(exc.errno, Errno.IO)
     if isinstance(exc, MemoryError):

@@ -1,18 +1,34 @@
-"""The preview 1 adapter: one function per wasi_snapshot_preview1 import.
+"""The preview 1 adapter: one function per ``wasi_snapshot_preview1`` import, over the
+implementation interface (:mod:`virtwasi.filesystem.interface`).
 
-It runs with the client's privileges, inside the client instance: it keeps the client's fd
-table (fd -> stdio stream, or handle in the client's own handle table), moves bytes between
-guest memory and the virtual implementation, and turns every error into an errno. It never
-touches a descriptor's representation: that belongs to the implementation instance.
+It runs with the client's privileges, inside the client instance, as the official
+preview1-to-preview2 adapter does: it keeps the client's fd table (:mod:`.fdtable`), holds
+every descriptor as a handle in the client's own table, moves bytes between guest memory
+and the implementation, and turns every failure into an errno. Everything preview 1 has and
+the interface lacks lives here and nowhere else: rights, fd numbers, stdio as fds, file
+positions and the append flag, readdir cookies and dirents, the order in which flags are
+checked, errno numbers and struct packing. Whichever implementation is behind it (virtual,
+native, a stack of layers), the marshalling is this one.
 """
 
 from __future__ import annotations
 
 from typing import BinaryIO
 
+from ..filesystem.interface import (
+    DESCRIPTOR,
+    MUTATE_DIRECTORY,
+    NOW,
+    READ,
+    STREAM,
+    WRITE,
+    DescriptorFlags,
+    NewTimestamp,
+)
 from ..storage.base import FileKind, Stat
-from ..world import Context, Exports, ResourceType, Semantics
+from ..world import Context, Exports, ResourceType
 from .abi import (
+    ALL_RIGHTS,
     DIRENT,
     FDSTAT,
     FILESTAT,
@@ -24,134 +40,223 @@ from .abi import (
     Filetype,
     Fstflags,
     Lookupflags,
+    Oflags,
     Rights,
     Whence,
 )
-from .common import HANGUP, CommonImports, Stdio
-from .common import ProcExit as ProcExit
-from .common import read_stream as _read_stream
+from .common import HANGUP, CommonImports, read_stream
 from .errors import WasiError, check_enum, check_flags, check_open_flags
+from .fdtable import Entry, FdTable, Listing, Opened, Stdio
 from .memory import GuestMemory
-from .virtual import FILETYPE, check_times
 
-FdEntry = Stdio | int  # an int is a handle index in the client's table
+FILETYPE = {
+    FileKind.REGULAR: Filetype.REGULAR_FILE,
+    FileKind.DIRECTORY: Filetype.DIRECTORY,
+    FileKind.SYMLINK: Filetype.SYMBOLIC_LINK,
+    FileKind.CHARACTER_DEVICE: Filetype.CHARACTER_DEVICE,
+    FileKind.BLOCK_DEVICE: Filetype.BLOCK_DEVICE,
+    FileKind.SOCKET: Filetype.SOCKET_STREAM,
+    FileKind.FIFO: Filetype.UNKNOWN,
+    FileKind.UNKNOWN: Filetype.UNKNOWN,
+}
+_FILETYPE = {kind: int(filetype) for kind, filetype in FILETYPE.items()}
+_REGULAR = int(Filetype.REGULAR_FILE)  # enum members hash in Python: test the common one first
+_DIRECTORY = int(Filetype.DIRECTORY)
+
+# The rights wasmtime reports, so that fdstat answers match it bit for bit.
+PREOPEN_RIGHTS = 0x7B7FE00
+PREOPEN_INHERITING = ALL_RIGHTS & ~(
+    Rights.PATH_FILESTAT_SET_SIZE | Rights.SOCK_SHUTDOWN | Rights.SOCK_ACCEPT)
+DIRECTORY_RIGHTS = ALL_RIGHTS & ~(
+    Rights.FD_WRITE | Rights.FD_SEEK | Rights.FD_FILESTAT_SET_SIZE | Rights.PATH_FILESTAT_SET_SIZE)
+# What a directory that may not be changed (no mutate-directory flag) cannot do.
+MUTATING_RIGHTS = int(
+    Rights.FD_FILESTAT_SET_TIMES | Rights.PATH_CREATE_DIRECTORY | Rights.PATH_CREATE_FILE
+    | Rights.PATH_LINK_SOURCE | Rights.PATH_LINK_TARGET | Rights.PATH_RENAME_SOURCE
+    | Rights.PATH_RENAME_TARGET | Rights.PATH_FILESTAT_SET_SIZE
+    | Rights.PATH_FILESTAT_SET_TIMES | Rights.PATH_SYMLINK | Rights.PATH_REMOVE_DIRECTORY
+    | Rights.PATH_UNLINK_FILE)
+MAX_POSITION = 2**64 - 1
+_SYNC_FDFLAGS = int(Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)
+_SYMLINK_FOLLOW = int(Lookupflags.SYMLINK_FOLLOW)
 
 # Bound once for the hot calls (plain ints: IntFlag arithmetic costs a microsecond).
 _pack_u32 = U32.pack_into
 _pack_fdstat = FDSTAT.pack_into
 _pack_filestat = FILESTAT.pack_into
-_SYMLINK_FOLLOW = int(Lookupflags.SYMLINK_FOLLOW)
-_FILETYPE = {kind: int(filetype) for kind, filetype in FILETYPE.items()}
-_REGULAR = int(Filetype.REGULAR_FILE)  # enum members hash in Python: test the common one first
 
 
-def _stat_fields(st: Stat) -> tuple[int, ...]:
-    return (st.dev, st.ino, FILETYPE[st.kind], st.nlink, st.size, st.atime_ns, st.mtime_ns,
+def rights_of(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
+    """The rights preview 1 reports for a descriptor of ``kind`` with descriptor
+    ``flags``: wasmtime's, less what the flags deny (a descriptor reached through a
+    directory that may not be changed, with no ``mutate-directory``, has no right that
+    could change the tree)."""
+    if kind is FileKind.DIRECTORY:
+        base, inheriting = ((PREOPEN_RIGHTS, int(PREOPEN_INHERITING)) if preopen
+                            else (int(DIRECTORY_RIGHTS), int(DIRECTORY_RIGHTS)))
+    else:
+        base = ALL_RIGHTS
+        if not flags & READ:
+            base &= ~int(Rights.FD_READ | Rights.FD_READDIR)
+        if not flags & WRITE:
+            base &= ~int(Rights.FD_WRITE)
+        inheriting = base
+    if not flags & MUTATE_DIRECTORY:
+        base, inheriting = base & ~MUTATING_RIGHTS, inheriting & ~MUTATING_RIGHTS
+    return int(base), int(inheriting)
+
+
+def _filestat(st: Stat) -> tuple[int, ...]:
+    return (st.dev, st.ino, _FILETYPE[st.kind], st.nlink, st.size, st.atime_ns, st.mtime_ns,
             st.ctime_ns)
 
 
-class Preview1(CommonImports):
-    """The imports of one client. ``memory`` is attached once the module is instantiated.
-    Those that do not depend on the implementation come from :class:`CommonImports`."""
+def check_times(flags: int) -> None:
+    if (flags & Fstflags.ATIM and flags & Fstflags.ATIM_NOW) or (
+            flags & Fstflags.MTIM and flags & Fstflags.MTIM_NOW):
+        raise WasiError(Errno.INVAL, "a time may be given or 'now', not both")
 
-    def __init__(
-        self,
-        wasi: Exports,
-        args: list[str],
-        env: list[str],
-        stdin: BinaryIO | None,
-        stdout: BinaryIO | None,
-        stderr: BinaryIO | None,
-        client: Context | None = None,
-    ) -> None:
+
+def _timestamp(given: int, flags: int, set_flag: int, now_flag: int) -> NewTimestamp:
+    if flags & now_flag:
+        return NOW
+    return given if flags & set_flag else None
+
+
+def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
+    """The descriptor flags a ``path_open`` asks for: asked for neither reading nor writing,
+    wasmtime opens for reading; creating or truncating opens for writing too."""
+    flags = MUTATE_DIRECTORY
+    if base & Rights.FD_READ or not base & Rights.FD_WRITE:
+        flags |= READ
+    if base & Rights.FD_WRITE or oflags & (Oflags.CREAT | Oflags.TRUNC):
+        flags |= WRITE
+    if fdflags & Fdflags.SYNC:
+        flags |= DescriptorFlags.FILE_INTEGRITY_SYNC
+    if fdflags & Fdflags.DSYNC:
+        flags |= DescriptorFlags.DATA_INTEGRITY_SYNC
+    if fdflags & Fdflags.RSYNC:
+        flags |= DescriptorFlags.REQUESTED_WRITE_SYNC
+    return flags
+
+
+class Preview1(CommonImports):
+    """The imports of one client over the interface ``wasi`` (as the client calls it).
+    ``memory`` is attached once the module is instantiated."""
+
+    def __init__(self, wasi: Exports, client: Context, args: list[str], env: list[str],
+                 stdin: BinaryIO | None, stdout: BinaryIO | None,
+                 stderr: BinaryIO | None) -> None:
+        super().__init__(args, env)
         self.wasi = wasi
-        # Under proposal-2021 a close destroys the resource but leaves this client's own
-        # handle null in its table; the client's context lets the adapter drop it.
-        self._client = client if client is not None and (
-            client.semantics is Semantics.PROPOSAL_2021) else None
+        self._client = client
+        self._descriptor = self._type(DESCRIPTOR)
+        self._stream = self._type(STREAM)
         # Bound once: looking an export up by name on every call costs more than the call.
-        # Lowered: the membrane call specialized for this client and function, no wrapper.
-        self._fdstat = wasi.fdstat.lowered
-        self._write = wasi.write.lowered
         self._read = wasi.read.lowered
+        self._write = wasi.write.lowered
+        self._stat = wasi.stat.lowered
         self._stat_at = wasi.stat_at.lowered
         self.memory: GuestMemory
-        self._streams: dict[int, int] = {}  # fd -> its directory-stream handle
-        super().__init__(args, env)
-        self.fds: list[FdEntry | None] = [
+        self.table = FdTable([
             Stdio(stdin, None, Rights.FD_READ),
             Stdio(None, stdout, Rights.FD_WRITE),
             Stdio(None, stderr, Rights.FD_WRITE),
-        ]
-        for index in range(wasi.preopen_count()):
-            self.fds.append(wasi.preopen(index))
+        ])
+        for index, guest in enumerate(wasi.preopen_paths()):
+            self.table.add(self._opened(wasi.preopen(index), preopen=guest))
 
-    # -- the fd table --------------------------------------------------------------------
-    def entry(self, fd: int) -> FdEntry:
-        entry = self.fds[fd] if fd < len(self.fds) else None
-        if entry is None:
-            raise WasiError(Errno.BADF)
-        return entry
+    def _type(self, name: str) -> ResourceType:
+        rtype = self.wasi[name]
+        assert isinstance(rtype, ResourceType)
+        return rtype
 
-    def handle(self, fd: int, on_stream: Errno = Errno.BADF) -> int:
-        """The descriptor handle behind ``fd``; ``on_stream`` answers for stdio."""
+    def _opened(self, handle: int, *, preopen: str | None = None, append: bool = False,
+                nonblock: bool = False) -> Opened:
+        kind = self.wasi.get_type(handle)
+        flags = self.wasi.get_flags(handle)
+        rights, inheriting = rights_of(kind, flags, preopen is not None)
+        if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
+            append = nonblock = False
+        return Opened(handle, _FILETYPE[kind], rights, inheriting, bool(flags & READ),
+                      append=append, nonblock=nonblock, preopen=preopen)
+
+    # -- the fd table ----------------------------------------------------------------------
+    def entry(self, fd: int) -> Entry:
+        return self.table.get(fd)
+
+    def opened(self, fd: int, on_stream: Errno = Errno.BADF) -> Opened:
+        """The descriptor behind ``fd``; ``on_stream`` answers for stdio."""
         entry = self.entry(fd)
-        if isinstance(entry, Stdio):
+        if type(entry) is not Opened:
             raise WasiError(on_stream)
         return entry
 
-    def allocate(self, entry: FdEntry) -> int:
-        # wasmtime hands out the highest free number first, not POSIX's lowest: programs
-        # that lose stdout to fd_renumber (yosys's abc pass) see the next file opened take
-        # the old stdout number under lowest-first, and their log lands in that file.
-        fds = self.fds
-        for fd in range(len(fds) - 1, -1, -1):
-            if fds[fd] is None:
-                fds[fd] = entry
-                return fd
-        fds.append(entry)
-        return len(fds) - 1
+    def file(self, fd: int, on_stream: Errno = Errno.BADF) -> Opened:
+        """A descriptor that is not a directory (``EBADF`` for one)."""
+        entry = self.opened(fd, on_stream)
+        if entry.filetype == _DIRECTORY:
+            raise WasiError(Errno.BADF)
+        return entry
+
+    def handle(self, fd: int) -> int:
+        return self.opened(fd).handle
 
     def path(self, ptr: int, length: int) -> str:
         return self.memory.string(ptr, length)
 
     def prestat_name(self, fd: int) -> str | None:
         entry = self.entry(fd)
-        return None if isinstance(entry, Stdio) else self.wasi.preopen_name(entry)
+        return entry.preopen if type(entry) is Opened else None
 
     def poll_fd(self, fd: int, write: bool) -> int:
         entry = self.entry(fd)
-        if isinstance(entry, Stdio):
+        if type(entry) is not Opened:
             if not entry.rights & (Rights.FD_WRITE if write else Rights.FD_READ):
                 raise WasiError(Errno.BADF)
             return 0
-        if self._fdstat(entry)[0] != Filetype.REGULAR_FILE:
+        if entry.filetype != _REGULAR:
             raise WasiError(Errno.BADF)
         if write:
             return 0
-        at_end = self.wasi.seek(entry, 0, Whence.CUR) >= self.wasi.stat(entry).size
-        return HANGUP if at_end else 0
+        return HANGUP if entry.position >= self._stat(entry.handle).size else 0
 
-    # -- descriptors ----------------------------------------------------------------------
-    # The hot calls (fd_write, fd_read, fd_fdstat_get, path_filestat_get) do inline what
-    # entry() and memory.pack() do, and fall back to them for anything unusual (a stdio or
-    # missing fd, a pointer that needs a check): the answers are the same, faster.
+    def _end(self, entry: Entry) -> None:
+        """Close what ``entry`` holds: its listing's stream, then its descriptor (whose
+        destructor may answer an error, as a close does)."""
+        if type(entry) is not Opened:
+            return
+        listing, entry.listing = entry.listing, None
+        if listing is not None:
+            self._client.end(self._stream, listing.stream)
+        self._client.end(self._descriptor, entry.handle)
+
+    # -- reading and writing -----------------------------------------------------------
+    # The hot calls do inline what entry() and memory.pack() do, and fall back to them for
+    # anything unusual (a stdio or missing fd, a pointer that needs a check).
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> None:
         memory = self.memory
         buf = memory.first_buffer(iovs, count)
         try:
-            entry = self.fds[fd]
+            entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
-        if type(entry) is not int:
+        if type(entry) is not Opened:
             entry = self.entry(fd)
-        if isinstance(entry, Stdio):
-            if entry.writer is None:
-                raise WasiError(Errno.BADF)
-            total = entry.writer.write(buf) or 0
-            entry.writer.flush()
+        if isinstance(entry, Opened):
+            if entry.append:
+                total = self.wasi.append(entry.handle, buf)
+                entry.position = self._stat(entry.handle).size
+            else:
+                total = self._write(entry.handle, buf, entry.position)
+                entry.position += total
+        elif entry.rights & Rights.FD_WRITE:
+            total = len(buf)
+            if entry.writer is not None:  # no stream: a sink, as in wasmtime
+                entry.writer.write(buf)
+                entry.writer.flush()
         else:
-            total = self._write(entry, buf)
+            raise WasiError(Errno.BADF)
         view = memory.view
         if nwritten & 3 or nwritten + 4 > len(view):
             memory.pack(U32, nwritten, total)
@@ -162,17 +267,19 @@ class Preview1(CommonImports):
         memory = self.memory
         buf = memory.first_buffer(iovs, count)
         try:
-            entry = self.fds[fd]
+            entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
-        if type(entry) is not int:
+        if type(entry) is not Opened:
             entry = self.entry(fd)
-        if isinstance(entry, Stdio):
-            if entry.reader is None:
-                raise WasiError(Errno.BADF)
-            total = _read_stream(entry.reader, buf)
+        if isinstance(entry, Opened):
+            total = self._read(entry.handle, buf, entry.position)
+            entry.position += total
+        elif entry.rights & Rights.FD_READ:
+            # No stream given: an empty one, as wasmtime's stdin is by default.
+            total = read_stream(entry.reader, buf) if entry.reader is not None else 0
         else:
-            total = self._read(entry, buf)
+            raise WasiError(Errno.BADF)
         view = memory.view
         if nread & 3 or nread + 4 > len(view):
             memory.pack(U32, nread, total)
@@ -180,59 +287,68 @@ class Preview1(CommonImports):
             _pack_u32(view, nread, total)
 
     # Positional I/O on stdio: ESPIPE where the stream goes the right way, else EBADF.
+    def _positional(self, fd: int, right: int) -> Opened:
+        entry = self.entry(fd)
+        if type(entry) is not Opened:
+            raise WasiError(Errno.SPIPE if entry.rights & right else Errno.BADF)
+        return entry
+
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
         buf = self.memory.first_buffer(iovs, count)
-        entry = self.entry(fd)
-        if isinstance(entry, Stdio):
-            raise WasiError(Errno.SPIPE if entry.reader is not None else Errno.BADF)
-        self.memory.pack(U32, nread, self.wasi.pread(entry, buf, offset))
+        entry = self._positional(fd, Rights.FD_READ)
+        self.memory.pack(U32, nread, self._read(entry.handle, buf, offset))
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> None:
         buf = self.memory.first_buffer(iovs, count)
-        entry = self.entry(fd)
-        if isinstance(entry, Stdio):
-            raise WasiError(Errno.SPIPE if entry.writer is not None else Errno.BADF)
-        self.memory.pack(U32, nwritten, self.wasi.pwrite(entry, buf, offset))
+        entry = self._positional(fd, Rights.FD_WRITE)
+        if entry.append:  # Linux appends whatever the offset, and so does wasmtime
+            written = self.wasi.append(entry.handle, buf)
+        else:
+            written = self._write(entry.handle, buf, offset)
+        self.memory.pack(U32, nwritten, written)
 
     def fd_seek(self, fd: int, delta: int, whence: int, newoffset: int) -> None:
         check_enum("Whence", whence, Whence.END)
-        handle = self.handle(fd, Errno.SPIPE)
-        self.memory.pack(U64, newoffset, self.wasi.seek(handle, delta, whence))
+        entry = self.file(fd, Errno.SPIPE)
+        if whence == Whence.SET:
+            target = delta
+        elif whence == Whence.CUR:
+            target = entry.position + delta
+        else:
+            target = self._stat(entry.handle).size + delta
+        if not 0 <= target <= MAX_POSITION:
+            raise WasiError(Errno.INVAL)
+        entry.position = target
+        self.memory.pack(U64, newoffset, target)
 
     def fd_tell(self, fd: int, ptr: int) -> None:
-        self.memory.pack(U64, ptr, self.wasi.seek(self.handle(fd, Errno.SPIPE), 0, Whence.CUR))
+        self.memory.pack(U64, ptr, self.file(fd, Errno.SPIPE).position)
 
+    # -- the descriptor itself -----------------------------------------------------------
     def fd_close(self, fd: int) -> None:
-        entry = self.entry(fd)
-        self.fds[fd] = None
-        self._drop_stream(fd)
-        if not isinstance(entry, Stdio):
-            self.wasi.close(entry)
-            self._drop_own(entry, "descriptor")
+        self._end(self.table.remove(fd))
 
     def fd_renumber(self, fd: int, to: int) -> None:
         entry = self.entry(fd)
-        self.entry(to)
+        replaced = self.entry(to)
         if fd == to:
             return
-        self.fd_close(to)
-        self.fds[to] = entry
-        self.fds[fd] = None
-        stream = self._streams.pop(fd, None)
-        if stream is not None:
-            self._streams[to] = stream
+        self.table.put(to, entry)
+        self.table.remove(fd)
+        self._end(replaced)
 
     def fd_fdstat_get(self, fd: int, ptr: int) -> None:
         try:
-            entry = self.fds[fd]
+            entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
-        if type(entry) is not int:
+        if entry is None:
             entry = self.entry(fd)
-        if isinstance(entry, Stdio):
-            filetype, flags, rights, inheriting = Filetype.UNKNOWN, 0, entry.rights, entry.rights
+        if type(entry) is Opened:
+            flags = (1 if entry.append else 0) | (4 if entry.nonblock else 0)  # Fdflags bits
+            filetype, rights, inheriting = entry.filetype, entry.rights, entry.inheriting
         else:
-            filetype, flags, rights, inheriting = self._fdstat(entry)
+            filetype, flags, rights, inheriting = 0, 0, entry.rights, entry.rights
         view = self.memory.view
         if ptr & 7 or ptr + 24 > len(view):
             self.memory.pack(FDSTAT, ptr, filetype, flags, rights, inheriting)
@@ -241,21 +357,25 @@ class Preview1(CommonImports):
 
     def fd_fdstat_set_flags(self, fd: int, flags: int) -> None:
         check_flags("Fdflags", flags, Fdflags)
-        self.wasi.set_flags(self.handle(fd), flags)
+        entry = self.file(fd)
+        if flags & _SYNC_FDFLAGS:
+            raise WasiError(Errno.INVAL, "only APPEND and NONBLOCK can be changed")
+        entry.append = bool(flags & Fdflags.APPEND)
+        entry.nonblock = bool(flags & Fdflags.NONBLOCK)  # files never block
 
     def fd_fdstat_set_rights(self, fd: int, base: int, inheriting: int) -> None:
         check_flags("Rights", base, Rights)
         check_flags("Rights", inheriting, Rights)
-        self.handle(fd)
+        self.opened(fd)
         # Rights are not enforced (as in wasmtime), so none can be dropped either.
         raise WasiError(Errno.NOTSUP)
 
     def fd_filestat_get(self, fd: int, ptr: int) -> None:
         entry = self.entry(fd)
-        if isinstance(entry, Stdio):
-            self.memory.pack(FILESTAT, ptr, 0, 0, Filetype.UNKNOWN, 0, 0, 0, 0, 0)
+        if type(entry) is Opened:
+            self.memory.pack(FILESTAT, ptr, *_filestat(self._stat(entry.handle)))
         else:
-            self.memory.pack(FILESTAT, ptr, *_stat_fields(self.wasi.stat(entry)))
+            self.memory.pack(FILESTAT, ptr, 0, 0, Filetype.UNKNOWN, 0, 0, 0, 0, 0)
 
     def fd_filestat_set_size(self, fd: int, size: int) -> None:
         self.wasi.set_size(self.handle(fd), size)
@@ -263,67 +383,99 @@ class Preview1(CommonImports):
     def fd_filestat_set_times(self, fd: int, atim: int, mtim: int, flags: int) -> None:
         check_flags("Fstflags", flags, Fstflags)
         check_times(flags)  # before the fd, as in wasmtime
-        self.wasi.set_times(self.handle(fd), atim, mtim, flags)
+        self.wasi.set_times(self.handle(fd),
+                            _timestamp(atim, flags, Fstflags.ATIM, Fstflags.ATIM_NOW),
+                            _timestamp(mtim, flags, Fstflags.MTIM, Fstflags.MTIM_NOW))
 
     def fd_sync(self, fd: int) -> None:
         self.wasi.sync(self.handle(fd))
 
     def fd_datasync(self, fd: int) -> None:
-        self.wasi.sync(self.handle(fd))
+        self.wasi.sync_data(self.handle(fd))
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> None:
         check_enum("Advice", advice, Advice.NOREUSE)
-        self.wasi.advise(self.handle(fd))
+        self.wasi.advise(self.handle(fd), offset, length, advice)
 
     def fd_allocate(self, fd: int, offset: int, length: int) -> None:
-        self.wasi.allocate(self.handle(fd))
+        self.file(fd)
+        raise WasiError(Errno.NOTSUP)  # as wasmtime, which never preallocates
 
+    # -- directories --------------------------------------------------------------------
     def fd_readdir(self, fd: int, buf: int, length: int, cookie: int, bufused: int) -> None:
-        """Dirents from ``cookie`` on, through a directory stream of the implementation
-        kept per fd (see ``DirectoryStream``): a listing read in many calls is taken once.
-        The last dirent is cut short when the buffer ends inside it, as in wasmtime."""
+        """Dirents from ``cookie`` on ("." and ".." first, both with the directory's own
+        inode, as wasmtime reports them), the last one cut short when the buffer ends
+        inside it. Reading on from where the last call stopped goes on with the same
+        listing; any other cookie starts a new one, as every call does in wasmtime."""
         out = self.memory.window(buf, length)
-        handle = self.handle(fd)
-        stream = self._streams.get(fd)
-        if stream is None:
-            stream = self._streams[fd] = self.wasi.open_directory(handle)
+        entry = self.opened(fd)
+        listing = entry.listing
+        if listing is None or cookie != listing.next_cookie:
+            listing = self._new_listing(entry)
         used = 0
-        for index, (name, ino, kind) in enumerate(
-                self.wasi.read_directory(stream, cookie, length), cookie):
+        index = cookie
+        cut = False
+        while used < length:
+            dirent = self._dirent(listing, index)
+            if dirent is None:
+                break
+            name, ino, kind = dirent
             record = DIRENT.pack(index + 1, ino, len(name), kind) + name
             take = min(len(record), length - used)
             out[used:used + take] = record[:take]
             used += take
+            cut = take < len(record)
+            index += 1
+        # The listing stands at the first entry not handed out whole.
+        listing.next_cookie = index - 1 if cut else index
         self.memory.pack(U32, bufused, used)
 
-    def _drop_stream(self, fd: int) -> None:
-        stream = self._streams.pop(fd, None)
-        if stream is not None:
-            self.wasi.close_directory(stream)
-            self._drop_own(stream, "directory-stream")
+    def _new_listing(self, entry: Opened) -> Listing:
+        self._end_listing(entry)
+        stream = self.wasi.read_directory(entry.handle)
+        ino = self._stat(entry.handle).ino
+        entry.listing = Listing(stream, [(b".", ino, _DIRECTORY), (b"..", ino, _DIRECTORY)])
+        return entry.listing
 
-    def _drop_own(self, handle: int, type_name: str) -> None:
-        if self._client is not None:
-            rtype = self.wasi[type_name]
-            assert isinstance(rtype, ResourceType)
-            self._client.resource_drop(rtype, handle)
+    def _end_listing(self, entry: Opened) -> None:
+        listing, entry.listing = entry.listing, None
+        if listing is not None:
+            self._client.end(self._stream, listing.stream)
 
-    # -- paths ------------------------------------------------------------------------------
+    def _dirent(self, listing: Listing, index: int) -> tuple[bytes, int, int] | None:
+        entries = listing.entries
+        while index >= len(entries) and not listing.ended:
+            found = self.wasi.read_directory_entry(listing.stream)
+            if found is None:
+                listing.ended = True
+            else:
+                entries.append((found.name.encode(), found.ino, _FILETYPE[found.type]))
+        return entries[index] if index < len(entries) else None
+
+    # -- paths --------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
         check_open_flags(dirflags, oflags, base, inheriting, fdflags)
-        follow = bool(dirflags & Lookupflags.SYMLINK_FOLLOW)
-        handle = self.wasi.open_at(self.handle(fd), self.path(path, length), follow, oflags,
-                                   fdflags, base, inheriting)
-        self.memory.pack(U32, fd_ptr, self.allocate(handle))
+        name = self.path(path, length)  # the path before the fd, as in wasmtime
+        handle = self.wasi.open_at(self.handle(fd), dirflags & _SYMLINK_FOLLOW, name, oflags,
+                                   descriptor_flags(oflags, base, fdflags))
+        opened = self._opened(handle, append=bool(fdflags & Fdflags.APPEND),
+                              nonblock=bool(fdflags & Fdflags.NONBLOCK))
+        self.memory.pack(U32, fd_ptr, self.place(opened))
+
+    def place(self, opened: Opened) -> int:
+        """The fd a newly opened descriptor gets."""
+        return self.table.add(opened)
 
     def path_filestat_get(self, fd: int, flags: int, path: int, length: int, ptr: int) -> None:
+        if flags & ~_SYMLINK_FOLLOW:
+            check_flags("Lookupflags", flags, Lookupflags)
         try:
-            entry = self.fds[fd]
+            entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
-        if type(entry) is not int:
-            entry = self.handle(fd)
+        if type(entry) is not Opened:
+            entry = self.opened(fd)
         memory = self.memory
         view = memory.view
         end = path + length
@@ -333,10 +485,10 @@ class Preview1(CommonImports):
             name = None
         if name is None:
             name = memory.string(path, length)
-        st = self._stat_at(entry, name, flags & _SYMLINK_FOLLOW != 0)
+        st = self._stat_at(entry.handle, flags, name)
         view = memory.view
         if ptr & 7 or ptr + 64 > len(view):
-            memory.pack(FILESTAT, ptr, *_stat_fields(st))
+            memory.pack(FILESTAT, ptr, *_filestat(st))
         else:
             kind = st.kind
             _pack_filestat(view, ptr, st.dev, st.ino,
@@ -348,17 +500,18 @@ class Preview1(CommonImports):
         check_flags("Lookupflags", flags, Lookupflags)
         check_flags("Fstflags", fst, Fstflags)
         check_times(fst)  # before the fd, as in wasmtime
-        follow = bool(flags & Lookupflags.SYMLINK_FOLLOW)
-        self.wasi.set_times_at(self.handle(fd), follow, self.path(path, length), atim, mtim, fst)
+        self.wasi.set_times_at(self.handle(fd), flags, self.path(path, length),
+                               _timestamp(atim, fst, Fstflags.ATIM, Fstflags.ATIM_NOW),
+                               _timestamp(mtim, fst, Fstflags.MTIM, Fstflags.MTIM_NOW))
 
     def path_create_directory(self, fd: int, path: int, length: int) -> None:
-        self.wasi.mkdir_at(self.handle(fd), self.path(path, length))
+        self.wasi.create_directory_at(self.handle(fd), self.path(path, length))
 
     def path_remove_directory(self, fd: int, path: int, length: int) -> None:
-        self.wasi.rmdir_at(self.handle(fd), self.path(path, length))
+        self.wasi.remove_directory_at(self.handle(fd), self.path(path, length))
 
     def path_unlink_file(self, fd: int, path: int, length: int) -> None:
-        self.wasi.unlink_at(self.handle(fd), self.path(path, length))
+        self.wasi.unlink_file_at(self.handle(fd), self.path(path, length))
 
     def path_rename(self, fd: int, old: int, old_len: int, new_fd: int, new: int,
                     new_len: int) -> None:
@@ -366,7 +519,7 @@ class Preview1(CommonImports):
                             self.path(new, new_len))
 
     def path_symlink(self, old: int, old_len: int, fd: int, new: int, new_len: int) -> None:
-        self.wasi.symlink_at(self.path(old, old_len), self.handle(fd), self.path(new, new_len))
+        self.wasi.symlink_at(self.handle(fd), self.path(old, old_len), self.path(new, new_len))
 
     def path_readlink(self, fd: int, path: int, length: int, buf: int, buf_len: int,
                       bufused: int) -> None:
@@ -377,6 +530,8 @@ class Preview1(CommonImports):
 
     def path_link(self, fd: int, flags: int, old: int, old_len: int, new_fd: int, new: int,
                   new_len: int) -> None:
-        follow = bool(flags & Lookupflags.SYMLINK_FOLLOW)
-        self.wasi.link_at(self.handle(fd), follow, self.path(old, old_len),
-                          self.handle(new_fd), self.path(new, new_len))
+        check_flags("Lookupflags", flags, Lookupflags)
+        source, target = self.handle(fd), self.handle(new_fd)  # both fds, then the paths
+        self.wasi.link_at(source, flags, self.path(old, old_len), target,
+                          self.path(new, new_len))
+

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..storage.base import NAME_MAX, FileKind, Stat
-from .abi import Errno
-from .errors import WasiError
+from .errors import ErrorCode, FsError
 
 MAX_SYMLINKS = 40
 _SHORT = NAME_MAX // 4  # no path this long or shorter has a component over NAME_MAX bytes
@@ -102,11 +101,11 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool) -> Resolved
     if plain is not None:
         return Resolved(plain[0], plain[1], False)
     if path.startswith("/"):
-        raise WasiError(Errno.PERM, f"absolute path {path!r} leaves the directory")
+        raise FsError(ErrorCode.NOT_PERMITTED, f"absolute path {path!r} leaves the directory")
     if "\0" in path:
-        raise WasiError(Errno.INVAL, "a path may not contain NUL")
+        raise FsError(ErrorCode.INVALID, "a path may not contain NUL")
     if not path:
-        raise WasiError(Errno.NOENT, "an empty path names nothing")
+        raise FsError(ErrorCode.NO_ENTRY, "an empty path names nothing")
     base = [p for p in start.split("/") if p]
     pending = deque(path.split("/"))
     # Known before the walk: a symlink just before a final '.' must be followed.
@@ -123,13 +122,13 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool) -> Resolved
         last = not any(p not in ("", ".") for p in pending)
         if part == "..":
             if not walked:
-                raise WasiError(Errno.PERM, f"{path!r} climbs out of its directory")
+                raise FsError(ErrorCode.NOT_PERMITTED, f"{path!r} climbs out of its directory")
             walked.pop()
             stat = None
             must_be_directory = must_be_directory or last
             continue
         if _too_long(part):
-            raise WasiError(Errno.NAMETOOLONG, f"a component of {path!r} is too long")
+            raise FsError(ErrorCode.NAME_TOO_LONG, f"a component of {path!r} is too long")
         candidate = _join([*base, *walked, part])
         try:
             stat = storage.lstat(candidate)
@@ -137,24 +136,48 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool) -> Resolved
             if last:
                 walked.append(part)
                 return Resolved(_join([*base, *walked]), None, must_be_directory)
-            raise WasiError(Errno.NOENT, f"{candidate!r} does not exist") from None
+            raise FsError(ErrorCode.NO_ENTRY, f"{candidate!r} does not exist") from None
         if stat.kind is FileKind.SYMLINK and (not last or follow or must_be_directory):
             expansions += 1
             if expansions > MAX_SYMLINKS:
-                raise WasiError(Errno.LOOP, f"too many symlinks resolving {path!r}")
+                raise FsError(ErrorCode.LOOP, f"too many symlinks resolving {path!r}")
             target = storage.readlink(candidate)
             if target.startswith("/"):
-                raise WasiError(Errno.PERM, f"symlink {candidate!r} points outside: {target!r}")
+                raise FsError(ErrorCode.NOT_PERMITTED,
+                              f"symlink {candidate!r} points outside: {target!r}")
             if target.endswith("/") and last:
                 must_be_directory = True
             pending.extendleft(reversed(target.split("/")))
             continue
         if not last and stat.kind is not FileKind.DIRECTORY:
-            raise WasiError(Errno.NOTDIR, f"{candidate!r} is not a directory")
+            raise FsError(ErrorCode.NOT_DIRECTORY, f"{candidate!r} is not a directory")
         walked.append(part)
     full = _join([*base, *walked])
     if stat is None:  # nothing walked, or it ended on '..': stat what we stand on
         stat = storage.lstat(full)
     if must_be_directory and stat.kind is not FileKind.DIRECTORY:
-        raise WasiError(Errno.NOTDIR, f"{path!r} is not a directory")
+        raise FsError(ErrorCode.NOT_DIRECTORY, f"{path!r} is not a directory")
     return Resolved(full, stat, must_be_directory)
+
+
+def resolve_entry(storage: Lookup, start: str, path: str) -> tuple[Resolved, bool]:
+    """The name ``path`` ends in, itself, as the calls that make, remove or rename a name
+    see it: trailing slashes are set aside and the last component is never followed (a
+    symlink written ``link/`` is still the symlink). Also whether there were slashes."""
+    stripped = path.rstrip("/")
+    if not stripped:  # "/" and the like: resolve says why not
+        return resolve(storage, start, path, follow=False), False
+    return resolve(storage, start, stripped, follow=False), stripped != path
+
+
+def check_rename(source: Resolved, source_slash: bool, target: Resolved,
+                 target_slash: bool) -> None:
+    """rename's rules for names written with trailing slashes (each resolved by
+    :func:`resolve_entry`), as Linux and wasmtime answer them: a slash on either side
+    says both are directories."""
+    if source.stat is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+    if (source_slash or target_slash) and source.stat.kind is not FileKind.DIRECTORY:
+        raise FsError(ErrorCode.NOT_DIRECTORY, "a trailing slash names a directory")
+    if target_slash and target.stat is not None and target.stat.kind is not FileKind.DIRECTORY:
+        raise FsError(ErrorCode.NOT_DIRECTORY, "a trailing slash names a directory")

@@ -1,6 +1,6 @@
 """The host tree below an open directory, as path resolution sees it.
 
-Resolution is the one algorithm of :mod:`virtwasi.wasi.paths`; all it needs is ``lstat``
+Resolution is the one algorithm of :mod:`virtwasi.filesystem.paths`; all it needs is ``lstat``
 and ``readlink`` of a path relative to where it starts. :class:`DirTree` answers both from
 a directory fd: every parent is opened with ``O_NOFOLLOW | O_DIRECTORY`` one component at a
 time (:func:`~virtwasi.storage.hostdir.parent_of`) and the last component is looked at with
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 
+from ..filesystem import paths
 from ..storage.base import Stat
 from ..storage.hostdir import parent_of, to_stat
-from ..wasi import paths
 
-__all__ = ["DirTree", "parent_of", "resolve"]
+__all__ = ["DirTree", "parent_of", "resolve", "resolve_entry"]
 
 
 class DirTree:
-    """The tree below the directory ``fd`` (a :class:`~virtwasi.wasi.paths.Lookup`)."""
+    """The tree below the directory ``fd`` (a :class:`~virtwasi.filesystem.paths.Lookup`)."""
 
     __slots__ = ("fd",)
 
@@ -42,3 +42,8 @@ def resolve(fd: int, path: str, *, follow: bool) -> paths.Resolved:
     """Resolve the guest's ``path`` inside the directory ``fd``; the result's path is
     relative to it (``""`` is the directory itself)."""
     return paths.resolve(DirTree(fd), "", path, follow=follow)
+
+
+def resolve_entry(fd: int, path: str) -> tuple[paths.Resolved, bool]:
+    """The name ``path`` ends in, never followed (see :func:`paths.resolve_entry`)."""
+    return paths.resolve_entry(DirTree(fd), "", path)

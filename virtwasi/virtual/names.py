@@ -1,0 +1,184 @@
+"""The virtual implementation's calls that name a path from a directory descriptor.
+
+Each resolves the path with the one resolver (:mod:`virtwasi.filesystem.paths`), which
+refuses whatever would leave the directory, then asks the storage to act on what it found.
+The answers follow wasmtime's built-in WASI; a storage that cannot do something says so
+itself (``EROFS``, ``ENOTSUP``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..filesystem import paths
+from ..filesystem.errors import ErrorCode, FsError
+from ..filesystem.interface import (
+    CREATE,
+    DIRECTORY,
+    EXCLUSIVE,
+    MUTATE_DIRECTORY,
+    READ,
+    SYMLINK_FOLLOW,
+    TRUNCATE,
+    WRITE,
+    NewTimestamp,
+    check_open,
+)
+from ..storage.base import FileKind, Stat
+from ..storage.opening import Opening, open_rule
+from .descriptors import Descriptor, timestamp
+
+
+def _directory(d: Descriptor) -> Descriptor:
+    d.require_directory()
+    return d
+
+
+def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
+    d.require_directory()
+    return paths.resolve(d.storage, d.path, path, follow=False)
+
+
+def stat_at(d: Descriptor, path_flags: int, path: str) -> Stat:
+    if d.kind is not FileKind.DIRECTORY:
+        d.require_directory()
+    found = paths.status(d.storage, d.path, path, follow=path_flags & SYMLINK_FOLLOW != 0)
+    if found is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+    return found
+
+
+def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: int
+            ) -> Descriptor:
+    """The descriptor to hand out (the caller makes the handle)."""
+    if d.kind is not FileKind.DIRECTORY:
+        raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
+    check_open(open_flags, flags)
+    create = bool(open_flags & CREATE)
+    exclusive = create and bool(open_flags & EXCLUSIVE)
+    # O_CREAT|O_EXCL never follows a final symlink: the name exists, that is enough.
+    follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
+    found = paths.resolve(d.storage, d.path, path, follow=follow)
+    writable = bool(flags & WRITE)
+    opening = open_rule(found.path, None if found.stat is None else found.stat.kind,
+                        create=create, exclusive=exclusive,
+                        truncate=bool(open_flags & TRUNCATE), writable=writable,
+                        must_be_directory=found.must_be_directory or bool(
+                            open_flags & DIRECTORY),
+                        open_directories=True)
+    if opening is Opening.DIRECTORY:
+        assert found.stat is not None
+        return Descriptor(d.storage, found.path, FileKind.DIRECTORY, None,
+                          READ | (d.flags & MUTATE_DIRECTORY), ino=found.stat.ino)
+    file = d.storage.open(found.path, create=create, exclusive=exclusive,
+                          truncate=bool(open_flags & TRUNCATE), writable=writable)
+    return Descriptor(d.storage, found.path, FileKind.REGULAR, file,
+                      flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY)
+
+
+def create_directory_at(d: Descriptor, path: str) -> None:
+    d.require_directory()
+    # mkdir never follows its last component, not even a symlink written "link/".
+    found, _ = paths.resolve_entry(d.storage, d.path, path)
+    if found.stat is not None:
+        raise FsError(ErrorCode.EXIST)
+    d.storage.mkdir(found.path)
+
+
+def remove_directory_at(d: Descriptor, path: str) -> None:
+    found = _parent_and_name(d, path)
+    if found.stat is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+    if found.path == d.path or found.must_be_directory:
+        # As wasmtime reads it, "d/" names "." inside d: not removable.
+        raise FsError(ErrorCode.INVALID, "cannot remove a directory from inside it")
+    d.storage.rmdir(found.path)
+
+
+def unlink_file_at(d: Descriptor, path: str) -> None:
+    found = _parent_and_name(d, path)
+    if found.stat is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+    if found.stat.kind is FileKind.DIRECTORY:
+        raise FsError(ErrorCode.IS_DIRECTORY)
+    if found.must_be_directory:
+        raise FsError(ErrorCode.NOT_DIRECTORY)
+    d.storage.unlink(found.path)
+
+
+def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> None:
+    if d.storage is not new.storage:
+        raise FsError(ErrorCode.CROSS_DEVICE)
+    d.require_directory()
+    new.require_directory()
+    found, found_slash = paths.resolve_entry(d.storage, d.path, old_path)
+    target, target_slash = paths.resolve_entry(new.storage, new.path, new_path)
+    paths.check_rename(found, found_slash, target, target_slash)
+    d.storage.rename(found.path, target.path)
+
+
+def symlink_at(d: Descriptor, target: str, path: str) -> None:
+    found = _parent_and_name(d, path)
+    if found.stat is not None:
+        raise FsError(ErrorCode.EXIST)
+    if found.must_be_directory:
+        raise FsError(ErrorCode.NO_ENTRY, "a symlink is not a directory")
+    if target.startswith("/"):
+        raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
+    d.storage.symlink(target, found.path)
+
+
+def readlink_at(d: Descriptor, path: str) -> str:
+    found = _parent_and_name(d, path)
+    if found.stat is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+    return d.storage.readlink(found.path)
+
+
+def link_at(d: Descriptor, path_flags: int, old_path: str, new: Descriptor,
+            new_path: str) -> None:
+    if d.storage is not new.storage:
+        raise FsError(ErrorCode.CROSS_DEVICE)
+    d.require_directory()
+    if path_flags & SYMLINK_FOLLOW:
+        raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
+    found = paths.resolve(d.storage, d.path, old_path, follow=False)
+    target = _parent_and_name(new, new_path)
+    if found.stat is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+    if target.stat is not None:
+        raise FsError(ErrorCode.EXIST)
+    if target.must_be_directory:
+        raise FsError(ErrorCode.NO_ENTRY, "a hard link is not a directory")
+    d.storage.link(found.path, target.path)
+
+
+def set_times_at(d: Descriptor, path_flags: int, path: str, atime: NewTimestamp,
+                 mtime: NewTimestamp) -> None:
+    follow = bool(path_flags & SYMLINK_FOLLOW)
+    _directory(d)
+    found = paths.resolve(d.storage, d.path, path, follow=follow)
+    a, m = timestamp(atime), timestamp(mtime)
+    if found.stat is None:
+        # Linux's utimensat with nothing to set returns before looking the name up;
+        # only a missing parent, a trailing slash or a dangling symlink still fail.
+        nothing = a is None and m is None and not found.must_be_directory
+        if nothing and (not follow or paths.resolve(
+                d.storage, d.path, path, follow=False).stat is None):
+            return
+        raise FsError(ErrorCode.NO_ENTRY)
+    d.storage.set_times(found.path, a, m)
+
+
+def metadata_hash_at(d: Descriptor, path_flags: int, path: str) -> tuple[int, int]:
+    st = stat_at(d, path_flags, path)
+    return st.ino, st.dev
+
+
+NAMED_CALLS: dict[str, Callable[..., object]] = {
+    "stat_at": stat_at, "create_directory_at": create_directory_at,
+    "remove_directory_at": remove_directory_at, "unlink_file_at": unlink_file_at,
+    "rename_at": rename_at, "symlink_at": symlink_at, "readlink_at": readlink_at,
+    "link_at": link_at, "set_times_at": set_times_at, "metadata_hash_at": metadata_hash_at,
+}
+"""The calls of this module that need nothing but representations, by interface name."""

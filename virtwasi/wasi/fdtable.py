@@ -1,0 +1,103 @@
+"""A client's fd table: preview 1's numbers for stdio streams and the client's handles.
+
+What preview 1 keeps per fd and ``wasi:filesystem`` does not, lives here: the position a
+file is read and written at, the append and non-blocking flags, the rights it reports, the
+guest path of a preopen, and the listing ``fd_readdir`` is reading. Numbers are handed out
+as wasmtime hands them out: the highest free number first, otherwise one past the highest.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from .abi import Errno
+from .errors import WasiError
+
+Dirent = tuple[bytes, int, int]  # (name, inode, filetype)
+
+
+@dataclass(eq=False)
+class Stdio:
+    """fd 0, 1 or 2: a byte stream of the embedder's, not a descriptor of the implementation."""
+
+    reader: BinaryIO | None
+    writer: BinaryIO | None
+    rights: int
+
+
+@dataclass(eq=False, slots=True)
+class Listing:
+    """A directory being read by ``fd_readdir``: the stream, what it gave so far ("." and
+    ".." first), and the cookie after the last entry handed out whole."""
+
+    stream: int
+    entries: list[Dirent]
+    ended: bool = False
+    next_cookie: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Opened:
+    """An fd naming a descriptor handle in the client's table."""
+
+    handle: int
+    filetype: int
+    rights: int
+    inheriting: int
+    readable: bool
+    position: int = 0
+    append: bool = False
+    nonblock: bool = False
+    preopen: str | None = None
+    listing: Listing | None = field(default=None)
+
+
+Entry = Stdio | Opened
+
+
+class FdTable:
+    """One client's fds. Every lookup answers ``EBADF`` for a number that holds nothing."""
+
+    __slots__ = ("_free", "slots")
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self.slots: list[Entry | None] = list(entries)
+        self._free: list[int] = []  # negated numbers: a heap whose top is the highest free
+
+    def get(self, fd: int) -> Entry:
+        try:
+            entry = self.slots[fd] if fd >= 0 else None
+        except IndexError:
+            entry = None
+        if entry is None:
+            raise WasiError(Errno.BADF)
+        return entry
+
+    def add(self, entry: Entry) -> int:
+        slots, free = self.slots, self._free
+        while free:
+            fd = -heapq.heappop(free)
+            if fd < len(slots) and slots[fd] is None:
+                slots[fd] = entry
+                return fd
+        slots.append(entry)
+        return len(slots) - 1
+
+    def remove(self, fd: int) -> Entry:
+        entry = self.get(fd)
+        self.slots[fd] = None
+        heapq.heappush(self._free, -fd)
+        return entry
+
+    def put(self, fd: int, entry: Entry) -> None:
+        """Place ``entry`` at ``fd``, which holds something now (fd_renumber's target)."""
+        self.get(fd)
+        self.slots[fd] = entry
+
+    def items(self) -> Iterator[tuple[int, Entry]]:
+        for fd, entry in enumerate(self.slots):
+            if entry is not None:
+                yield fd, entry
