@@ -193,9 +193,11 @@ def signature(function: Function, types: Mapping[str, ResourceType]
 
 
 def export(ctx: Context, types: Mapping[str, ResourceType],
-           functions: Mapping[str, Callable[..., Any]]) -> dict[str, Func | ResourceType]:
+           functions: Mapping[str, Callable[..., Any]], *, representations: bool = False
+           ) -> dict[str, Func | ResourceType]:
     """The exports of an instance serving the interface: its two resource types, and one
-    function per declared name from ``functions``, which must name exactly those."""
+    function per declared name from ``functions``, which must name exactly those (with
+    ``representations``, see ``Context.func``)."""
     missing = FUNCTIONS.keys() - functions.keys()
     extra = functions.keys() - FUNCTIONS.keys()
     if missing or extra:
@@ -205,11 +207,9 @@ def export(ctx: Context, types: Mapping[str, ResourceType],
                                                 STREAM: types[STREAM]}
     for name, function in FUNCTIONS.items():
         params, results = signature(function, types)
-        exported[name] = ctx.func(functions[name], params, results, name=name)
+        exported[name] = ctx.func(functions[name], params, results, name=name,
+                                  representations=representations)
     return exported
-
-
-Lifted = Callable[..., Any]
 
 
 def serve(ctx: Context, functions: Mapping[str, Callable[..., Any]],
@@ -219,49 +219,23 @@ def serve(ctx: Context, functions: Mapping[str, Callable[..., Any]],
     ``destructors`` gives the destructor of ``descriptor`` and of
     ``directory-entry-stream``; the two types are defined here, by ``ctx``'s instance.
     Each function of ``functions`` takes representations where the interface has a handle
-    and returns a representation where it returns one: the handles are looked up and made
-    here, from the declaration, once for every implementation.
+    (the world hands them over) and returns a representation where it returns one (a new
+    handle is made of it here), once for every implementation.
     """
     types = {name: ctx.resource_type(name, destructor=destructor)
              for name, destructor in destructors.items()}
-    lifted = {name: _lifted(ctx, function, types, functions[name])
-              for name, function in FUNCTIONS.items() if name in functions}
-    return export(ctx, types, lifted | {
-        name: fn for name, fn in functions.items() if name not in FUNCTIONS})
+    made = {name: types[function.result.value] for name, function in FUNCTIONS.items()
+            if function.result not in (None, Slot.VALUE)}
+    return export(ctx, types, {
+        name: _making(ctx, made[name], fn) if name in made else fn
+        for name, fn in functions.items()}, representations=True)
 
 
-def _lifted(ctx: Context, function: Function, types: Mapping[str, ResourceType],
-            fn: Callable[..., Any]) -> Lifted:
-    """``fn`` with handles in and out: a lent handle arrives as a representation (a borrow
-    of the definer's own type already is one; an int is a handle, see
-    ``Context.rep_of``) and a returned representation becomes a new handle. The common
-    shape, one descriptor first, gets a closure of its own per arity."""
-    rep_of, new = ctx.rep_of, ctx.resource_new
-    handles = function.handles
-    made = None if function.result in (None, Slot.VALUE) else function.result
-    if handles == ((0, DESCRIPTOR),) and made is None and len(function.params) <= 3:
-        rtype = types[DESCRIPTOR]
+def _making(ctx: Context, rtype: ResourceType, fn: Callable[..., Any]) -> Callable[..., int]:
+    """``fn``, with the representation it returns made a new handle of ``rtype``."""
+    new = ctx.resource_new
 
-        def one(h: Any) -> Any:
-            return fn(rep_of(rtype, h) if type(h) is int else h)
+    def making(*args: Any) -> int:
+        return new(rtype, fn(*args))
 
-        def two(h: Any, a: Any) -> Any:
-            return fn(rep_of(rtype, h) if type(h) is int else h, a)
-
-        def three(h: Any, a: Any, b: Any) -> Any:
-            return fn(rep_of(rtype, h) if type(h) is int else h, a, b)
-
-        return (one, two, three)[len(function.params) - 1]
-    lifts = [(i, types[name]) for i, name in handles]
-    made_type = None if made is None else types[made.value]
-
-    def general(*args: Any) -> Any:
-        lifted = list(args)
-        for i, rtype in lifts:
-            arg = args[i]
-            if type(arg) is int:
-                lifted[i] = rep_of(rtype, arg)
-        result = fn(*lifted)
-        return result if made_type is None else new(made_type, result)
-
-    return general
+    return making

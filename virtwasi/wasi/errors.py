@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import errno as host_errno
 
-from ..filesystem.errors import ErrorCode, FsError
+from ..filesystem.errors import ErrorCode, FsError, code_of
 from .abi import Errno, Fdflags, Lookupflags, Oflags, Rights
 
 
@@ -74,15 +74,10 @@ ANSWERED = (WasiError, FsError, OSError)
 
 
 def errno_of(exc: BaseException) -> Errno:
-    """The WASI errno a guest should see for ``exc`` (EIO when nothing more precise fits)."""
+    """The WASI errno a guest should see for ``exc``: the adapter's own, a host errno as
+    it is (preview 1 has more of them than ``error-code``), else the interface's code."""
     if isinstance(exc, WasiError):
         return exc.errno
-    if isinstance(exc, FsError):
-        return ERRNO_OF_CODE[exc.code]
     if isinstance(exc, OSError) and exc.errno is not None:
         return _HOST_TO_WASI.get(exc.errno, Errno.IO)
-    if isinstance(exc, MemoryError):
-        return Errno.NOMEM
-    if isinstance(exc, NotImplementedError):
-        return Errno.NOTSUP
-    return Errno.IO
+    return ERRNO_OF_CODE[code_of(exc)]

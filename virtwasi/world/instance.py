@@ -209,11 +209,16 @@ class Context:
         params: Sequence[Signature] = (),
         results: Sequence[Signature] = (),
         name: str | None = None,
+        *,
+        representations: bool = False,
     ) -> Func:
         """Describe ``fn`` for export: which parameters and results carry handles. Prefer
         :func:`~virtwasi.world.lent` and :func:`~virtwasi.world.given`, which mean the same
-        under every semantics, to a specific ``own``/``borrow``/``shared``."""
-        return Func(self._live(), name or fn.__name__, fn, params, results)
+        under every semantics, to a specific ``own``/``borrow``/``shared``. With
+        ``representations``, every lent parameter of a type this instance defined reaches
+        ``fn`` as its representation, under every semantics (what :meth:`rep_of` would
+        give), at no cost where a borrow already arrives as one."""
+        return Func(self._live(), name or fn.__name__, fn, params, results, representations)
 
     # -- handles -----------------------------------------------------------------------
     def resource_new(self, rtype: ResourceType, rep: Any) -> int:

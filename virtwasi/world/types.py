@@ -142,6 +142,7 @@ class Func:
         fn: Callable[..., Any],
         params: Sequence[Signature],
         results: Sequence[Signature],
+        representations: bool = False,
     ) -> None:
         semantics = instance.world.semantics
         param_kinds, result_kinds = _ALLOWED[semantics]
@@ -176,6 +177,8 @@ class Func:
         )
         # The hot path of a virtualizer: every handle is a borrow of its own type.
         self.rep_only = all(op == Lift.REP for _, op, _ in self.lifts)
+        if representations:
+            self._fn = _taking_representations(fn, instance, self.params, self.lifts)
         self.handle_results: tuple[HandleSlot, ...] = tuple(
             (i, t.kind, t.rtype)
             for i, t in enumerate(self.results)
@@ -184,6 +187,39 @@ class Func:
 
     def __repr__(self) -> str:
         return f"<Func {self._instance.name}.{self.name}>"
+
+
+def _taking_representations(fn: Callable[..., Any], instance: Instance,
+                            params: tuple[ValType, ...],
+                            lifts: tuple[tuple[int, int, ResourceType], ...]
+                            ) -> Callable[..., Any]:
+    """``fn``, reached with the representation of every lent parameter of a type
+    ``instance`` defined. Where the membrane already passes one (a borrow to its definer)
+    nothing is added; otherwise (a shared copy, a bare index) it is read here, with the
+    traps of ``resource_rep``, in the callee."""
+    from .handles import rep
+
+    given_as_rep = {i for i, op, _ in lifts if op == Lift.REP}
+    slots = [(i, t.rtype) for i, t in enumerate(params)
+             if isinstance(t, HandleParam) and t.kind is not HandleKind.OWN
+             and t.rtype._definer is instance and i not in given_as_rep]
+    if not slots:
+        return fn
+    if len(slots) == 1 and slots[0][0] == 0:
+        rtype = slots[0][1]
+
+        def first(h: Any, *args: Any) -> Any:
+            return fn(rep(instance, rtype, h), *args)
+
+        return first
+
+    def each(*args: Any) -> Any:
+        lifted = list(args)
+        for i, rtype in slots:
+            lifted[i] = rep(instance, rtype, args[i])
+        return fn(*lifted)
+
+    return each
 
 
 def _lift_of(kind: HandleKind, rtype: ResourceType, callee: Instance) -> int:
