@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from virtwasi.outcome import RunResult
+from virtwasi.compare.result import RunResult
 from virtwasi.runtime import ImportFunc
 from virtwasi.runtime import run as run_module
 

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from virtwasi.outcome import RunResult
+from virtwasi.compare.result import RunResult
 from virtwasi.runtime import ImportFunc
 from virtwasi.runtime import run as run_module
 from virtwasi.storage.hostdir import HostDirStorage

@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virtwasi.compare.result import RunResult
 from virtwasi.engine.cache import cache_dir
-from virtwasi.outcome import RunResult
 
 if TYPE_CHECKING:
     from wasmer_sdk import ReadableBytes, Sandbox

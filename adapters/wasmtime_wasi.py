@@ -9,8 +9,8 @@ from typing import Any
 
 import wasmtime
 
+from virtwasi.compare.result import RunResult
 from virtwasi.engine import compile_module
-from virtwasi.outcome import RunResult
 
 ENGINE_FLAVOR = "default"  # wasmtime's default Config, as named in the compiled-module cache
 

@@ -28,7 +28,8 @@ from backends import tar_folder, zip_folder
 from realworld import fetch
 from test_realworld import MICROPYTHON_IMPORTS
 
-from virtwasi.loopback import (
+from virtwasi.runtime import run
+from virtwasi.storage.loopback import (
     ftp_server,
     http_server,
     s3_environment,
@@ -36,9 +37,8 @@ from virtwasi.loopback import (
     s3_options,
     s3_server,
 )
-from virtwasi.mounts import MountSource, Overlay
-from virtwasi.runtime import run
 from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.mounts import MountSource, Overlay
 
 REPEATS = 5
 DIRS, FILES, FILE_SIZE = 10, 20, 4096
@@ -106,8 +106,8 @@ def memory_of(folder: Path) -> Mount:
 def filled(url: str, data: Path) -> Mount:
     """A mount of ``url`` after copying the data set into it once (runs add their own
     output folders, which do not change what the reading script finds)."""
-    from virtwasi.mounts import Remote, open_mount
     from virtwasi.storage.hostdir import HostDirStorage
+    from virtwasi.storage.mounts import Remote, open_mount
     from virtwasi.storage.tree import copy_tree
 
     source: MountSource = url

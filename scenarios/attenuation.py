@@ -21,14 +21,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from virtwasi.demo.narrate import Narration
+from virtwasi.demo.teaching import Exported, imported_type, tell_under_each
 from virtwasi.filesystem import interface
 from virtwasi.filesystem.errors import FsError
 from virtwasi.layers import read_only_layer
-from virtwasi.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.storage.tree import Snapshot, copy_tree, snapshot
-from virtwasi.teaching import Exported, imported_type, tell_under_each
 from virtwasi.world import Context, ResourceType, Semantics, Trap, lent
 
 FSTOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fstool.wasm"

@@ -22,7 +22,7 @@ from pathlib import Path
 import wasmtime
 
 from virtwasi.client import Client
-from virtwasi.narrate import Narration
+from virtwasi.demo.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.world import Semantics

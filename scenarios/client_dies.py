@@ -26,7 +26,7 @@ from pathlib import Path
 import fsspec
 
 from virtwasi.client import Client, GuestExit, GuestTrap
-from virtwasi.narrate import Narration
+from virtwasi.demo.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.world import Semantics

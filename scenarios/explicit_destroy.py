@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from virtwasi.narrate import Narration
-from virtwasi.teaching import (
+from virtwasi.demo.narrate import Narration
+from virtwasi.demo.teaching import (
     FileLibrary,
     Peer,
     side_by_side,

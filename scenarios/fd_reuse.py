@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virtwasi.client import Client
-from virtwasi.narrate import Narration
+from virtwasi.demo.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.wasi.abi import Errno

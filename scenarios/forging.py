@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from virtwasi.narrate import Narration
+from virtwasi.demo.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.wasi.abi import Errno
 from virtwasi.world import Semantics

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from virtwasi.narrate import Narration
-from virtwasi.teaching import Client, Exported, FileLibrary, tell_under_each, trapped
+from virtwasi.demo.narrate import Narration
+from virtwasi.demo.teaching import Client, Exported, FileLibrary, tell_under_each, trapped
 from virtwasi.world import Context, ResourceType, Semantics, Trap, World, given
 
 ORDER = [Semantics.TRANSPARENT, Semantics.PROPOSAL_2021, Semantics.COMPONENT_MODEL]

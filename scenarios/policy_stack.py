@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from virtwasi.demo.narrate import Narration
 from virtwasi.layers import quota_layer, read_only_layer
-from virtwasi.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.wasi.abi import Errno
@@ -107,7 +107,7 @@ def run_spacetool(column: str, mounts: dict[str, Any], say: Narration) -> Run:
 @contextmanager
 def bucket() -> Iterator[tuple[str, Any]]:
     """A local S3 endpoint with a fresh bucket: (endpoint, bucket name)."""
-    from virtwasi.loopback import s3_filesystem, s3_server
+    from virtwasi.storage.loopback import s3_filesystem, s3_server
 
     with s3_server() as endpoint:
         name = f"shopping-{uuid.uuid4().hex[:8]}"
@@ -117,7 +117,7 @@ def bucket() -> Iterator[tuple[str, Any]]:
 
 def s3_files(endpoint: str, root: str) -> dict[str, bytes]:
     """Every object under ``root``, as a fresh client sees the bucket (no cached listing)."""
-    from virtwasi.loopback import s3_filesystem
+    from virtwasi.storage.loopback import s3_filesystem
 
     fs = s3_filesystem(endpoint, fresh=True)
     files: dict[str, bytes] = {}
@@ -149,7 +149,7 @@ def tell(say: Narration) -> dict[str, Run]:
         runs[NATIVE] = run_spacetool(NATIVE, {"/": folder}, say)
         runs[NATIVE].files = folder_files(folder)
     with bucket() as (endpoint, name):
-        from virtwasi.loopback import s3_filesystem
+        from virtwasi.storage.loopback import s3_filesystem
 
         fs = s3_filesystem(endpoint)
         for column in COLUMNS[1:]:

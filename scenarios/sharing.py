@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from virtwasi.narrate import Narration
-from virtwasi.teaching import FileLibrary, Peer, side_by_side, tell_under_each
+from virtwasi.demo.narrate import Narration
+from virtwasi.demo.teaching import FileLibrary, Peer, side_by_side, tell_under_each
 from virtwasi.world import Instance, Semantics, Trap, World
 
 ORDER = [Semantics.TRANSPARENT, Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from virtwasi.narrate import Narration
-from virtwasi.teaching import Client, FileLibrary, side_by_side, tell_under_each
+from virtwasi.demo.narrate import Narration
+from virtwasi.demo.teaching import Client, FileLibrary, side_by_side, tell_under_each
 from virtwasi.world import Semantics, Trap, World
 
 GUESSES = range(1, 5)

@@ -20,10 +20,10 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from virtwasi.mounts import Overlay, open_mount
 from virtwasi.storage.base import Storage
 from virtwasi.storage.hostdir import HostDirStorage
 from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.mounts import Overlay, open_mount
 from virtwasi.storage.tree import copy_tree
 
 

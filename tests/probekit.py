@@ -14,7 +14,7 @@ from pathlib import Path
 import wasmtime
 from conftest import load_adapter
 
-from virtwasi.outcome import RunResult
+from virtwasi.compare.result import RunResult
 from virtwasi.wasi.abi import IMPORTS
 
 PAGES = 2

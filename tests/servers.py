@@ -1,6 +1,6 @@
 """Network servers on 127.0.0.1 for tests of the network mounts, as pytest fixtures.
 
-Every URL fixture gives a URL that ``virtwasi.mounts.open_mount(url)`` (and ``virtwasi run
+Every URL fixture gives a URL that ``virtwasi.storage.mounts.open_mount(url)`` (and ``virtwasi run
 --mount GUEST=URL``) opens as a tree of its own:
 
 * ``s3_endpoint`` (session): one S3 endpoint (moto) for the whole run. It also sets the
@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 
-from virtwasi.loopback import ftp_server, http_server, s3_environment, s3_filesystem, s3_server
+from virtwasi.storage.loopback import (
+    ftp_server,
+    http_server,
+    s3_environment,
+    s3_filesystem,
+    s3_server,
+)
 
 _numbers = itertools.count(1)
 

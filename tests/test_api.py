@@ -16,9 +16,9 @@ from conftest import FIXTURES
 
 from virtwasi.client import Client, takes_client
 from virtwasi.engine import compile_module
-from virtwasi.mounts import MountError, Overlay
 from virtwasi.runtime import GuestExit, GuestTrap, Session, WasiWorld
 from virtwasi.storage import FileKind, MemoryStorage, OverlayStorage
+from virtwasi.storage.mounts import MountError, Overlay
 from virtwasi.world import ResourceType
 
 # A reactor: no _start; _initialize must run before the exports make sense. It imports one

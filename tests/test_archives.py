@@ -14,9 +14,9 @@ import pytest
 from conftest import FIXTURES
 from storagekit import SteppingClock
 
-from virtwasi import progress as progress_module
 from virtwasi.cli import main
 from virtwasi.runtime import Session, run
+from virtwasi.terminal import progress as progress_module
 from virtwasi.wasi.abi import Errno
 
 FSTOOL = str(FIXTURES / "fstool.wasm")

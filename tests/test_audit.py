@@ -144,7 +144,7 @@ def test_an_fsspec_url_is_written_whole_at_teardown_after_what_it_held() -> None
 
 
 def test_an_s3_log_is_one_object_written_at_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
-    from virtwasi.loopback import s3_environment, s3_filesystem, s3_server
+    from virtwasi.storage.loopback import s3_environment, s3_filesystem, s3_server
 
     with s3_server() as endpoint:
         for key, value in s3_environment(endpoint).items():

@@ -6,7 +6,7 @@ import io
 import subprocess
 import sys
 
-from virtwasi.narrate import Narration
+from virtwasi.demo.narrate import Narration
 
 
 def virtwasi(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ import pytest
 import wasmtime
 from conftest import FIXTURES
 
-from virtwasi.diff import REFERENCE, RUNTIMES, Comparison, Outcome, report, run_on
+from virtwasi.compare.diff import REFERENCE, RUNTIMES, Comparison, Outcome, report, run_on
 from virtwasi.engine import compile_module
 from virtwasi.runtime import run
 from virtwasi.storage.hostdir import HostDirStorage

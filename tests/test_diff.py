@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import FIXTURES
 
-from virtwasi.diff import REFERENCE, Comparison, Outcome, default_runtimes, report
+from virtwasi.compare.diff import REFERENCE, Comparison, Outcome, default_runtimes, report
 
 
 def virtwasi(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import FIXTURES
 from fixturecases import CASES, ENV
 
-from virtwasi.diff import REFERENCE, Comparison, default_runtimes, report, run_on
+from virtwasi.compare.diff import REFERENCE, Comparison, default_runtimes, report, run_on
 
 RUNTIMES = [name for name in default_runtimes() if name != REFERENCE]
 

@@ -26,7 +26,6 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 from storagekit import errno_of, read_all
 
-from virtwasi.mounts import open_mount
 from virtwasi.storage import (
     File,
     FileKind,
@@ -36,6 +35,7 @@ from virtwasi.storage import (
     is_read_only,
 )
 from virtwasi.storage.fsspec_storage import FsspecFile, FsspecStorage
+from virtwasi.storage.mounts import open_mount
 
 
 @pytest.fixture

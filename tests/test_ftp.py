@@ -11,9 +11,9 @@ import pytest
 from conftest import FIXTURES
 
 from virtwasi.cli import main
-from virtwasi.loopback import ftp_server
-from virtwasi.mounts import open_mount
 from virtwasi.runtime import Session, run
+from virtwasi.storage.loopback import ftp_server
+from virtwasi.storage.mounts import open_mount
 from virtwasi.wasi.abi import Errno
 
 FSTOOL = str(FIXTURES / "fstool.wasm")

@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 from virtwasi.cli import main
-from virtwasi.graph_svg import text_width
+from virtwasi.worldfiles.svg import text_width
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import FIXTURES
 
 from virtwasi.cli import main
-from virtwasi.loopback import http_server
-from virtwasi.mounts import open_mount
 from virtwasi.runtime import run
+from virtwasi.storage.loopback import http_server
+from virtwasi.storage.mounts import open_mount
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
 BLOCKTOOL = str(FIXTURES / "blocktool.wasm")

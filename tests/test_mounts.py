@@ -13,9 +13,9 @@ import fsspec
 import pytest
 from conftest import FIXTURES
 
-from virtwasi.mounts import MountError, open_mounts
 from virtwasi.runtime import run
 from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.mounts import MountError, open_mounts
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
 

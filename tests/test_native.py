@@ -19,8 +19,8 @@ import test_abi_edges as edges
 from conftest import FIXTURES, load_adapter
 from probekit import Call, run_probe, script
 
-from virtwasi.mounts import MountError
 from virtwasi.runtime import WasiWorld
+from virtwasi.storage.mounts import MountError
 from virtwasi.wasi.abi import ALL_RIGHTS, IMPORTS, Errno, Fdflags, Fstflags, Oflags, Rights
 from virtwasi.wasi.errors import ANSWERED, WasiError, errno_of
 from virtwasi.wasi.memory import GuestMemory

@@ -19,14 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from storagekit import SteppingClock
 
-from virtwasi import progress as progress_module
 from virtwasi.cli import main
-from virtwasi.diff import REFERENCE, copier, run_on
-from virtwasi.mounts import MountSource, Overlay
+from virtwasi.compare.diff import REFERENCE, copier, run_on
 from virtwasi.runtime import WasiWorld, run
 from virtwasi.storage import HostDirStorage, MemoryStorage, OverlayStorage
+from virtwasi.storage.mounts import MountSource, Overlay
 from virtwasi.storage.readonly import ReadOnlyStorage
 from virtwasi.storage.tree import Snapshot, copy_tree, snapshot
+from virtwasi.terminal import progress as progress_module
 from virtwasi.wasi.abi import Errno
 
 FSTOOL = FIXTURES / "fstool.wasm"

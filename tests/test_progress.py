@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from virtwasi import progress as progress_module
-from virtwasi.progress import progress
+from virtwasi.terminal import progress as progress_module
+from virtwasi.terminal.progress import progress
 
 
 class Terminal(io.StringIO):

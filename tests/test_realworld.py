@@ -29,8 +29,8 @@ import wasmtime
 from conftest import load_adapter
 from realworld import FetchError, fetch
 
+from virtwasi.compare.result import RunResult
 from virtwasi.engine import compile_module
-from virtwasi.outcome import RunResult
 from virtwasi.runtime import GuestExit, Session
 from virtwasi.storage.base import Storage
 from virtwasi.storage.hostdir import HostDirStorage

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from conftest import FIXTURES
 
-from virtwasi import progress
 from virtwasi.cli import main
-from virtwasi.loopback import s3_server
-from virtwasi.mounts import MountSource, Remote, open_mount
 from virtwasi.runtime import GuestTrap, Session, run
 from virtwasi.storage.fsspec_storage import FsspecStorage, UploadError
+from virtwasi.storage.loopback import s3_server
+from virtwasi.storage.mounts import MountSource, Remote, open_mount
+from virtwasi.terminal import progress
 from virtwasi.wasi.abi import Errno
 
 FSTOOL = str(FIXTURES / "fstool.wasm")

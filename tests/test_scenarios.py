@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 
-from virtwasi import scenario
+from virtwasi.demo import runner as scenario
 
 
 def transcript(name: str) -> tuple[int, str]:

@@ -13,7 +13,6 @@ from backends import BACKENDS, tar_folder, zip_folder
 from conftest import FIXTURES
 from storagekit import errno_of, read_all
 
-from virtwasi.mounts import open_mount
 from virtwasi.runtime import run
 from virtwasi.storage import (
     FileKind,
@@ -27,6 +26,7 @@ from virtwasi.storage import (
     open_rule,
 )
 from virtwasi.storage.archives import TarArchive, ZipArchive
+from virtwasi.storage.mounts import open_mount
 from virtwasi.storage.tree import snapshot
 
 FSTOOL = str(FIXTURES / "fstool.wasm")

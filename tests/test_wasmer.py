@@ -18,8 +18,8 @@ import pytest
 import wasmtime
 from conftest import FIXTURES, load_adapter
 
-from virtwasi.diff import DESCRIPTIONS, OPTIONAL, RUNTIMES, compare, default_runtimes
-from virtwasi.outcome import RunResult
+from virtwasi.compare.diff import DESCRIPTIONS, OPTIONAL, RUNTIMES, compare, default_runtimes
+from virtwasi.compare.result import RunResult
 from virtwasi.storage.hostdir import HostDirStorage
 from virtwasi.storage.tree import Snapshot, snapshot
 

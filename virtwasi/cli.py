@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import wasmtime
 
-from . import __version__, scenario
-from .mounts import MountError, MountSource, Overlay, parse_dir, parse_mount, parse_overlay
+from . import __version__
+from .demo import runner as scenario
+from .storage.mounts import MountError, MountSource, Overlay, parse_dir, parse_mount, parse_overlay
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
-    from .worldfile import WorldOptions
+    from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
 virtwasi runs WebAssembly modules built for WASI preview 1 with their files served by a WASI
@@ -274,7 +275,7 @@ def _guest_args(args: argparse.Namespace) -> list[str]:
 
 
 def _flags_run(args: argparse.Namespace) -> RunPlan:
-    from .worldfile import WorldOptions
+    from .worldfiles.plan import WorldOptions
 
     if args.module is None:
         raise MountError("run: give MODULE.wasm, or --world WORLD.toml")
@@ -289,7 +290,7 @@ _NOT_WITH_WORLD = ("dir", "mount", "ro", "overlay", "impl", "quota", "audit")
 
 def _world_run(args: argparse.Namespace, argv: Sequence[str]) -> RunPlan:
     """The run a world file describes, as the command line adjusts it (see RUN_EPILOG)."""
-    from .worldfile import WorldFileError, load
+    from .worldfiles.plan import WorldFileError, load
 
     for name in _NOT_WITH_WORLD:
         if getattr(args, name):
@@ -355,7 +356,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from . import diff
+    from .compare import diff
 
     module = Path(args.module)
     if not module.is_file():
@@ -384,9 +385,9 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from .graph import describe, render_text
-    from .graph_svg import render_svg
-    from .worldfile import WorldFileError, load
+    from .worldfiles.graph import describe, render_text
+    from .worldfiles.plan import WorldFileError, load
+    from .worldfiles.svg import render_svg
 
     try:
         plan = load(args.world)

@@ -23,11 +23,11 @@ from .client import (
     ImportFunc,
     ModuleSource,
 )
-from .mounts import MountError, MountSource, open_mounts, opened_here
+from .compare.result import RunResult
 from .native import native_implementation
-from .outcome import RunResult
 from .storage.base import Storage
 from .storage.hostdir import HostDirStorage
+from .storage.mounts import MountError, MountSource, open_mounts, opened_here
 from .virtual import virtual_implementation
 from .world import Definition, Instance, Semantics, World
 

@@ -41,7 +41,7 @@ from fsspec.implementations.tar import TarFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 from fsspec.utils import infer_compression
 
-from ..progress import progress
+from ..terminal.progress import progress
 from .base import posix_error
 from .network import chain_protocols, storage_options, tune
 

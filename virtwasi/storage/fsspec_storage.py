@@ -40,7 +40,7 @@ What each network store cannot do, and what the guest gets instead:
 
 This class never refuses a change itself: a store that cannot be written (an archive, a web
 server, a caching layer: :func:`~.fsspec_layout.read_only_store`) is served through
-:class:`~.readonly.ReadOnlyStorage`, as :func:`virtwasi.mounts.open_mount` does.
+:class:`~.readonly.ReadOnlyStorage`, as :func:`virtwasi.storage.mounts.open_mount` does.
 
 Serving a host folder through fsspec's ``file://`` would follow host symlinks: use
 :class:`~virtwasi.storage.hostdir.HostDirStorage` for that.

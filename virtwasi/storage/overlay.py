@@ -42,7 +42,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import suppress
 
-from ..progress import Progress, progress
+from ..terminal.progress import Progress, progress
 from .base import DirEntry, File, FileKind, Stat, Storage, posix_error
 from .memfs import MemoryStorage
 from .opening import Opening, open_rule

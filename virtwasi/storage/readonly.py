@@ -2,7 +2,7 @@
 
 This wrapper is the only way a storage is read-only. Backends carry no writable flag:
 whoever serves a mount read-only (``--ro``, or a source that cannot be written: an
-archive, a web server, a caching layer; see :mod:`virtwasi.mounts`) wraps its storage in
+archive, a web server, a caching layer; see :mod:`virtwasi.storage.mounts`) wraps its storage in
 :class:`ReadOnlyStorage`, and :func:`is_read_only` is how anyone asks.
 
 Its answers, the same for every backend below it: every change is ``EROFS`` before

@@ -15,7 +15,7 @@ from typing import Any
 
 import fsspec.callbacks
 
-from ..progress import Progress, progress
+from ..terminal.progress import Progress, progress
 
 
 class Spill:

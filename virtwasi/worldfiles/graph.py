@@ -1,9 +1,9 @@
 """The instance graph of a world file, read from the world itself, drawn as text.
 
-:func:`describe` builds the world a :class:`~virtwasi.worldfile.WorldPlan` describes,
+:func:`describe` builds the world a :class:`~virtwasi.worldfiles.plan.WorldPlan` describes,
 without running its module, and reads what each instance really exports: the resource types
 it defines and the ones it passes on from below. :func:`render_text` draws the result for a
-terminal; :func:`virtwasi.graph_svg.render_svg` draws it as a picture.
+terminal; :func:`virtwasi.worldfiles.svg.render_svg` draws it as a picture.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import shlex
 import textwrap
 from dataclasses import dataclass
 
-from .runtime import WasiWorld
-from .storage.base import Storage
-from .storage.fsspec_storage import FsspecStorage
-from .storage.hostdir import HostDirStorage
-from .storage.memfs import MemoryStorage
-from .storage.overlay import OverlayStorage
-from .storage.readonly import ReadOnlyStorage, is_read_only
-from .world import Instance
-from .worldfile import KINDS, InstancePlan, WorldPlan
+from ..runtime import WasiWorld
+from ..storage.base import Storage
+from ..storage.fsspec_storage import FsspecStorage
+from ..storage.hostdir import HostDirStorage
+from ..storage.memfs import MemoryStorage
+from ..storage.overlay import OverlayStorage
+from ..storage.readonly import ReadOnlyStorage, is_read_only
+from ..world import Instance
+from .plan import KINDS, InstancePlan, WorldPlan
 
 MODULE_IMPORT = "wasi_snapshot_preview1"
 """What an unmodified module imports; its preview 1 adapter calls the top instance."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from .outcome import RunResult
-from .storage.hostdir import HostDirStorage
-from .storage.tree import Snapshot, snapshot
+from ..storage.hostdir import HostDirStorage
+from ..storage.tree import Snapshot, snapshot
+from .result import RunResult
 
 REFERENCE = "wasmtime"
 # runtime name -> (adapter file, function in it)
@@ -48,10 +48,10 @@ Prepare = Callable[[Path], None]
 
 
 def adapter_dir() -> Path:
-    packaged = Path(__file__).parent / "adapters"
+    packaged = Path(__file__).parents[1] / "adapters"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "adapters"
+    return Path(__file__).resolve().parents[2] / "adapters"
 
 
 def load_adapter(name: str) -> ModuleType:

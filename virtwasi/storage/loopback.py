@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .storage.network import default_options
+from .network import default_options
 
 HOST = "127.0.0.1"
 S3_KEY = "virtwasi-test"  # moto accepts any credentials; s3fs insists on having some

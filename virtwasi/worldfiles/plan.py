@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from .layers import audit_layer, quota_layer, read_only_layer
-from .mounts import MountSource, anchored
-from .world import Definition, Semantics
-from .worldkeys import (
+from ..layers import audit_layer, quota_layer, read_only_layer
+from ..storage.mounts import MountSource, anchored
+from ..world import Definition, Semantics
+from .keys import (
     At,
     Invalid,
     MountPlan,

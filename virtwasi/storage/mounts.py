@@ -29,15 +29,15 @@ from typing import Any, TypeAlias
 
 import fsspec
 
-from .storage.archives import open_archive
-from .storage.base import FileKind, Storage
-from .storage.fsspec_layout import kind, layout_for, read_only_store
-from .storage.fsspec_storage import FsspecStorage, release_filesystem
-from .storage.hostdir import HostDirStorage
-from .storage.memfs import MemoryStorage
-from .storage.network import open_url
-from .storage.overlay import OverlayStorage
-from .storage.readonly import ReadOnlyStorage, is_read_only
+from .archives import open_archive
+from .base import FileKind, Storage
+from .fsspec_layout import kind, layout_for, read_only_store
+from .fsspec_storage import FsspecStorage, release_filesystem
+from .hostdir import HostDirStorage
+from .memfs import MemoryStorage
+from .network import open_url
+from .overlay import OverlayStorage
+from .readonly import ReadOnlyStorage, is_read_only
 
 
 @dataclass(frozen=True)

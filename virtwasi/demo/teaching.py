@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from virtwasi.narrate import Narration
+from virtwasi.demo.narrate import Narration
 from virtwasi.world import (
     Context,
     Func,

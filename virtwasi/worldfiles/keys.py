@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from .mounts import MountSource, Overlay, Remote, anchored
+from ..storage.mounts import MountSource, Overlay, Remote, anchored
 
 T = TypeVar("T")
 D = TypeVar("D")

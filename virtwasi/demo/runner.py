@@ -15,10 +15,10 @@ from pathlib import Path
 
 
 def scenario_dir() -> Path:
-    packaged = Path(__file__).parent / "scenarios"
+    packaged = Path(__file__).parents[1] / "scenarios"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "scenarios"
+    return Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @dataclass(frozen=True)
