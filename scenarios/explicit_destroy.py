@@ -34,7 +34,7 @@ RULES = {
 }
 
 
-class Client(Peer):
+class CallbackPeer(Peer):
     """A client; the scenario acts through its context. ``inspect`` uses a lent file and
     calls Alice back meanwhile (``progress``)."""
 
@@ -71,7 +71,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     world = World(semantics)
     lib = FileLibrary()
     files = world.instantiate("files", lib)
-    alice, bob, carol = Client(), Client(), Client()
+    alice, bob, carol = CallbackPeer(), CallbackPeer(), CallbackPeer()
     alice_inst = world.instantiate("alice", alice, {"files": files})
     bob_inst = world.instantiate("bob", bob, {"files": files, "alice": alice_inst})
     world.instantiate("carol", carol, {"files": files})

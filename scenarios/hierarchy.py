@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtwasi.demo.narrate import Narration
-from virtwasi.demo.teaching import Client, Exported, FileLibrary, tell_under_each, trapped
+from virtwasi.demo.teaching import Exported, FileLibrary, ScriptedClient, tell_under_each, trapped
 from virtwasi.world import Context, ResourceType, Semantics, Trap, World, given
 
 ORDER = [Semantics.TRANSPARENT, Semantics.PROPOSAL_2021, Semantics.COMPONENT_MODEL]
@@ -77,7 +77,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     world = World(semantics)
     lib = ClosingLibrary()
     files = world.instantiate("files", lib)
-    app, other = Client(), Client()
+    app, other = ScriptedClient(), ScriptedClient()
     app_inst = world.instantiate("app", app, {"files": files})
     world.instantiate("other", other, {"files": files})
     a_files, o_files = app.ctx.imports["files"], other.ctx.imports["files"]

@@ -29,7 +29,7 @@ from virtwasi.layers import quota_layer, read_only_layer
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.wasi.abi import Errno
-from virtwasi.wasi.errors import errno_name
+from virtwasi.wasi.errnos import errno_name
 from virtwasi.world import Definition, ResourceType
 
 SPACETOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "spacetool.wasm"

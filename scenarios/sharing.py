@@ -26,7 +26,7 @@ RULES = {
 }
 
 
-class Client(Peer):
+class NamedPeer(Peer):
     """A client instance. The scenario acts through its context, as the client's code would;
     other clients can give it a file, lend it one or call it back in the middle of a call."""
 
@@ -76,7 +76,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     world = World(semantics)
     lib = FileLibrary()
     files = world.instantiate("files", lib)
-    alice, bob, carol = Client("alice", say), Client("bob", say), Client("carol", say)
+    alice, bob, carol = NamedPeer("alice", say), NamedPeer("bob", say), NamedPeer("carol", say)
     alice_inst = world.instantiate("alice", alice, {"files": files})
     bob_inst = world.instantiate("bob", bob, {"files": files, "alice": alice_inst})
     carol_inst = world.instantiate("carol", carol, {"files": files})
@@ -93,7 +93,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     # Part 1: giving a handle away, twice, then everyone lets go.
     h = alice.ctx.imports["files"].open("/reports/q1", "draft")
     say.step("alice", "files.open('/reports/q1')", f"handle {h}{count(alice_inst, h)}")
-    holders: list[tuple[Client, Instance, int]] = [(alice, alice_inst, h)]
+    holders: list[tuple[NamedPeer, Instance, int]] = [(alice, alice_inst, h)]
     alice.ctx.connect(bob_inst).take(h)
     holders.append((bob, bob_inst, bob.kept[0]))
     if semantics is Semantics.COMPONENT_MODEL and alice.ctx.handle_count == 0:

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from virtwasi.demo.narrate import Narration
-from virtwasi.demo.teaching import Client, FileLibrary, side_by_side, tell_under_each
+from virtwasi.demo.teaching import FileLibrary, ScriptedClient, side_by_side, tell_under_each
 from virtwasi.world import Semantics, Trap, World
 
 GUESSES = range(1, 5)
@@ -33,7 +33,7 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     world = World(semantics)
     lib = FileLibrary()
     files = world.instantiate("files", lib)
-    alice, mallory = Client(), Client()
+    alice, mallory = ScriptedClient(), ScriptedClient()
     alice_inst = world.instantiate("alice", alice, {"files": files})
     world.instantiate("mallory", mallory, {"files": files})
 

@@ -22,7 +22,7 @@ import pytest
 import wasmtime
 from conftest import FIXTURES
 
-from virtwasi.compare.diff import REFERENCE, RUNTIMES, Comparison, Outcome, report, run_on
+from virtwasi.compare.diff import REFERENCE, RUNTIMES, Comparison, Observation, report, run_on
 from virtwasi.engine import compile_module
 from virtwasi.runtime import run
 from virtwasi.storage.hostdir import HostDirStorage
@@ -33,7 +33,7 @@ COMPARED = ["native", "virtual-host", "virtual-memory"]
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Observation:
     return run_on(REFERENCE, SLASHES, [], tmp_path_factory.mktemp("slashes") / REFERENCE)
 
 
@@ -48,7 +48,7 @@ def differing_lines(want: bytes, got: bytes) -> list[str]:
     return out
 
 
-def test_wasmtime_still_answers_as_recorded(reference: Outcome) -> None:
+def test_wasmtime_still_answers_as_recorded(reference: Observation) -> None:
     assert (reference.exit_code, reference.stderr) == (0, b"")
     assert reference.stdout.decode() == EXPECTED.read_text()
 
@@ -58,11 +58,11 @@ def test_the_compared_runtimes_are_the_harness_own() -> None:
 
 
 @pytest.mark.parametrize("runtime", COMPARED)
-def test_trailing_slashes_answer_as_in_wasmtime(runtime: str, reference: Outcome,
+def test_trailing_slashes_answer_as_in_wasmtime(runtime: str, reference: Observation,
                                                  tmp_path: Path) -> None:
     comparison = Comparison(SLASHES, [])
-    comparison.outcomes[REFERENCE] = reference
-    comparison.outcomes[runtime] = got = run_on(runtime, SLASHES, [], tmp_path / runtime)
+    comparison.observations[REFERENCE] = reference
+    comparison.observations[runtime] = got = run_on(runtime, SLASHES, [], tmp_path / runtime)
     lines = differing_lines(reference.stdout, got.stdout)
     assert comparison.same, "\n".join([*lines, "", report(comparison)])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import FIXTURES
 
-from virtwasi.compare.diff import REFERENCE, Comparison, Outcome, default_runtimes, report
+from virtwasi.compare.diff import REFERENCE, Comparison, Observation, default_runtimes, report
 
 
 def virtwasi(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,8 +31,8 @@ def test_diff_runs_every_runtime_from_a_copy_of_the_tree(tmp_path: Path) -> None
 
 
 def test_the_report_shows_what_differs_and_where() -> None:
-    same = Outcome(0, b"line one\nline two\n", b"", {"f": ("regular", b"x")})
-    other = Outcome(1, b"line one\nline 2\n", b"", {"f": ("regular", b"y")})
+    same = Observation(0, b"line one\nline two\n", b"", {"f": ("regular", b"x")})
+    other = Observation(1, b"line one\nline 2\n", b"", {"f": ("regular", b"y")})
     comparison = Comparison(Path("prog.wasm"), ["arg"],
                             {REFERENCE: same, "virtual-host": same, "virtual-memory": other})
     text = report(comparison)

@@ -25,6 +25,6 @@ def test_same_behaviour_as_wasmtime(case: str, runtime: str, tmp_path: Path) -> 
     module, args, prepare, stdin = CASES[case]
     comparison = Comparison(FIXTURES / module, args)
     for name in (REFERENCE, runtime):
-        comparison.outcomes[name] = run_on(name, FIXTURES / module, args, tmp_path / name,
+        comparison.observations[name] = run_on(name, FIXTURES / module, args, tmp_path / name,
                                            env=ENV, stdin=stdin, prepare=prepare)
     assert comparison.same, report(comparison)

@@ -9,7 +9,7 @@ import wasmtime
 
 from virtwasi.engine import HostFunc, TrapBox, define, memory_view
 from virtwasi.wasi.abi import FILESTAT, Errno
-from virtwasi.wasi.errors import AbiViolation, WasiError
+from virtwasi.wasi.errnos import AbiViolation, WasiError
 from virtwasi.wasi.memory import GuestMemory
 
 CALLER = """

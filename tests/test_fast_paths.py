@@ -16,7 +16,7 @@ from virtwasi.filesystem import paths
 from virtwasi.filesystem.errors import FsError
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.wasi.abi import Errno
-from virtwasi.wasi.errors import WasiError
+from virtwasi.wasi.errnos import WasiError
 from virtwasi.world import (
     BoundFunc,
     Context,

@@ -20,7 +20,7 @@ import pytest
 from storagekit import errno_of, read_all
 
 from virtwasi.storage import DirEntry, File, FileKind, ReadOnlyStorage, Storage, is_read_only
-from virtwasi.storage.hostdir import HostDirStorage, HostFile
+from virtwasi.storage.hostdir import HostDirFile, HostDirStorage
 
 
 @pytest.fixture
@@ -506,5 +506,5 @@ def test_listdir_entries_are_plain_values(storage: HostDirStorage, root: Path) -
     (entry,) = storage.listdir("")
     assert entry == DirEntry("x", os.lstat(root / "x").st_ino, FileKind.REGULAR)
     f = storage.open("x")
-    assert isinstance(f, HostFile)
+    assert isinstance(f, HostDirFile)
     f.close()

@@ -22,7 +22,7 @@ from probekit import Call, run_probe, script
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.mounts import MountError
 from virtwasi.wasi.abi import ALL_RIGHTS, IMPORTS, Errno, Fdflags, Fstflags, Oflags, Rights
-from virtwasi.wasi.errors import ANSWERED, WasiError, errno_of
+from virtwasi.wasi.errnos import ANSWERED, WasiError, errno_of
 from virtwasi.wasi.memory import GuestMemory
 from virtwasi.wasi.preview1 import Preview1
 from virtwasi.world import Context, Func, ResourceType, Trap, TrapReason

@@ -6,7 +6,7 @@ import errno
 
 from virtwasi.wasi import abi
 from virtwasi.wasi.abi import Errno, Filetype, Rights
-from virtwasi.wasi.errors import WasiError, errno_of
+from virtwasi.wasi.errnos import WasiError, errno_of
 
 
 def test_struct_fields_sit_at_their_witx_offsets() -> None:

@@ -18,7 +18,7 @@ from virtwasi.filesystem.errors import ErrorCode, FsError
 from virtwasi.filesystem.paths import resolve
 from virtwasi.storage import FileKind, HostDirStorage
 from virtwasi.wasi.abi import Errno
-from virtwasi.wasi.errors import errno_of
+from virtwasi.wasi.errnos import errno_of
 
 PROBES = [
     "f", "f/", "f/.", "d", "d/", "d/g", "d//g", "d/./g", "./f", "d/../f", "d/sub/../../f",

@@ -184,8 +184,8 @@ def test_diff_compares_wasmer_only_when_named(tmp_path: Path) -> None:
     wasmer()
     comparison = compare(FIXTURES / "echo.wasm", runtimes=["wasmer"], stdin=b"hi\n",
                          workdir=tmp_path / "work")
-    assert list(comparison.outcomes) == ["wasmtime", "wasmer"] and comparison.same
-    assert comparison.outcomes["wasmer"].stdout == b"hi\n"
+    assert list(comparison.observations) == ["wasmtime", "wasmer"] and comparison.same
+    assert comparison.observations["wasmer"].stdout == b"hi\n"
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "in.txt").write_text("input")

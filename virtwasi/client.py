@@ -25,7 +25,7 @@ from .engine import HostFunc, TrapBox, compile_module, define, memory_view
 from .wasi import transparent
 from .wasi.abi import IMPORTS
 from .wasi.common import ProcExit
-from .wasi.errors import ANSWERED, AbiViolation, errno_of
+from .wasi.errnos import ANSWERED, AbiViolation, errno_of
 from .wasi.memory import GuestMemory
 from .wasi.preview1 import Preview1
 from .wasi.transparent import TransparentPreview1

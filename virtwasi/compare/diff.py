@@ -97,7 +97,10 @@ def default_runtimes() -> list[str]:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Observation:
+    """What one runtime was seen to do: the :class:`RunResult` it returned and the tree it
+    left behind."""
+
     exit_code: int
     stdout: bytes
     stderr: bytes
@@ -113,29 +116,29 @@ def copier(source: Path) -> Prepare:
 
 def run_on(runtime: str, module: Path, args: Sequence[str], root: Path, *,
            env: Mapping[str, str] | None = None, stdin: bytes = b"",
-           prepare: Prepare | None = None) -> Outcome:
+           prepare: Prepare | None = None) -> Observation:
     """``module`` run on ``runtime`` with ``root`` (created here) as its ``/``."""
     root.mkdir(parents=True)
     if prepare is not None:
         prepare(root)
     result = runner(runtime)(module, list(args), root, env=dict(env or {}), stdin=stdin)
     with HostDirStorage(root) as tree:
-        return Outcome(result.exit_code, result.stdout, result.stderr, snapshot(tree))
+        return Observation(result.exit_code, result.stdout, result.stderr, snapshot(tree))
 
 
 @dataclass
 class Comparison:
     module: Path
     args: list[str]
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    observations: dict[str, Observation] = field(default_factory=dict)
 
     @property
-    def reference(self) -> Outcome:
-        return self.outcomes[REFERENCE]
+    def reference(self) -> Observation:
+        return self.observations[REFERENCE]
 
     def differing(self) -> list[str]:
-        """The runtimes whose outcome is not the reference's."""
-        return [name for name, got in self.outcomes.items()
+        """The runtimes whose observation is not the reference's."""
+        return [name for name, got in self.observations.items()
                 if name != REFERENCE and got != self.reference]
 
     @property
@@ -159,7 +162,7 @@ def compare(module: Path, args: Sequence[str] = (), *,
     with tempfile.TemporaryDirectory(prefix="virtwasi-diff-") as scratch:
         base = workdir or Path(scratch)
         for name in chosen:
-            comparison.outcomes[name] = run_on(name, module, args, base / name, env=env,
+            comparison.observations[name] = run_on(name, module, args, base / name, env=env,
                                                stdin=stdin, prepare=prepare)
     return comparison
 
@@ -183,13 +186,13 @@ def _fits(value: object) -> str:
 def report(comparison: Comparison) -> str:
     """A readable report: one row per runtime and field, then a diff for each difference."""
     fields = ("exit_code", "stdout", "stderr", "tree")
-    names = list(comparison.outcomes)
+    names = list(comparison.observations)
     width = max(len(n) for n in names)
     ref = comparison.reference
     out = [f"{comparison.module.name} {' '.join(comparison.args)}".rstrip(), ""]
     out.append(f"{'runtime':<{width}}  " + "  ".join(f"{f:<12}" for f in fields))
     for name in names:
-        got = comparison.outcomes[name]
+        got = comparison.observations[name]
         cells = []
         for f in fields:
             value = getattr(got, f)
@@ -202,7 +205,7 @@ def report(comparison: Comparison) -> str:
         return "\n".join(out) + "\n"
     out += ["", f"differs from {REFERENCE}: {', '.join(differing)} (* above)"]
     for name in differing:
-        got = comparison.outcomes[name]
+        got = comparison.observations[name]
         for f in fields:
             want, have = getattr(ref, f), getattr(got, f)
             if want != have:

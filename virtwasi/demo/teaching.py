@@ -96,7 +96,7 @@ class FileLibrary:
         }
 
 
-class Client:
+class ScriptedClient:
     """A client instance that exports nothing: the scenario acts through its context, as the
     client's own code would."""
 
@@ -110,7 +110,7 @@ class Client:
         return {}
 
 
-class Peer(Client, ABC):
+class Peer(ScriptedClient, ABC):
     """A client of the file library that other clients can give a file (``take``: it keeps
     the handle), lend one for a call (``inspect``, which each variant defines), and call
     back in the middle of a call (``progress``: runs ``on_progress``)."""

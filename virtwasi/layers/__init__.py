@@ -7,6 +7,6 @@ sits on the implementation, the last is what clients import.
 
 from .audit import audit_layer
 from .quota import quota_layer
-from .readonly import read_only_layer
+from .read_only_view import read_only_layer
 
 __all__ = ["audit_layer", "quota_layer", "read_only_layer"]

@@ -104,7 +104,7 @@ def parent_of(root: int, path: str) -> Iterator[tuple[int, str]]:
             os.close(fd)
 
 
-class HostFile:
+class HostDirFile:
     """An open regular file of a :class:`HostDirStorage`: a host fd used positionally."""
 
     def __init__(self, fd: int, path: str) -> None:
@@ -225,7 +225,7 @@ class HostDirStorage:
         exclusive: bool = False,
         truncate: bool = False,
         writable: bool = False,
-    ) -> HostFile:
+    ) -> HostDirFile:
         if path == "":  # the root: a directory, whatever the flags ask
             open_rule(path, FileKind.DIRECTORY, create=create, exclusive=exclusive)
         flags = _OPEN | (os.O_RDWR if writable else os.O_RDONLY)
@@ -245,7 +245,7 @@ class HostDirStorage:
         except BaseException:
             os.close(fd)
             raise
-        return HostFile(fd, path)
+        return HostDirFile(fd, path)
 
     def listdir(self, path: str) -> list[DirEntry]:
         """Entries sorted by name (code point order)."""

@@ -33,7 +33,7 @@ from .abi import (
     Sdflags,
     Subclockflags,
 )
-from .errors import AbiViolation, WasiError, check_enum, check_flags
+from .errnos import AbiViolation, WasiError, check_enum, check_flags
 from .memory import GuestMemory
 
 # wasmtime refuses exit statuses from 126 up (shells reserve them) with a trap.
@@ -105,7 +105,7 @@ class CommonImports:
 
     def functions(self) -> dict[str, Callable[..., None]]:
         """Every import by name. Each returns None on success and raises WasiError or
-        OSError for an errno answer (see :func:`errors.errno_of`)."""
+        OSError for an errno answer (see :func:`.errnos.errno_of`)."""
         return {name: getattr(self, name) for name in IMPORTS}
 
     # -- args, environment ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .abi import Errno
-from .errors import WasiError
+from .errnos import WasiError
 
 Dirent = tuple[bytes, int, int]  # (name, inode, filetype)
 

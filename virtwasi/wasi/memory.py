@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .abi import ALIGNMENT, IOVEC, Errno
-from .errors import AbiViolation, WasiError
+from .errnos import AbiViolation, WasiError
 
 MAX_IOVECS = 1 << 24
 _unpack_iovec = IOVEC.unpack_from

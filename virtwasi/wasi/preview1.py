@@ -45,7 +45,7 @@ from .abi import (
     Whence,
 )
 from .common import HANGUP, CommonImports, read_stream
-from .errors import WasiError, check_enum, check_flags, check_open_flags
+from .errnos import WasiError, check_enum, check_flags, check_open_flags
 from .fdtable import Entry, FdTable, Listing, Opened, Stdio
 from .memory import GuestMemory
 

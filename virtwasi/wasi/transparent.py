@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 from ..world import Context, Exports, Trap, TrapReason
 from .abi import Errno
-from .errors import ANSWERED as PREVIEW1_ANSWERED
-from .errors import WasiError, errno_of
+from .errnos import ANSWERED as PREVIEW1_ANSWERED
+from .errnos import WasiError, errno_of
 from .fdtable import Entry, Opened
 from .preview1 import Preview1
 
