@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import virtwasi
 from virtwasi.compare.result import RunResult
 from virtwasi.engine.cache import cache_dir
 
@@ -53,14 +54,14 @@ TIMEOUT = 300.0  # seconds a run may take before Wasmer kills it (some guests ha
 TRAP_EXIT_CODE = 134  # as the wasmtime CLI and the other adapters report a trap
 UNREADABLE_LINK = "?wasmer-sdk cannot read link targets ({} bytes)"
 _COMMAND_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+_HOME = str(Path(virtwasi.__file__).resolve().parent.parent)  # the folder holding virtwasi
 
-# The child: load this file by path under a private name, run the request in the scratch
-# folder, and leave without interpreter exit.
+# The child: import this module (from the folder that holds this virtwasi), run the request
+# in the scratch folder, and leave without interpreter exit.
 _CHILD = (
-    "import importlib.util, os, sys\n"
-    "spec = importlib.util.spec_from_file_location('_virtwasi_wasmer_child', sys.argv[1])\n"
-    "module = importlib.util.module_from_spec(spec)\n"
-    "spec.loader.exec_module(module)\n"
+    "import importlib, os, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "module = importlib.import_module('virtwasi.adapters.wasmer_wasi')\n"
     "module.serve(sys.argv[2])\n"
     "sys.stdout.flush(); sys.stderr.flush()\n"
     "os._exit(0)\n"
@@ -99,7 +100,7 @@ def run(
         (folder / "request.json").write_text(json.dumps(request))
         (folder / "stdin").write_bytes(stdin)
         child = subprocess.run(
-            [sys.executable, "-P", "-c", _CHILD, str(Path(__file__).resolve()), scratch],
+            [sys.executable, "-P", "-c", _CHILD, _HOME, scratch],
             capture_output=True, timeout=TIMEOUT + 60,
         )
         answer = folder / "result.json"

@@ -17,5 +17,5 @@ pytest_plugins = ["servers"]
 
 
 def load_adapter(name: str) -> ModuleType:
-    """A runtime adapter from adapters/, loaded by path under a private module name."""
+    """A runtime adapter, the module virtwasi.adapters.NAME (the file adapters/NAME.py)."""
     return diff.load_adapter(name)

@@ -1,6 +1,6 @@
 """Running one module on several runtimes and comparing what each produced.
 
-Each runtime is an adapter file under ``adapters/`` (packaged as ``virtwasi/adapters``)
+Each runtime is an adapter module of :mod:`virtwasi.adapters` (the repository's ``adapters/``)
 with the common run contract: the module, its arguments, environment and stdin, and a host
 folder it sees as ``/``. Every runtime starts from its own copy of the same initial tree;
 exit code, stdout, stderr and the final tree (kinds, contents, link targets) are compared
@@ -11,21 +11,21 @@ tests both use this module.
 from __future__ import annotations
 
 import difflib
-import importlib.util
+import importlib
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from .. import adapters
 from ..storage.hostdir import HostDirStorage
 from ..storage.tree import Snapshot, snapshot
 from .result import RunResult
 
 REFERENCE = "wasmtime"
-# runtime name -> (adapter file, function in it)
+# runtime name -> (adapter module, function in it)
 RUNTIMES: dict[str, tuple[str, str]] = {
     "wasmtime": ("wasmtime_wasi", "run"),
     "native": ("virtwasi_native", "run"),
@@ -47,30 +47,15 @@ Prepare = Callable[[Path], None]
 """Fills a fresh host folder with a run's initial tree."""
 
 
-def adapter_dir() -> Path:
-    packaged = Path(__file__).parents[1] / "adapters"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "adapters"
-
-
 def load_adapter(name: str) -> ModuleType:
-    """An adapter file, loaded by path under a private module name (never ``adapters``)."""
-    module_name = f"_virtwasi_adapter_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    path = adapter_dir() / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise ImportError(f"no runtime adapter {name!r} in {adapter_dir()}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    """The adapter module ``name`` of :mod:`virtwasi.adapters`."""
+    module = f"{adapters.__name__}.{name}"
     try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]  # a half-loaded adapter must not pass for a loaded one
-        raise
-    return module
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise  # the adapter is there; something it imports is not
+        raise ImportError(f"no runtime adapter {name!r} in {adapters.__name__}") from None
 
 
 def runner(runtime: str) -> Callable[..., RunResult]:
