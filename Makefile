@@ -47,7 +47,7 @@ bench: $(STAMP)
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup
-	$(BIN)/virtwasi run tests/fixtures/fileops.wasm
+	$(BIN)/virtwasi run scenarios/programs/fileops.wasm
 	$(BIN)/virtwasi scenario run two-clients
 	$(BIN)/virtwasi scenario run forging
 	$(BIN)/virtwasi scenario run client-dies

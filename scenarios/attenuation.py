@@ -31,7 +31,7 @@ from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.storage.tree import Snapshot, copy_tree, snapshot
 from virtwasi.world import Context, ResourceType, Semantics, Trap, lent
 
-FSTOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fstool.wasm"
+FSTOOL = Path(__file__).resolve().parent / "programs" / "fstool.wasm"
 READS = [("cat", "/notes.txt"), ("ls", "/todo"), ("stat", "/notes.txt")]
 WRITES = [
     ("put", "/notes.txt", "buy eggs"),

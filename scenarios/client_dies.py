@@ -31,7 +31,7 @@ from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.world import Semantics
 
-HOLDER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "holder.wasm"
+HOLDER = Path(__file__).resolve().parent / "programs" / "holder.wasm"
 LINE = b"every byte of this line was written before the end\n"
 DEATHS = ["exit", "trap", "torn down"]
 ORDER = ["native", "component-model", "proposal-2021", "transparent"]

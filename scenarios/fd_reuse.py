@@ -25,7 +25,7 @@ from virtwasi.wasi.fdtable import Opened
 from virtwasi.wasi.transparent import TransparentPreview1
 from virtwasi.world import Semantics, Trap
 
-HOLDER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "holder.wasm"
+HOLDER = Path(__file__).resolve().parent / "programs" / "holder.wasm"
 ORDER = ["transparent", "component-model", "proposal-2021", "native"]
 SEMANTICS = {
     "transparent": Semantics.TRANSPARENT,

@@ -22,9 +22,9 @@ from virtwasi.runtime import WasiWorld
 from virtwasi.wasi.abi import Errno
 from virtwasi.world import Semantics
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
-HOLDER = FIXTURES / "holder.wasm"
-FDSCAN = FIXTURES / "fdscan.wasm"
+PROGRAMS = Path(__file__).resolve().parent / "programs"  # built from tests/fixtures
+HOLDER = PROGRAMS / "holder.wasm"
+FDSCAN = PROGRAMS / "fdscan.wasm"
 SECRET = b"the vault code is 4-8-15-16\n"
 MINE = "my own notes"  # what fdscan writes to its own file
 SCANNED = range(3, 33)

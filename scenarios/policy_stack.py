@@ -32,7 +32,7 @@ from virtwasi.wasi.abi import Errno
 from virtwasi.wasi.errnos import errno_name
 from virtwasi.world import Definition, ResourceType
 
-SPACETOOL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "spacetool.wasm"
+SPACETOOL = Path(__file__).resolve().parent / "programs" / "spacetool.wasm"
 NOTES = b"buy milk\n"
 QUOTA = 32
 COMMANDS = [
