@@ -24,7 +24,7 @@ opened, so a bad file is one :class:`WorldFileError` naming the file, the table 
 A plan is what :class:`~virtwasi.runtime.WasiWorld` can build: one implementation, layers
 stacked on it in a chain, each importing the one below as ``lower``, and the module importing
 the top one. The instance kinds are :data:`KINDS`; the keys' values and the mount forms are
-checked in :mod:`.worldkeys`.
+checked in :mod:`.keys`.
 """
 
 from __future__ import annotations
