@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/wasi_calls.py BENCHMARKS.md
 	$(BIN)/python benchmarks/layers.py BENCHMARKS.md
 	$(BIN)/python benchmarks/real_program.py BENCHMARKS.md
+	$(BIN)/python benchmarks/startup.py BENCHMARKS.md
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup

@@ -48,6 +48,11 @@ CASES: dict[str, tuple[str, tuple[int, ...]]] = {
     "seek bad whence": ("fd_seek", (3, 0, 9, 3000)),
     "advise bad advice": ("fd_advise", (3, 0, 0, 9)),
     "random out of bounds": ("random_get", (65000, 10000)),
+    # Checked before any byte is made: a huge length traps at once, as in wasmtime.
+    "random huge length": ("random_get", (4096, 0xFFFFFFF0)),
+    "random nothing far out": ("random_get", (0xFFFFFFF8, 0)),  # an empty buffer is fine
+    "stat path empty far out": ("path_filestat_get", (3, 0, 0xFFFFFFF0, 0, 3000)),
+    "stat unknown lookupflags": ("path_filestat_get", (3, 2, 1024, 1, 3000)),
     "poll nothing": ("poll_oneoff", (4096, 8192, 0, 3000)),
     "prestat name too long buffer past end": ("fd_prestat_dir_name", (3, 65535, 100)),
     "readdir on a file fd": ("fd_readdir", (1, 4096, 128, 0, 3000)),

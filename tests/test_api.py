@@ -119,12 +119,36 @@ def test_compiled_modules_are_cached_and_a_bad_entry_is_replaced(
     compile_module(engine, FIXTURES / "hello.wasm", on_compile=compiled.append)
     compile_module(engine, FIXTURES / "hello.wasm", on_compile=compiled.append)
     assert compiled == [(FIXTURES / "hello.wasm").stat().st_size]  # the second came cached
-    [entry] = (tmp_path / "modules").iterdir()
+    [entry] = (tmp_path / "modules").glob("*.cwasm")
     assert entry.name.endswith("-default.cwasm") and entry.stat().st_size > 0
     entry.write_bytes(b"not a compiled module")
     module = compile_module(engine, FIXTURES / "hello.wasm")
     assert any(e.name == "_start" for e in module.exports)
     assert entry.read_bytes() != b"not a compiled module"
+
+
+def test_an_unchanged_module_file_is_found_without_reading_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path / "cache"))
+    module_file = tmp_path / "m.wasm"
+    module_file.write_bytes((FIXTURES / "hello.wasm").read_bytes())
+    engine = wasmtime.Engine()
+    compile_module(engine, module_file)
+    other = (FIXTURES / "echo.wasm").read_bytes()
+    read: list[Path] = []
+    real_read = Path.read_bytes
+
+    def counting(path: Path) -> bytes:
+        read.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    assert any(e.name == "_start" for e in compile_module(engine, module_file).exports)
+    assert read == []  # one stat, not reading and hashing the module
+    module_file.write_bytes(other)  # changed: read and hashed again
+    compiled: list[int] = []
+    compile_module(engine, module_file, on_compile=compiled.append)
+    assert read == [module_file] and compiled == [module_file.stat().st_size]
 
 
 def test_the_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ modules: read-only, directories listed from the server's pages, reads at any off
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from conftest import FIXTURES
 from virtwasi.cli import main
 from virtwasi.runtime import run
 from virtwasi.storage.loopback import http_server
-from virtwasi.storage.mounts import open_mount
+from virtwasi.storage.mounts import MountError, open_mount
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
 BLOCKTOOL = str(FIXTURES / "blocktool.wasm")
@@ -80,3 +81,12 @@ def test_a_server_that_goes_away_is_eio(site: Path) -> None:
     result = run(FSTOOL, ["cat", "/index.txt", "ls", "/docs"], mounts={"/": storage})
     assert result.stdout.decode().splitlines() == [
         "cat /index.txt: errno 29 (I/O error)", "ls /docs: errno 29 (I/O error)"]
+
+
+def test_a_missing_library_names_the_extra_that_brings_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if it were not installed
+    with pytest.raises(MountError) as caught:
+        open_mount("http://127.0.0.1:9/site/")
+    assert str(caught.value) == ("http://127.0.0.1:9/site/: aiohttp is not installed: "
+                                 "pip install 'virtwasi[http]'")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import fsspec
 import pytest
+from conftest import FIXTURES
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,6 +37,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from virtwasi import runtime
 from virtwasi.storage import File, FileKind, Storage, is_read_only
 from virtwasi.storage.memfs import MemoryFile, MemoryStorage
 from virtwasi.storage.memfs_fsspec import MemoryTreeFileSystem
@@ -1084,6 +1086,19 @@ def test_fsspec_instances_are_never_cached_or_shared() -> None:
     c.pipe("/y", b"2")
     assert c is not d and d.cat("/y") == b"2"
     assert c == d and hash(c) == hash(d)  # fsspec's equality: the same tree
+
+
+def test_fsspec_knows_mem_as_a_private_tree_per_filesystem() -> None:
+    a, b = fsspec.filesystem("mem"), fsspec.filesystem("mem")
+    assert isinstance(a, MemoryTreeFileSystem) and a is not b
+    a.pipe("/notes.txt", b"mine")
+    assert a.cat("mem://notes.txt") == b"mine" and not b.exists("/notes.txt")
+    fs, path = fsspec.core.url_to_fs("mem://d/e.txt")
+    assert isinstance(fs, MemoryTreeFileSystem) and path == "/d/e.txt"
+    # Mounted as a filesystem object, a guest sees what was put there.
+    a.pipe("/in.txt", b"hello from fsspec\n")
+    result = runtime.run(str(FIXTURES / "fstool.wasm"), ["cat", "/in.txt"], mounts={"/": a})
+    assert result.stdout == b"cat /in.txt: hello from fsspec\n\n"
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import pytest
 from conftest import FIXTURES
 
 from virtwasi.runtime import run
+from virtwasi.storage.hostdir import HostDirStorage
 from virtwasi.storage.memfs import MemoryStorage
-from virtwasi.storage.mounts import MountError, open_mounts
+from virtwasi.storage.mounts import MountError, open_mount, open_mounts
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
 
@@ -139,3 +140,19 @@ def test_inherit_env_passes_the_callers_environment() -> None:
     assert "GREETING=given" in overridden.stdout
     plain = virtwasi("run", calls, env=env)
     assert "GREETING=(unset)" in plain.stdout
+
+
+def test_fsspec_local_urls_and_objects_get_the_host_folders_confinement(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"outside")
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    (inside / "escape").symlink_to(outside)
+    storage = open_mount(f"local://{inside}")
+    assert isinstance(storage, HostDirStorage)  # resolved by virtwasi, never followed out
+    with pytest.raises(MountError, match="mount a host folder by its path"):
+        open_mount(fsspec.filesystem("file"))
+    result = run(str(FIXTURES / "fstool.wasm"), ["cat", "/escape/secret"],
+                 mounts={"/": f"local://{inside}"})
+    assert b"outside" not in result.stdout and result.exit_code == 1

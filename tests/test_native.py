@@ -526,3 +526,31 @@ def test_forged_fds_are_ebadf(tmp_path: Path) -> None:
                 with pytest.raises(WasiError) as caught:
                     calls[name](*args)
                 assert caught.value.errno is Errno.BADF, (name, fd)
+
+
+# -- layers stack on the native implementation as on the virtual one ----------------------
+
+def test_layers_stack_on_the_native_implementation(tmp_path: Path) -> None:
+    from virtwasi.layers import audit_layer, quota_layer, read_only_layer
+
+    (tmp_path / "notes.txt").write_bytes(b"buy milk\n")
+    fstool = FIXTURES / "fstool.wasm"
+    log = tmp_path.parent / "native-audit.jsonl"
+    # notes.txt counts: 9 bytes of 20, then 5 more fit and 7 do not.
+    layers = [("quota", quota_layer(max_bytes=20)), ("audit", audit_layer(log)),
+              ("read-only", read_only_layer())]
+    with WasiWorld({"/": tmp_path}, impl="native", layers=layers[2:]) as world:
+        client = world.client(fstool, ["cat", "/notes.txt", "put", "/new.txt", "x"])
+        assert client.start() == 1
+        assert client.stdout.decode().splitlines() == [
+            "cat /notes.txt: buy milk", "", "put /new.txt: errno 69 (Read-only file system)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    with WasiWorld({"/": tmp_path}, impl="native", layers=layers[:2]) as world:
+        client = world.client(fstool, ["put", "/a.txt", "small", "put", "/b.txt", "too big"])
+        assert client.start() == 1
+        assert client.stdout.decode().splitlines() == [
+            "put /a.txt: ok", "put /b.txt: errno 19 (Quota exceeded)"]
+        assert [i.name for i in world.stack] == ["wasi-native", "quota", "audit"]
+    assert (tmp_path / "a.txt").read_bytes() == b"small"
+    assert (tmp_path / "b.txt").read_bytes() == b""  # created, then refused whole
+    assert '"call":"open_at"' in log.read_text()

@@ -177,11 +177,22 @@ def _scenario(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                   file=sys.stderr)
             return 2
         chosen = [found]
-    failed = [item.name for item in chosen if item.run() != 0]
+    failed = [item.name for item in chosen if _scenario_code(item) != 0]
     if args.all:
         print(f"\n{len(chosen) - len(failed)} of {len(chosen)} scenarios held"
               + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def _scenario_code(item: scenario.Scenario) -> int:
+    """A scenario's exit code; one that breaks is a failure with one line, and the others
+    still run."""
+    try:
+        return item.run()
+    except Exception as exc:
+        print(f"virtwasi: scenario {item.name} broke: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
 
 
 def _fail(message: str) -> int:

@@ -6,6 +6,11 @@ by the module's SHA-256, the wasmtime version and a caller-chosen flavour naming
 configuration; wasmtime itself refuses an artifact built for another configuration, and such
 an entry is simply compiled again and replaced.
 
+A module given as a file is not even read when it has not changed: a small index maps the
+file's identity (path, device, inode, size, modification and change times) to its hash, so
+finding a 70 MB module costs one ``stat``, not reading and hashing 70 MB; any change to the
+file changes its change time, and the file is read and hashed again.
+
 The cache lives in ``$VIRTWASI_CACHE/modules`` (default ``~/.cache/virtwasi/modules``);
 ``VIRTWASI_CACHE=off`` turns it off. Deserializing trusts the file, so the folder must be
 writable by its owner only, as a user's cache folder is.
@@ -36,6 +41,39 @@ def cache_dir() -> Path | None:
     return Path(base) / "virtwasi" / "modules"
 
 
+def _identity(path: Path) -> str | None:
+    """A name for the file as it is now: any write to it changes its change time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # reading it will say why
+    seen = (f"{path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+            f"\0{st.st_ctime_ns}")
+    return hashlib.sha256(seen.encode()).hexdigest()
+
+
+def _load(engine: wasmtime.Engine, entry: Path) -> wasmtime.Module | None:
+    if not entry.is_file():
+        return None
+    try:
+        return wasmtime.Module.deserialize_file(engine, str(entry))
+    except wasmtime.WasmtimeError:
+        return None  # built by another configuration or truncated: compile afresh
+
+
+def _store(folder: Path, name: str, data: bytes) -> None:
+    """Write then rename, so a concurrent run never reads a half-written entry; an
+    unwritable cache costs speed, never the run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, folder / name)
+    except OSError:
+        pass
+
+
 def compile_module(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str,
                    flavor: str = "default",
                    on_compile: Callable[[int], None] | None = None) -> wasmtime.Module:
@@ -43,29 +81,28 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str
 
     ``on_compile(size)`` is told when real compilation is about to start (it can take a
     while). Raises ``wasmtime.WasmtimeError`` for a malformed module, as compiling does."""
-    data = bytes(wasm) if isinstance(wasm, bytes | bytearray) else Path(wasm).read_bytes()
     folder = cache_dir()
+    suffix = f"-wasmtime{_WASMTIME_VERSION}-{flavor}"
+    identity = None
+    if folder is not None and not isinstance(wasm, bytes | bytearray):
+        identity = _identity(Path(wasm))
+        known = folder / "files" / (identity or "")
+        if identity is not None and known.is_file():
+            module = _load(engine, folder / f"{known.read_text().strip()}{suffix}.cwasm")
+            if module is not None:
+                return module
+    data = bytes(wasm) if isinstance(wasm, bytes | bytearray) else Path(wasm).read_bytes()
     if folder is None:
         if on_compile is not None:
             on_compile(len(data))
         return wasmtime.Module(engine, data)
     key = hashlib.sha256(data).hexdigest()
-    entry = folder / f"{key}-wasmtime{_WASMTIME_VERSION}-{flavor}.cwasm"
-    if entry.is_file():
-        try:
-            return wasmtime.Module.deserialize_file(engine, str(entry))
-        except wasmtime.WasmtimeError:
-            pass  # built by another configuration or truncated: compile afresh below
-    if on_compile is not None:
-        on_compile(len(data))
-    module = wasmtime.Module(engine, data)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a concurrent run never maps a half-written artifact.
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(module.serialize())
-        os.replace(tmp, entry)
-    except OSError:
-        pass  # an unwritable cache costs speed, never the run
+    module = _load(engine, folder / f"{key}{suffix}.cwasm")
+    if module is None:
+        if on_compile is not None:
+            on_compile(len(data))
+        module = wasmtime.Module(engine, data)
+        _store(folder, f"{key}{suffix}.cwasm", bytes(module.serialize()))
+    if identity is not None:
+        _store(folder / "files", identity, key.encode())
     return module

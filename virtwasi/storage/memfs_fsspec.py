@@ -37,9 +37,13 @@ _TYPES = {FileKind.REGULAR: "file", FileKind.DIRECTORY: "directory"}
 
 
 class MemoryTreeFileSystem(AbstractFileSystem):  # type: ignore[misc]
-    """fsspec view of one :class:`MemoryStorage` (a new, empty one when none is given)."""
+    """fsspec view of one :class:`MemoryStorage` (a new, empty one when none is given).
 
-    protocol = "memtree"
+    Registered with fsspec as ``mem`` (an entry point of the package), so
+    ``fsspec.filesystem("mem")`` is a private tree of its own, unlike fsspec's
+    ``memory``, which is one store for the whole process."""
+
+    protocol = ("mem", "memtree")
     root_marker = "/"
     cachable = False  # fsspec would otherwise hand back one instance for equal arguments
 
@@ -68,7 +72,8 @@ class MemoryTreeFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if isinstance(path, list | tuple):
             return [cls._strip_protocol(p) for p in path]  # type: ignore[return-value]
         text: str = stringify_path(path)
-        text = text.removeprefix("memtree://")
+        for prefix in ("mem://", "memtree://"):
+            text = text.removeprefix(prefix)
         parts: list[str] = []
         for name in text.split("/"):
             if name == "..":

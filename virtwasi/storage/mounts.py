@@ -85,8 +85,9 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
         return _served(MemoryStorage(), read_only)
     if "://" not in url and "::" not in url:
         return _host_folder(url, read_only)
-    if url.startswith("file://") and "::" not in url:
-        return _host_folder(url.removeprefix("file://") or "/", read_only)
+    for scheme in ("file://", "local://"):  # fsspec's local:// is file://: confined alike
+        if url.startswith(scheme) and "::" not in url:
+            return _host_folder(url.removeprefix(scheme) or "/", read_only)
     try:
         fs, root = (open_archive(url, dict(options or {}))
                     or open_url(url, dict(options or {})))
@@ -157,6 +158,13 @@ def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
     if isinstance(source, Overlay):
         return _overlay(source, read_only)
     if isinstance(source, fsspec.AbstractFileSystem):
+        protocols = source.protocol if isinstance(source.protocol, tuple) else (
+            source.protocol,)
+        if {"file", "local"} & set(protocols):
+            # It would serve the host from its working directory, through fsspec, which
+            # follows host symlinks: a host folder is served by virtwasi's own confinement.
+            raise MountError(f"{source!r} is the host's filesystem: mount a host folder by "
+                             "its path (a pathlib.Path, or a file:// URL) instead")
         return _from_filesystem(source, "", repr(source), read_only)
     return _served(source, read_only)
 

@@ -78,8 +78,19 @@ def tune(fs: Any) -> None:
         fs = getattr(fs, "fs", None)
 
 
+# The package extra that brings each protocol's library (fsspec imports them on demand).
+EXTRAS = {"s3": "s3", "s3a": "s3", "http": "http", "https": "http"}
+
+
 def open_url(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
-    """The filesystem and path of ``url``, with virtwasi's defaults under ``options``."""
-    fs, root = fsspec.core.url_to_fs(url, **storage_options(url, options))
+    """The filesystem and path of ``url``, with virtwasi's defaults under ``options``. A
+    protocol whose library is not installed is an ``ImportError`` naming the extra."""
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **storage_options(url, options))
+    except ImportError as exc:
+        extras = sorted({EXTRAS[p] for p in chain_protocols(url) if p in EXTRAS})
+        hint = f": pip install 'virtwasi[{','.join(extras)}]'" if extras else ""
+        what = f"{exc.name} is not installed" if exc.name else str(exc).rstrip(".")
+        raise ImportError(what + hint) from None
     tune(fs)
     return fs, root

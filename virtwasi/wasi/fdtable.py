@@ -47,7 +47,6 @@ class Opened:
     filetype: int
     rights: int
     inheriting: int
-    readable: bool
     position: int = 0
     append: bool = False
     nonblock: bool = False

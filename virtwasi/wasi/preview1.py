@@ -178,8 +178,8 @@ class Preview1(CommonImports):
         rights, inheriting = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
             append = nonblock = False
-        return Opened(handle, _FILETYPE[kind], rights, inheriting, bool(flags & READ),
-                      append=append, nonblock=nonblock, preopen=preopen)
+        return Opened(handle, _FILETYPE[kind], rights, inheriting, append=append,
+                      nonblock=nonblock, preopen=preopen)
 
     # -- the fd table ----------------------------------------------------------------------
     def entry(self, fd: int) -> Entry:
