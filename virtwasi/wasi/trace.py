@@ -196,9 +196,30 @@ def _bad(ptr: int, length: int | None) -> Shown:
     return f"<bad address {where}>", {"bad_address": ptr, "len": length}
 
 
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _quote(raw: bytes) -> str:
+    """``raw`` in double quotes, C-style: a byte that is not UTF-8 (or a control) as ``\\xNN``,
+    a quote or backslash escaped, everything else as it is."""
+    out = ['"']
+    for ch in raw.decode("utf-8", "surrogateescape"):
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte surrogateescape kept aside
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
 def _string(raw: bytes, length: int) -> Shown:
     text = raw.decode("utf-8", "backslashreplace")
-    quoted = json.dumps(text, ensure_ascii=False)
+    quoted = _quote(raw)
     if length > len(raw):
         return f"{quoted}... ({length} bytes)", {"prefix": text, "len": length}
     return quoted, text
