@@ -14,6 +14,8 @@ import wasmtime
 from . import __version__
 from .demo import runner as scenario
 from .storage.mounts import MountError, MountSource, Overlay, parse_dir, parse_mount, parse_overlay
+from .wasi.trace import FORMATS as TRACE_FORMATS
+from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ Examples:
   virtwasi run --mount /site=zip::file://site.zip --dir ./in::/in --ro /in prog.wasm
   virtwasi run --mount /site=zip::file://site.zip --overlay /site prog.wasm  # writable copy
   virtwasi run --invoke add lib.wasm 2 3
+  virtwasi run --trace prog.wasm                 # every WASI call on stderr
+  virtwasi run --trace=calls.jsonl --trace-format json prog.wasm
   virtwasi run --world world.toml -- more args   # instances, mounts, module: from a file
 
 With --world, the world file says what serves the module (so --dir, --mount, --ro,
@@ -105,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "it runs) or any fsspec URL (written whole at exit): an audit layer")
     run.add_argument("--semantics", choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
+    run.add_argument("--trace", nargs="?", const="-", metavar="PATH",
+                     help="print every wasi_snapshot_preview1 call the guest makes, one "
+                     "line each: its decoded arguments, its answer (0 with what it wrote, an "
+                     "errno by name, exit(N), a trap) and the time it took; to stderr, or to "
+                     "PATH when given as --trace=PATH")
+    run.add_argument("--trace-format", choices=TRACE_FORMATS,
+                     help="the trace as strace-like text (default) or as JSON lines: "
+                     "call, args, result (errno, exit or trap), out, us (implies --trace)")
 
     diff = commands.add_parser(
         "diff",
@@ -322,6 +334,36 @@ def _world_run(args: argparse.Namespace, argv: Sequence[str]) -> RunPlan:
     return module, guest, plan.world_options(args.semantics), _parse_env(args, base=plan.env)
 
 
+def _tracer(args: argparse.Namespace) -> Tracer | None:
+    """The trace --trace and --trace-format ask for: stderr, or a file written afresh."""
+    if args.trace is None and args.trace_format is None:
+        return None
+    path = args.trace or "-"
+    return Tracer(sys.stderr if path == "-" else path, args.trace_format or "text")
+
+
+def _spell_trace(argv: list[str]) -> list[str]:
+    """``argv`` with a bare ``run --trace`` spelled ``--trace=-``, so that it never takes
+    the module for its PATH (a PATH is given as ``--trace=PATH``). Only virtwasi's own
+    options change: not the words after ``--``, nor the guest's (see :func:`_parse`)."""
+    if argv[:1] != ["run"]:
+        return argv
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return [("--trace=-" if word == "--trace" and i < cut else word)
+            for i, word in enumerate(argv)]
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]
+           ) -> tuple[argparse.Namespace, list[str]]:
+    """The parsed arguments, and ``argv`` as parsed (with :func:`_spell_trace`)."""
+    spelled = _spell_trace(argv)
+    args = parser.parse_args(spelled)
+    if spelled != argv and getattr(args, "args", None):
+        # The guest's words end argv (argparse.REMAINDER): give them back as they were.
+        args.args = argv[len(argv) - len(args.args):]
+    return args, spelled
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from .runtime import TRAP_EXIT_CODE, GuestExit, GuestTrap, Session
 
@@ -333,10 +375,14 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     if not module.is_file():
         return _fail(f"no such module file: {module}")
     try:
+        tracer = _tracer(args)
+    except OSError as exc:
+        return _fail(f"--trace: {exc.strerror}: {args.trace}")
+    try:
         numbers = _integers(guest_args) if args.invoke else []
         session = Session(module, guest_args, **world, env=env, stdin=sys.stdin.buffer,
                           stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
-                          on_compile=_compiling_note(module))
+                          on_compile=_compiling_note(module), trace=tracer)
     except MountError as exc:
         return _fail(f"{args.world}: {exc}" if args.world else str(exc))
     except wasmtime.WasmtimeError as exc:
@@ -420,7 +466,7 @@ def _graph(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, argv = _parse(parser, argv)
     if args.command == "run":
         from .storage.fsspec_storage import UploadError
 

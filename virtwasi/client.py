@@ -28,6 +28,7 @@ from .wasi.common import ProcExit
 from .wasi.errnos import ANSWERED, AbiViolation, errno_of
 from .wasi.memory import GuestMemory
 from .wasi.preview1 import Preview1
+from .wasi.trace import Tracer, TraceTarget
 from .wasi.transparent import TransparentPreview1
 from .world import Context, Func, ResourceType, Semantics
 
@@ -95,6 +96,9 @@ class Client:
 
     stdout/stderr stream to the given binary files as the guest writes; a stream not given
     is captured (see :attr:`stdout` and :attr:`stderr`). ``stdin`` may be bytes or a file.
+    ``trace`` writes a line for every preview 1 call the guest makes: to a text stream, a
+    path, or through a :class:`~virtwasi.wasi.trace.Tracer` (JSON lines, or one trace for
+    several clients); see :mod:`virtwasi.wasi.trace`. Untraced, nothing of it runs.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Client:
         name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
+        trace: TraceTarget | None = None,
     ) -> None:
         self.host = host
         self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
@@ -124,6 +129,9 @@ class Client:
         self.out: BinaryIO = stdout or self._captured[0]  # type: ignore[assignment]
         self.err: BinaryIO = stderr or self._captured[1]  # type: ignore[assignment]
         inp = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
+        self._tracer = None if trace is None else Tracer.of(trace)
+        if self._tracer is not None:
+            self._tracer.attach()
 
         contexts: list[Context] = []
 
@@ -155,8 +163,11 @@ class Client:
         answer: Callable[[BaseException], int] = errno_of
         if isinstance(self.adapter, TransparentPreview1):  # also EBADF for a number not held
             answered, answer = transparent.ANSWERED, transparent.answer
+        tracer = self._tracer
         for fname, fn in self.adapter.functions().items():
             results: tuple[str, ...] = () if fname == "proc_exit" else ("i32",)
+            if tracer is not None:  # untraced, the engine calls the adapter's method itself
+                fn = tracer.wrap(fname, fn, self.adapter, answered, answer)
             self._host_funcs.append(define(
                 linker, WASI_MODULE, fname, IMPORTS[fname], results, fn, self._box,
                 answered=answered, answer=answer,
@@ -261,6 +272,9 @@ class Client:
         """Tear the client instance down, closing and flushing what it left open."""
         if not self.instance.destroyed:
             self.host.world.destroy(self.instance)
+        tracer, self._tracer = self._tracer, None
+        if tracer is not None:
+            tracer.detach()
 
     def __enter__(self) -> Client:
         return self

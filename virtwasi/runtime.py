@@ -29,6 +29,7 @@ from .storage.base import Storage
 from .storage.hostdir import HostDirStorage
 from .storage.mounts import MountError, MountSource, open_mounts, opened_here
 from .virtual import virtual_implementation
+from .wasi.trace import TraceTarget
 from .world import Definition, Instance, Semantics, World
 
 IMPLEMENTATIONS = ("virtual", "native")
@@ -171,13 +172,14 @@ class Session(Client):
         program_name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
+        trace: TraceTarget | None = None,
     ) -> None:
         host = WasiWorld(mounts, read_only=read_only, semantics=semantics, layers=layers,
                          impl=impl)
         try:
             super().__init__(host, module, args, env=env, stdin=stdin, stdout=stdout,
                              stderr=stderr, name=program_name, imports=imports,
-                             on_compile=on_compile)
+                             on_compile=on_compile, trace=trace)
         except BaseException:
             host.close()
             raise
