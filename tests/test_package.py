@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -36,3 +37,14 @@ def test_importing_virtwasi_loads_neither_wasmtime_nor_fsspec() -> None:
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_run_over_memory_or_a_folder_never_loads_fsspec(tmp_path: Path) -> None:
+    module = ROOT / "tests" / "fixtures" / "hello.wasm"
+    for mount in ([], ["--dir", f"{tmp_path}::/"]):
+        probe = ("import sys; from virtwasi.cli import main; "
+                 f"code = main(['run', *{mount!r}, {str(module)!r}, 'x']); "
+                 "print(code, 'fsspec' in sys.modules)")
+        done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                              text=True, check=True)
+        assert done.stdout.splitlines()[-1] == "0 False", done.stdout + done.stderr

@@ -23,7 +23,8 @@ from conftest import FIXTURES
 
 from virtwasi.cli import main
 from virtwasi.runtime import GuestTrap, Session, run
-from virtwasi.storage.fsspec_storage import FsspecStorage, UploadError
+from virtwasi.storage.base import UploadError
+from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.storage.loopback import s3_server
 from virtwasi.storage.mounts import MountSource, Remote, open_mount
 from virtwasi.terminal import progress

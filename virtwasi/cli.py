@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, argv = _parse(parser, argv)
     if args.command == "run":
-        from .storage.fsspec_storage import UploadError
+        from .storage.base import UploadError
 
         try:
             return _run(args, argv)

@@ -33,8 +33,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import fsspec
-
 from ..filesystem.errors import code_of
 from ..filesystem.interface import Category, DirectoryEntry, Function
 from ..storage.base import Stat
@@ -82,6 +80,8 @@ class _BufferedLog:
     def close(self) -> None:
         if self._lines is None:
             return
+        import fsspec.core  # only a remote log needs fsspec
+
         fs, path = fsspec.core.url_to_fs(self._url)
         old = fs.cat_file(path) if fs.exists(path) else b""
         fs.pipe_file(path, old + "".join(line + "\n" for line in self._lines).encode())
@@ -177,6 +177,8 @@ def _sink(sink: str | os.PathLike[str]) -> Callable[[], _Log]:
         if not path.parent.is_dir():
             raise ValueError(f"audit log {text!r}: no folder {str(path.parent)!r} to write it in")
         return lambda: _AppendedLog(path)
+    import fsspec.core
+
     try:
         fsspec.core.url_to_fs(text)
     except (ValueError, ImportError) as exc:

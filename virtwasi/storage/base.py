@@ -32,6 +32,12 @@ def posix_error(code: int, path: str) -> OSError:
     return OSError(code, os.strerror(code), path)
 
 
+class UploadError(OSError):
+    """Written data that a remote store could not take (``EIO``); it waits in its spill for
+    a retry: another ``sync()`` or ``close()`` of the file, or the storage's
+    ``retry_uploads()``."""
+
+
 class FileKind(enum.Enum):
     REGULAR = "regular"
     DIRECTORY = "directory"

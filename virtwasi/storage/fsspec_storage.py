@@ -64,7 +64,7 @@ import fsspec
 from fsspec.implementations.ftp import FTPFileSystem
 
 from .archives import TarArchive, ZipArchive
-from .base import DirEntry, FileKind, Stat, posix_error
+from .base import DirEntry, FileKind, Stat, UploadError, posix_error
 from .fsspec_layout import kind as _kind
 from .fsspec_layout import layout_for
 from .fsspec_layout import time_ns as _time_ns
@@ -147,11 +147,6 @@ def release_filesystem(fs: fsspec.AbstractFileSystem) -> None:
 
 def _parent(path: str) -> str:
     return path.rpartition("/")[0]
-
-
-class UploadError(OSError):
-    """Written data that could not be uploaded (``EIO``); it waits in its spill for a retry:
-    another ``sync()`` or ``close()`` of the file, or the storage's ``retry_uploads()``."""
 
 
 class _Content:

@@ -22,22 +22,20 @@ Every problem is a :class:`MountError` whose message names the mount and what is
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-import fsspec
-
-from .archives import open_archive
 from .base import FileKind, Storage
-from .fsspec_layout import kind, layout_for, read_only_store
-from .fsspec_storage import FsspecStorage, release_filesystem
 from .hostdir import HostDirStorage
 from .memfs import MemoryStorage
-from .network import open_url
 from .overlay import OverlayStorage
 from .readonly import ReadOnlyStorage, is_read_only
+
+if TYPE_CHECKING:
+    import fsspec
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Overlay:
     upper: MountSource = "mem://"
 
 
-MountSource: TypeAlias = Storage | fsspec.AbstractFileSystem | str | Path | Remote | Overlay
+MountSource: TypeAlias = "Storage | fsspec.AbstractFileSystem | str | Path | Remote | Overlay"
 """What a mount may be given as: a storage, an fsspec filesystem (its root), a URL or path,
 or a URL with storage options, or an overlay of two of those."""
 
@@ -88,6 +86,11 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
     for scheme in ("file://", "local://"):  # fsspec's local:// is file://: confined alike
         if url.startswith(scheme) and "::" not in url:
             return _host_folder(url.removeprefix(scheme) or "/", read_only)
+    # fsspec only when a URL needs it: the in-memory default and host folders never do.
+    from .archives import open_archive
+    from .fsspec_storage import release_filesystem
+    from .network import open_url
+
     try:
         fs, root = (open_archive(url, dict(options or {}))
                     or open_url(url, dict(options or {})))
@@ -107,6 +110,9 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
 def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
                      read_only: bool, *, owned: bool = False) -> Storage:
     """The storage serving ``root`` of ``fs``; ``owned``: ``fs`` was opened for it alone."""
+    from .fsspec_layout import kind, layout_for, read_only_store
+    from .fsspec_storage import FsspecStorage
+
     exists = is_dir = True
     if root.strip("/"):
         try:
@@ -147,6 +153,12 @@ def opened_here(source: MountSource) -> bool:
     return isinstance(source, str | Remote) or hasattr(source, "__fspath__")
 
 
+def _is_filesystem(source: object) -> bool:
+    """Whether ``source`` is an fsspec filesystem (none can be before fsspec is imported)."""
+    fsspec = sys.modules.get("fsspec")
+    return fsspec is not None and isinstance(source, fsspec.AbstractFileSystem)
+
+
 def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
     """The storage serving ``source`` (read-only if asked)."""
     if isinstance(source, Path):
@@ -157,7 +169,8 @@ def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
         return _from_url(source.url, read_only, source.options)
     if isinstance(source, Overlay):
         return _overlay(source, read_only)
-    if isinstance(source, fsspec.AbstractFileSystem):
+    if _is_filesystem(source):
+        source = cast("fsspec.AbstractFileSystem", source)
         protocols = source.protocol if isinstance(source.protocol, tuple) else (
             source.protocol,)
         if {"file", "local"} & set(protocols):
