@@ -424,3 +424,15 @@ def test_any_sequence_of_changes_behaves_as_on_a_plain_tree(
     overlay = OverlayStorage(ReadOnlyStorage(lower))
     assert outcome(overlay, FDTOOL, args) == outcome(lower_tree(), FDTOOL, args)
     assert snapshot(lower) == before
+
+
+def test_overlay_storage_takes_storages_and_overlay_takes_urls(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="mount Overlay"):
+        OverlayStorage("mem://")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="mount Overlay"):
+        OverlayStorage(MemoryStorage(), tmp_path)  # type: ignore[arg-type]
+    (tmp_path / "lower.txt").write_bytes(b"below\n")
+    result = run(str(FIXTURES / "fstool.wasm"), ["cat", "/lower.txt", "put", "/new.txt", "x"],
+                 mounts={"/": Overlay(tmp_path, "mem://")})
+    assert result.exit_code == 0 and b"below" in result.stdout
+    assert not (tmp_path / "new.txt").exists()

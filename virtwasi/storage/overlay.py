@@ -139,6 +139,10 @@ class OverlayStorage:
     given), merged copy-on-write as the module doc describes."""
 
     def __init__(self, lower: Storage, upper: Storage | None = None) -> None:
+        for layer in (lower, upper):
+            if isinstance(layer, str) or hasattr(layer, "__fspath__"):
+                raise TypeError(f"OverlayStorage takes open storages, not {layer!r}: mount "
+                                "Overlay(lower, upper) to name them by URL or path")
         self.lower = lower
         self.upper: Storage = MemoryStorage() if upper is None else upper
         if is_read_only(self.upper):
