@@ -5,7 +5,12 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from virtwasi.cli import main
+from virtwasi.demo import runner
 from virtwasi.demo.narrate import Narration
 
 
@@ -66,3 +71,16 @@ def test_a_claim_that_does_not_hold_fails_the_scenario() -> None:
     assert say.finish() == 1
     assert "[FAILS] this does not" in out.getvalue()
     assert Narration("t", io.StringIO()).finish() == 0
+
+
+def test_a_scenario_that_breaks_is_reported_and_the_others_still_run(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    found = {s.name: s for s in runner.discover()}
+    broken = runner.Scenario("broken", "virtwasi.scenarios.no_such_module", Path("x.py"), "")
+    monkeypatch.setattr(runner, "discover", lambda: [broken, found["two-clients"]])
+    assert main(["scenario", "run", "--all"]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert err.startswith("virtwasi: scenario broken broke: ModuleNotFoundError")
+    assert "claims held." in out  # two-clients still ran after it
+    assert out.rstrip().endswith("1 of 2 scenarios held; failed: broken")
