@@ -9,6 +9,7 @@ only say that the guest stopped.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -16,7 +17,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import fsspec
 import pytest
 from conftest import FIXTURES
 
@@ -288,3 +291,28 @@ def test_engines_with_epochs_or_fuel_have_their_own_cache_entries(
     assert len(set(names)) == 4
     for name in names:
         assert any(f.endswith(f"-{name}.cwasm") for f in flavors)
+
+
+class SignalWhenWritten(io.BytesIO):
+    """The guest's stdout: once it says ``written``, a signal is on its way."""
+
+    def write(self, data: Any) -> int:
+        if b"written" in bytes(data):
+            later(signal.SIGINT, 0.05)
+        return super().write(data)
+
+
+def test_an_object_store_keeps_what_was_closed_before_a_signal() -> None:
+    fs = fsspec.filesystem("memory")
+    fs.mkdir("/interrupted")
+    with pytest.raises(GuestInterrupted):
+        run(LIMITS, ["write", "/data/out.txt"], mounts={"/data": "memory://interrupted"},
+            stdout=SignalWhenWritten(), signals=DEFAULT_SIGNALS)
+    assert fs.cat("/interrupted/out.txt") == b"kept\n"
+    fs.rm("/interrupted", recursive=True)
+
+
+def test_without_signals_ctrl_c_is_a_keyboard_interrupt_not_a_trap(open_pipe: int) -> None:
+    later(signal.SIGINT)
+    with open(open_pipe, "rb", closefd=False) as stdin, pytest.raises(KeyboardInterrupt):
+        run(LIMITS, ["read"], stdin=stdin)
