@@ -19,6 +19,7 @@ from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
+    from .runtime import GuestStopped
     from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
@@ -49,6 +50,16 @@ Examples:
   virtwasi run --trace prog.wasm                 # every WASI call on stderr
   virtwasi run --trace=calls.jsonl --trace-format json prog.wasm
   virtwasi run --world world.toml -- more args   # instances, mounts, module: from a file
+
+Interrupts and limits (exit codes):
+  130, 143   SIGINT (Ctrl-C), SIGTERM: the guest is stopped, files are flushed and closed
+  124        --timeout: the guest ran longer than SECONDS (wall clock)
+  152        --fuel: the guest used up its N units of fuel (about one per wasm instruction)
+  137        --max-memory: the guest's linear memory would grow past BYTES; a growth past it
+             fails in the guest (malloc returns NULL), and a guest that then traps or exits
+             non-zero within 1 MiB of the limit is reported as having hit it
+  134        the guest trapped
+  2          virtwasi could not start the guest
 
 With --world, the world file says what serves the module (so --dir, --mount, --ro,
 --overlay, --impl, --quota and --audit do not apply), and ARGS after -- follow the file's
@@ -117,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace-format", choices=TRACE_FORMATS,
                      help="the trace as strace-like text (default) or as JSON lines: "
                      "call, args, result (errno, exit or trap), out, us (implies --trace)")
+    run.add_argument("--timeout", metavar="SECONDS", type=_seconds,
+                     help="stop the guest after SECONDS of wall clock (exit 124)")
+    run.add_argument("--fuel", metavar="N", type=_fuel,
+                     help="stop the guest once it has used N units of fuel, about one per "
+                     "wasm instruction (exit 152)")
+    run.add_argument("--max-memory", metavar="BYTES", type=_max_memory,
+                     help="let the guest's linear memory grow to BYTES at most (K, M, G "
+                     "suffixes; exit 137 when it ends for want of more)")
 
     diff = commands.add_parser(
         "diff",
@@ -244,6 +263,43 @@ def _parse_mounts(args: argparse.Namespace) -> dict[str, MountSource]:
 _SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
+def _parse_size(size: str) -> int:
+    """BYTES with an optional K, M or G suffix; KeyError or ValueError if malformed."""
+    number = size.rstrip("KMGkmg")
+    value = int(number) * _SIZE_SUFFIXES[size[len(number):].upper()]
+    if value < 0:
+        raise ValueError(size)
+    return value
+
+
+def _max_memory(text: str) -> int:
+    try:
+        return _parse_size(text)
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"want BYTES, a whole number that may end in K, M or G, got {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"want a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _fuel(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"want a whole number of at least 0, got {text!r}")
+    return value
+
+
 def _parse_layers(args: argparse.Namespace) -> list[tuple[str, Definition]]:
     """--quota and --audit as layers, the audit on top so it logs what the quota refused."""
     from .layers import audit_layer, quota_layer
@@ -251,10 +307,8 @@ def _parse_layers(args: argparse.Namespace) -> list[tuple[str, Definition]]:
     layers: list[tuple[str, Definition]] = []
     if args.quota is not None:
         size, _, inodes = args.quota.partition(":")
-        number = size.rstrip("KMGkmg")
         try:
-            limits = [int(number) * _SIZE_SUFFIXES[size[len(number):].upper()] if size else None,
-                      int(inodes) if inodes else None]
+            limits = [_parse_size(size) if size else None, int(inodes) if inodes else None]
             layers.append(("quota", quota_layer(*limits)))
         except (KeyError, ValueError):
             raise MountError(f"--quota wants BYTES[:INODES], whole numbers of at least 0 "
@@ -365,7 +419,30 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
-    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestTrap, Session
+    """Run the guest with SIGINT and SIGTERM ending it, never Python: from parsing to the
+    end of teardown, a signal is recorded and the guest stopped; teardown always finishes,
+    so what the guest wrote and closed is stored."""
+    from .engine import interrupt
+
+    with interrupt.catching(interrupt.DEFAULT_SIGNALS) as signals:
+        # A signal during teardown is recorded and ignored: the exit code stays the guest's.
+        return _run_guest(args, argv, signals.received if signals is not None else [])
+
+
+def _signal_stop(signum: int) -> GuestStopped:
+    from .runtime import GuestInterrupted
+
+    return GuestInterrupted(signum)
+
+
+def _stopped(stop: GuestStopped) -> int:
+    print(f"virtwasi: {stop}", file=sys.stderr, flush=True)
+    return stop.exit_code
+
+
+def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int]) -> int:
+    from .engine import interrupt
+    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap, Session
 
     try:
         module, guest_args, world, env = (_world_run(args, argv) if args.world
@@ -382,7 +459,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         numbers = _integers(guest_args) if args.invoke else []
         session = Session(module, guest_args, **world, env=env, stdin=sys.stdin.buffer,
                           stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
-                          on_compile=_compiling_note(module), trace=tracer)
+                          on_compile=_compiling_note(module), trace=tracer,
+                          timeout=args.timeout, fuel=args.fuel, max_memory=args.max_memory,
+                          signals=interrupt.DEFAULT_SIGNALS)
+    except GuestStopped as stop:
+        return _stopped(stop)
     except MountError as exc:
         return _fail(f"{args.world}: {exc}" if args.world else str(exc))
     except wasmtime.WasmtimeError as exc:
@@ -391,13 +472,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     except (ValueError, OSError) as exc:
         return _fail(f"{module}: {exc}")
     with session:
+        if received:  # a signal while compiling or opening the mounts: do not start
+            return _stopped(_signal_stop(received[0]))
         if not args.invoke:
             try:
                 return session.start()
+            except GuestStopped as stop:
+                return _stopped(stop)
             except ValueError as exc:
                 return _fail(f"{module}: {exc}")
         try:
             results = session.call(args.invoke, *numbers)
+        except GuestStopped as stop:
+            return _stopped(stop)
         except GuestExit as exit_:
             return exit_.code
         except GuestTrap as trap:

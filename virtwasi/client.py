@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import functools
 import io
+import signal
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import wasmtime
 
-from .engine import HostFunc, TrapBox, compile_module, define, memory_view
-from .wasi import transparent
+from .engine import HostFunc, TrapBox, compile_module, define, interrupt, memory_view
+from .wasi import common, transparent
 from .wasi.abi import IMPORTS
 from .wasi.common import ProcExit
 from .wasi.errnos import ANSWERED, AbiViolation, errno_of
@@ -38,6 +40,61 @@ if TYPE_CHECKING:
 WASI_MODULE = "wasi_snapshot_preview1"
 TRAP_EXIT_CODE = 134  # what the wasmtime CLI exits with when the guest traps
 ENGINE_FLAVOR = "exceptions"  # names the engine configuration in the compiled-module cache
+TIMEOUT_EXIT_CODE = 124  # as GNU timeout
+OUT_OF_FUEL_EXIT_CODE = 152  # 128 + SIGXCPU, as a CPU-time limit (ulimit -t) ends a process
+OUT_OF_MEMORY_EXIT_CODE = 137  # 128 + SIGKILL, as the kernel's out-of-memory killer ends one
+# A guest that ends abnormally this close to --max-memory is taken to have hit it.
+MEMORY_LIMIT_MARGIN = 1 << 20
+
+# The waits a signal breaks at once: reading stdin, sleeping in poll_oneoff.
+interrupt.blocking(common.read_stream)
+interrupt.blocking(common.CommonImports.poll_oneoff)
+
+
+def engine_flavor(epochs: bool, fuel: bool) -> str:
+    """The compiled-module cache's name for an engine configuration: code compiled with
+    epoch checks or fuel metering differs from code compiled without."""
+    return ENGINE_FLAVOR + ("-epochs" if epochs else "") + ("-fuel" if fuel else "")
+
+
+def make_engine(epochs: bool, fuel: bool) -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.wasm_exceptions = True  # some real toolchains emit exception-handling code
+    config.epoch_interruption = epochs
+    config.consume_fuel = fuel
+    return wasmtime.Engine(config)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What bounds each client of a world.
+
+    ``timeout``: seconds of wall clock per call into the guest (``start`` or ``call``).
+    ``fuel``: wasmtime fuel for the client's whole life (about one unit per wasm
+    instruction). ``max_memory``: bytes the guest's linear memory may grow to (a growth
+    past it fails, as ``malloc`` returning NULL). ``signals``: the signals that end a
+    running guest with :class:`GuestInterrupted` (none by default; only while the call runs
+    in the main thread, and only those whose handler is still Python's default). Signals
+    and a timeout need epoch checks compiled into the guest; fuel, fuel metering."""
+
+    timeout: float | None = None
+    fuel: int | None = None
+    max_memory: int | None = None
+    signals: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be more than 0 seconds, got {self.timeout}")
+        if self.fuel is not None and self.fuel < 0:
+            raise ValueError(f"fuel must be at least 0, got {self.fuel}")
+        if self.max_memory is not None and self.max_memory < 0:
+            raise ValueError(f"max_memory must be at least 0 bytes, got {self.max_memory}")
+
+    @property
+    def epochs(self) -> bool:
+        """Whether the engine needs epoch interruption."""
+        return bool(self.signals) or self.timeout is not None
+
 
 ImportFunc = Callable[..., Any]
 """A Python callable serving one extra import: wasm values in, a value (or None) out."""
@@ -64,6 +121,57 @@ class GuestTrap(Exception):
     """A call into the guest trapped; the message is wasmtime's."""
 
 
+class GuestStopped(Exception):
+    """A call into the guest was ended by the host: a signal or a limit. ``exit_code`` is
+    what ``virtwasi run`` exits with."""
+
+    exit_code = 1
+
+
+class GuestInterrupted(GuestStopped):
+    """A signal (``signum``: SIGINT, SIGTERM) ended the guest."""
+
+    def __init__(self, signum: int) -> None:
+        names: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+        name = names.get(signum, f"stopped by {signal.Signals(signum).name}")
+        super().__init__(name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class GuestTimeout(GuestStopped):
+    """The call ran longer than the world's ``timeout``."""
+
+    exit_code = TIMEOUT_EXIT_CODE
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g} s")
+        self.seconds = seconds
+
+
+class GuestOutOfFuel(GuestStopped):
+    """The guest used up its ``fuel``."""
+
+    exit_code = OUT_OF_FUEL_EXIT_CODE
+
+    def __init__(self, fuel: int) -> None:
+        super().__init__(f"out of fuel (the limit was {fuel})")
+        self.fuel = fuel
+
+
+class GuestOutOfMemory(GuestStopped):
+    """The guest needed more linear memory than ``max_memory`` allows: its module asks for
+    more at start, or it ended abnormally (a trap, a non-zero exit) within
+    :data:`MEMORY_LIMIT_MARGIN` of the limit. wasmtime's store limits make a growth past
+    the limit fail without telling the host, so that closeness is the evidence."""
+
+    exit_code = OUT_OF_MEMORY_EXIT_CODE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"memory limit reached ({limit} bytes)")
+        self.limit = limit
+
+
 def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
     """``value`` as the wasm type ``kind`` takes it (integers must be whole)."""
     if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
@@ -75,10 +183,12 @@ def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
 
 def load_module(engine: wasmtime.Engine, module: ModuleSource,
                 imports: Mapping[str, Mapping[str, ImportFunc]],
-                on_compile: Callable[[int], None] | None = None) -> wasmtime.Module:
+                on_compile: Callable[[int], None] | None = None,
+                flavor: str = ENGINE_FLAVOR) -> wasmtime.Module:
     """``module`` compiled (or taken from the cache), with every import checked to be served:
-    a clear error before anything is built, not a half-made world."""
-    compiled = compile_module(engine, module, ENGINE_FLAVOR, on_compile)
+    a clear error before anything is built, not a half-made world. ``flavor`` names
+    ``engine``'s configuration (see :func:`engine_flavor`)."""
+    compiled = compile_module(engine, module, flavor, on_compile)
     for imp in compiled.imports:
         served = (imp.module == WASI_MODULE and imp.name in IMPORTS) or (
             imp.name in imports.get(imp.module, {}))
@@ -119,7 +229,8 @@ class Client:
         self.host = host
         self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
         self.module = module if isinstance(module, wasmtime.Module) else load_module(
-            host.engine, module, self._extra_imports, on_compile)
+            host.engine, module, self._extra_imports, on_compile, host.flavor)
+        self.limits: Limits = host.limits
         if name is None:
             name = Path(module).name if isinstance(module, str | Path) else "module"
         self.name = name
@@ -155,6 +266,12 @@ class Client:
     def _instantiate(self) -> None:
         engine = self.host.engine
         self.store = wasmtime.Store(engine)
+        if self.limits.max_memory is not None:
+            self.store.set_limits(memory_size=self.limits.max_memory)
+        if self.limits.fuel is not None:
+            self.store.set_fuel(self.limits.fuel)
+        if self.limits.epochs:
+            self.store.set_epoch_deadline(1)  # (a start function runs at instantiation)
         linker = wasmtime.Linker(engine)
         self._box = TrapBox()
         # wasmtime keeps raw pointers to these callbacks: they live as long as the client.
@@ -180,7 +297,13 @@ class Client:
                         serve = functools.partial(serve, self)
                     # Extra imports are rare calls: wasmtime's checked path is fast enough.
                     linker.define_func(module_name, imp.name or "", imp.type, serve)
-        self.wasm = linker.instantiate(self.store, self.module)
+        try:
+            self.wasm = linker.instantiate(self.store, self.module)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            stop = self._stopped(exc, None)
+            if stop is not None:
+                raise stop from None
+            raise
         self.exports = self.wasm.exports(self.store)
         memory = self.exports.get("memory")
         if isinstance(memory, wasmtime.Memory):
@@ -197,8 +320,9 @@ class Client:
     def call(self, export: str, *args: int | float) -> Any:
         """Call an exported function, after ``_initialize`` if the module has one.
 
-        Raises GuestExit on proc_exit, GuestTrap on a trap, ValueError for a name that is
-        not an exported function or arguments that do not fit it."""
+        Raises GuestExit on proc_exit, GuestTrap on a trap, GuestStopped when a signal or a
+        limit ended it, ValueError for a name that is not an exported function or arguments
+        that do not fit it."""
         if export not in ("_start", "_initialize"):
             self.initialize()
         return self._invoke(export, *args)
@@ -214,15 +338,56 @@ class Client:
             raise ValueError(f"{export} takes {len(params)} argument(s), got {len(args)}")
         values = [_fit(arg, kind) for arg, kind in zip(args, params, strict=True)]
         self._box.error = None
-        try:
-            return func(self.store, *values)
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as trap:
-            if isinstance(self._box.error, ProcExit):
-                raise GuestExit(self._box.error.code) from None
-            raise GuestTrap(str(trap)) from None
+        limits = self.limits
+        with interrupt.guarded(self.host.engine, self.store, epochs=limits.epochs,
+                               signals=limits.signals, timeout=limits.timeout) as guard:
+            try:
+                result = func(self.store, *values)
+            except (wasmtime.WasmtimeError, wasmtime.Trap) as trap:
+                stop = self._stopped(trap, guard)
+                if stop is not None:
+                    raise stop from None
+                if isinstance(self._box.error, ProcExit):
+                    if self._box.error.code and self._near_memory_limit():
+                        raise GuestOutOfMemory(limits.max_memory or 0) from None
+                    raise GuestExit(self._box.error.code) from None
+                if self._near_memory_limit():
+                    raise GuestOutOfMemory(limits.max_memory or 0) from None
+                if isinstance(self._box.error, KeyboardInterrupt | SystemExit):
+                    raise self._box.error from None  # Ctrl-C with no signals= handling
+                raise GuestTrap(str(trap)) from None
+        stop = self._stopped(None, guard)  # a signal that came as the guest returned
+        if stop is not None:
+            raise stop
+        return result
+
+    def _stopped(self, trap: BaseException | None,
+                 guard: interrupt.Guard | None) -> GuestStopped | None:
+        """The host's reason for ending the guest, if it was the host that ended it."""
+        reason = None if guard is None else interrupt.stopped_by(guard, self._box.error)
+        if reason is not None:
+            if reason.kind == "timeout":
+                return GuestTimeout(self.limits.timeout or 0)
+            return GuestInterrupted(reason.signum)
+        if isinstance(trap, wasmtime.Trap) and trap.trap_code is wasmtime.TrapCode.OUT_OF_FUEL:
+            return GuestOutOfFuel(self.limits.fuel or 0)
+        if (trap is not None and self.limits.max_memory is not None
+                and "memory" in str(trap) and "limit" in str(trap)):
+            return GuestOutOfMemory(self.limits.max_memory)  # its minimum does not fit
+        return None
+
+    def _near_memory_limit(self) -> bool:
+        limit = self.limits.max_memory
+        memory = self.exports.get("memory") if hasattr(self, "exports") else None
+        if limit is None or not isinstance(memory, wasmtime.Memory):
+            return False
+        return memory.data_len(self.store) + MEMORY_LIMIT_MARGIN > limit
 
     def start(self) -> int:
-        """Run ``_start`` as a WASI command does; returns the exit code (134 on a trap)."""
+        """Run ``_start`` as a WASI command does; returns the exit code (134 on a trap).
+
+        Raises :class:`GuestStopped` (:class:`GuestInterrupted`, :class:`GuestTimeout`,
+        :class:`GuestOutOfFuel`, :class:`GuestOutOfMemory`) when the host ended it."""
         if not isinstance(self.exports.get("_start"), wasmtime.Func):
             raise ValueError("the module exports no _start function: it is not a WASI command")
         try:

@@ -16,14 +16,26 @@ from typing import Any, BinaryIO
 import wasmtime
 
 from .client import (
+    OUT_OF_FUEL_EXIT_CODE,
+    OUT_OF_MEMORY_EXIT_CODE,
+    TIMEOUT_EXIT_CODE,
     TRAP_EXIT_CODE,
     Client,
     GuestExit,
+    GuestInterrupted,
+    GuestOutOfFuel,
+    GuestOutOfMemory,
+    GuestStopped,
+    GuestTimeout,
     GuestTrap,
     ImportFunc,
+    Limits,
     ModuleSource,
+    engine_flavor,
+    make_engine,
 )
 from .compare.result import RunResult
+from .engine.interrupt import DEFAULT_SIGNALS
 from .native import native_implementation
 from .storage.base import Storage
 from .storage.hostdir import HostDirStorage
@@ -33,12 +45,6 @@ from .wasi.trace import TraceTarget
 from .world import Definition, Instance, Semantics, World
 
 IMPLEMENTATIONS = ("virtual", "native")
-
-
-def _engine() -> wasmtime.Engine:
-    config = wasmtime.Config()
-    config.wasm_exceptions = True  # some real toolchains emit exception-handling code
-    return wasmtime.Engine(config)
 
 
 class WasiWorld:
@@ -51,6 +57,14 @@ class WasiWorld:
     over host folders); both serve the same interface to the same client adapter. ``layers``
     (name, definition) are stacked on the implementation in order, each importing the one
     below as ``lower`` and exporting the same interface to the one above.
+
+    ``timeout``, ``fuel``, ``max_memory`` and ``signals`` bound every client (see
+    :class:`~virtwasi.client.Limits`): a call ended by one raises a
+    :class:`GuestStopped`. With ``signals=DEFAULT_SIGNALS`` (SIGINT, SIGTERM), a signal
+    ends a guest computing or blocked in the main thread with :class:`GuestInterrupted`.
+    Signals and timeouts need epoch checks compiled into the guest, which cost a tight
+    compute loop about a third more time: the default (no signals, no timeout) leaves them
+    out, and leaves the process's signal handling alone.
     """
 
     def __init__(
@@ -61,11 +75,16 @@ class WasiWorld:
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
         layers: Sequence[tuple[str, Definition]] = (),
         impl: str = "virtual",
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        signals: Iterable[int] = (),
     ) -> None:
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"unknown implementation {impl!r} (there are: "
                              f"{', '.join(IMPLEMENTATIONS)})")
         self.impl = impl
+        self.limits = Limits(timeout, fuel, max_memory, tuple(signals))
         if mounts is None:
             mounts = {} if impl == "native" else {"/": "mem://"}
         self.mounts: dict[str, Storage] = open_mounts(mounts, read_only)
@@ -82,7 +101,8 @@ class WasiWorld:
         except BaseException:
             self._release_storages()
             raise
-        self.engine = _engine()
+        self.engine = make_engine(self.limits.epochs, fuel is not None)
+        self.flavor = engine_flavor(self.limits.epochs, fuel is not None)
         self.world = World(semantics)
         self.clients: list[Client] = []
         self._stack: list[Instance] = [self.world.instantiate(f"wasi-{impl}", implementation)]
@@ -149,8 +169,8 @@ class WasiWorld:
 class Session(Client):
     """One module in a world of its own, ready to run ``_start`` or call exports.
 
-    ``mounts``, ``read_only``, ``semantics``, ``layers`` and ``impl`` build the world (see
-    :class:`WasiWorld`);
+    ``mounts``, ``read_only``, ``semantics``, ``layers`` and ``impl`` build the world, and
+    ``timeout``, ``fuel``, ``max_memory`` and ``signals`` bound it (see :class:`WasiWorld`);
     the other options are the client's (see :class:`Client`). Closing the session tears
     the client down, then the world.
     """
@@ -173,9 +193,14 @@ class Session(Client):
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
         trace: TraceTarget | None = None,
+        timeout: float | None = None,
+        fuel: int | None = None,
+        max_memory: int | None = None,
+        signals: Iterable[int] = (),
     ) -> None:
         host = WasiWorld(mounts, read_only=read_only, semantics=semantics, layers=layers,
-                         impl=impl)
+                         impl=impl, timeout=timeout, fuel=fuel, max_memory=max_memory,
+                         signals=signals)
         try:
             super().__init__(host, module, args, env=env, stdin=stdin, stdout=stdout,
                              stderr=stderr, name=program_name, imports=imports,
@@ -197,18 +222,30 @@ class Session(Client):
 
 
 def run(module: ModuleSource, args: Sequence[str] = (), **options: Any) -> RunResult:
-    """Run ``module``'s ``_start`` with ``args``; options as for :class:`Session`."""
+    """Run ``module``'s ``_start`` with ``args``; options as for :class:`Session`.
+
+    Raises :class:`GuestStopped` when a signal or a limit ended the guest."""
     with Session(module, args, **options) as session:
         code = session.start()
         return RunResult(code, session.stdout, session.stderr)
 
 
 __all__ = [
+    "DEFAULT_SIGNALS",
+    "OUT_OF_FUEL_EXIT_CODE",
+    "OUT_OF_MEMORY_EXIT_CODE",
+    "TIMEOUT_EXIT_CODE",
     "TRAP_EXIT_CODE",
     "Client",
     "GuestExit",
+    "GuestInterrupted",
+    "GuestOutOfFuel",
+    "GuestOutOfMemory",
+    "GuestStopped",
+    "GuestTimeout",
     "GuestTrap",
     "ImportFunc",
+    "Limits",
     "Session",
     "WasiWorld",
     "run",

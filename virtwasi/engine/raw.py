@@ -14,6 +14,7 @@ import ctypes
 import struct
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import wasmtime
@@ -102,6 +103,7 @@ def define(
         except BaseException as exc:  # nothing may escape a raw callback
             return _trap(box, exc)
 
+    _CALLBACK_CODES.add(callback.__code__)
     # Declared with plain void pointers so the args buffer arrives as an int address.
     c_callback = _VOID_CALLBACK(callback)
     functype = wasmtime.FuncType(
@@ -117,6 +119,18 @@ def define(
         raise wasmtime.WasmtimeError._from_ptr(error)
     # The linker keeps a raw pointer to the callback: keep the Python object alive with it.
     return HostFunc(c_callback, functype)
+
+
+_CALLBACK_CODES: set[Any] = set()
+
+
+def in_host_call(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a raw host function (a guest's call into the host)."""
+    while frame is not None:
+        if frame.f_code in _CALLBACK_CODES:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class HostFunc:
