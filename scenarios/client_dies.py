@@ -168,9 +168,11 @@ def main() -> int:
     def all_deaths(impl: str, test: Callable[[Death], bool]) -> bool:
         return all(test(results[impl, how]) for how in DEATHS)
 
-    say.say("Native: the runtime owns the real file descriptors, and when it reclaims a "
-            "client, however the client ended, it closes every one of them: the host hook no "
-            "library instance has. Its writes went straight to the host, so they were stored "
+    say.say("Native: the host-privileged implementation holds the real file descriptors, "
+            "as representations of its own private type, and when the client is torn down, "
+            "however it ended, each handle it held is dropped and the destructor closes the "
+            "fd: the same mechanism the virtual implementation uses, with the host's "
+            "privilege behind it. Its writes went straight to the host, so they were stored "
             "before the death too.")
     say.claim("native: after each death the runtime closes the file; every byte is stored",
               all_deaths("native", lambda d: d.open_before == 1 and d.open_after == 0

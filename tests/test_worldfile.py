@@ -4,6 +4,8 @@ real wasm modules among them; a bad file is one line naming the file, table and 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,9 +154,6 @@ BAD_WORLDS = [
      'imports = { lower = "wasi" }\n', "[instances.b] imports.lower: 'wasi' is already imported"),
     ('[instances.wasi]\nkind = "virtual"\n[instances.other]\nkind = "virtual"\n',
      "[instances] one instance must be an implementation"),
-    ('[instances.wasi]\nkind = "native"\nmounts = { "/" = "data" }\n[instances.g]\n'
-     'kind = "read-only"\nimports = { lower = "wasi" }\n',
-     "[instances.g] imports.lower: layers stack on the virtual implementation"),
     ('[instances.g]\nkind = "read-only"\n[instances.wasi]\nkind = "virtual"\n',
      "[instances.g] imports: a read-only layer imports one instance, as lower"),
     ('[run]\nmodule = "missing.wasm"\n[instances.wasi]\nkind = "virtual"\n',
@@ -244,3 +243,18 @@ mounts = {{ "/" = "no-such-folder" }}
     assert main(["run", "--world", str(folder / "world.toml")]) == 2
     assert capsys.readouterr().err == (f"virtwasi: {folder / 'world.toml'}: no such host "
                                        f"folder: {folder / 'no-such-folder'}\n")
+
+
+def test_layers_stack_on_the_native_implementation_in_a_world_file(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_bytes(b"buy milk\n")
+    world = tmp_path / "world.toml"
+    world.write_text(f'[run]\nmodule = "{FIXTURES / "fstool.wasm"}"\n'
+                     'args = ["cat", "/notes.txt", "put", "/x.txt", "y"]\n'
+                     '[instances.wasi]\nkind = "native"\nmounts = { "/" = "data" }\n'
+                     '[instances.ro]\nkind = "read-only"\nimports = { lower = "wasi" }\n')
+    done = subprocess.run([sys.executable, "-m", "virtwasi", "run", "--world", str(world)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[-1] == "put /x.txt: errno 69 (Read-only file system)"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["notes.txt"]

@@ -83,7 +83,7 @@ def _log(value: Any, folder: Path) -> str:
 KINDS: dict[str, Kind] = {
     "virtual": Kind("the unprivileged WASI implementation, over any storage",
                     {"mounts": mount_table, "read_only": string_list}, impl="virtual"),
-    "native": Kind("the host's own WASI implementation, over host folders",
+    "native": Kind("the host-privileged WASI implementation, over host folders",
                    {"mounts": mount_table}, impl="native"),
     "read-only": Kind("a layer that refuses every change to the tree",
                       layer=lambda settings: read_only_layer()),
@@ -236,8 +236,6 @@ def _instance(name: str, table: Any, folder: Path) -> InstancePlan:
     for guest in settings.get("read_only", []):
         if guest not in settings.get("mounts", {"/": None}):
             raise at.invalid("read_only", f"nothing is mounted at {guest}")
-    if kind == "native" and not settings.get("mounts"):
-        raise at.invalid("mounts", "the native implementation needs host folders to serve")
     if spec.layer is not None:
         try:  # the layer checks its own settings (a sink it could not write, say) up front
             spec.layer(settings)
@@ -289,9 +287,6 @@ def _chain(instances: dict[str, InstancePlan], run: At) -> tuple[InstancePlan, .
         path = " -> ".join(i.name for i in chain)
         raise Invalid(f"[instances.{_bare(stray[0])}] is not on the chain the module imports "
                       f"({path}); a world runs one chain of layers on one implementation")
-    if len(chain) > 1 and chain[-1].kind == "native":
-        raise Invalid(f"[instances.{_bare(chain[-2].name)}] imports.lower: layers stack on the "
-                      "virtual implementation, not the native one (the host's, not an instance)")
     return tuple(chain)
 
 
