@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import wasmtime
 
@@ -44,6 +45,17 @@ ImportFunc = Callable[..., Any]
 
 ModuleSource = str | Path | bytes | bytearray
 
+Environment = Mapping[str, str] | Iterable[tuple[str, str]]
+"""The guest's environment: a mapping, or (key, value) pairs in order."""
+
+OutputTarget = BinaryIO | str | os.PathLike[str]
+"""Where stdout or stderr goes: a binary stream, or a path opened for writing (and closed
+with the client)."""
+
+InputSource = BinaryIO | bytes | bytearray | memoryview | str | os.PathLike[str]
+"""What stdin reads: bytes, a binary stream, or a path (a ``str`` is always a path, never
+the input itself) opened for reading and closed with the client."""
+
 
 def takes_client(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Marks an extra import that wants its :class:`Client` first (to reach guest memory
@@ -62,6 +74,86 @@ class GuestExit(Exception):
 
 class GuestTrap(Exception):
     """A call into the guest trapped; the message is wasmtime's."""
+
+
+def _arguments(args: Sequence[str]) -> list[str]:
+    """``args`` as the guest's argument list (after argv[0]): a sequence of str."""
+    if isinstance(args, str | bytes | bytearray):
+        raise TypeError(f"args must be a sequence of str, not a single {type(args).__name__} "
+                        f"(it would pass each character as an argument): write [{args!r}]")
+    try:
+        listed = list(args)
+    except TypeError:
+        raise TypeError(f"args must be a sequence of str, not {type(args).__name__}") from None
+    for arg in listed:
+        if not isinstance(arg, str):
+            raise TypeError(f"each argument must be a str, got {type(arg).__name__}: {arg!r}")
+    return listed
+
+
+def _environment(env: Environment | None) -> list[str]:
+    """``env`` as the guest's ``KEY=VALUE`` strings."""
+    if env is None:
+        return []
+    if isinstance(env, str | bytes | bytearray) or not isinstance(env, Mapping | Iterable):
+        raise TypeError("env must be a mapping of str to str or an iterable of (key, value) "
+                        f"pairs, not {type(env).__name__}")
+    pairs = env.items() if isinstance(env, Mapping) else env
+    environ = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise TypeError(f"env: each item must be a (key, value) pair, got {pair!r}")
+        key, val = pair
+        if not (isinstance(key, str) and isinstance(val, str)):
+            raise TypeError(f"env: keys and values must be str, got {key!r}: {val!r}")
+        if not key or "=" in key:
+            raise ValueError(f"env: {key!r} is not a variable name (empty, or holds '=')")
+        environ.append(f"{key}={val}")
+    return environ
+
+
+def _is_text(stream: object) -> bool:
+    return isinstance(stream, io.TextIOBase) or (
+        hasattr(stream, "encoding") and hasattr(stream, "buffer"))
+
+
+def _output(target: OutputTarget | None, which: str, opened: list[IO[bytes]]
+            ) -> BinaryIO | None:
+    """The binary stream ``which`` writes to (None: captured); a path is opened here and
+    added to ``opened``, for the client to close."""
+    if target is None:
+        return None
+    if isinstance(target, str | os.PathLike):
+        stream = open(target, "wb")  # noqa: SIM115 - closed with the client
+        opened.append(stream)
+        return stream
+    if _is_text(target):
+        raise TypeError(f"{which} must be a binary stream or a path, not a text stream: the "
+                        f"guest writes bytes (pass sys.{which}.buffer, or io.BytesIO())")
+    if not callable(getattr(target, "write", None)):
+        raise TypeError(f"{which} must be a binary stream (with write) or a path, "
+                        f"not {type(target).__name__}")
+    return target
+
+
+def _input(source: InputSource | None, opened: list[IO[bytes]]) -> BinaryIO | None:
+    """The binary stream stdin reads (None: an empty one); as :func:`_output` for a path."""
+    if source is None:
+        return None
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source))
+    if isinstance(source, str | os.PathLike):
+        stream = open(source, "rb")  # noqa: SIM115 - closed with the client
+        opened.append(stream)
+        return stream
+    if _is_text(source):
+        raise TypeError("stdin must be bytes, a binary stream or a path, not a text stream: "
+                        "the guest reads bytes (pass sys.stdin.buffer, or the text encoded)")
+    if not (callable(getattr(source, "readinto", None))
+            or callable(getattr(source, "readinto1", None))):
+        raise TypeError("stdin must be bytes, a binary stream (with readinto) or a path, "
+                        f"not {type(source).__name__}")
+    return source
 
 
 def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
@@ -94,11 +186,18 @@ def load_module(engine: wasmtime.Engine, module: ModuleSource,
 class Client:
     """``module`` instantiated as a client of ``host``'s WASI implementation.
 
-    stdout/stderr stream to the given binary files as the guest writes; a stream not given
-    is captured (see :attr:`stdout` and :attr:`stderr`). ``stdin`` may be bytes or a file.
-    ``trace`` writes a line for every preview 1 call the guest makes: to a text stream, a
-    path, or through a :class:`~virtwasi.wasi.trace.Tracer` (JSON lines, or one trace for
-    several clients); see :mod:`virtwasi.wasi.trace`. Untraced, nothing of it runs.
+    ``args`` are the guest's arguments after argv[0], a sequence of str; argv[0] is
+    ``name``, which defaults to the module file's name (``hello.wasm``), or ``module`` for a
+    module given as bytes. ``env`` is a mapping or (key, value) pairs. stdout/stderr stream
+    to the given binary files as the guest writes, or to a path (opened for writing, closed
+    with the client); a stream not given is captured (see :attr:`stdout` and
+    :attr:`stderr`). A text stream is refused: pass ``sys.stdout.buffer``. ``stdin`` may be
+    bytes, a binary file or a path. ``trace`` writes a line for every preview 1 call the
+    guest makes: to a text stream, a path, or through a
+    :class:`~virtwasi.wasi.trace.Tracer` (JSON lines, or one trace for several clients);
+    see :mod:`virtwasi.wasi.trace`. Untraced, nothing of it runs.
+
+    Each of these is checked here, before anything runs: a wrong kind is a TypeError.
     """
 
     def __init__(
@@ -107,16 +206,20 @@ class Client:
         module: ModuleSource | wasmtime.Module,
         args: Sequence[str] = (),
         *,
-        env: Mapping[str, str] | None = None,
-        stdin: BinaryIO | bytes | None = None,
-        stdout: BinaryIO | None = None,
-        stderr: BinaryIO | None = None,
+        env: Environment | None = None,
+        stdin: InputSource | None = None,
+        stdout: OutputTarget | None = None,
+        stderr: OutputTarget | None = None,
         name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
         trace: TraceTarget | None = None,
     ) -> None:
         self.host = host
+        guest_args = _arguments(args)
+        environ = _environment(env)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"program_name must be a str, not {type(name).__name__}")
         self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
         self.module = module if isinstance(module, wasmtime.Module) else load_module(
             host.engine, module, self._extra_imports, on_compile)
@@ -124,11 +227,18 @@ class Client:
             name = Path(module).name if isinstance(module, str | Path) else "module"
         self.name = name
         self._initialized = False
-        self._captured = (io.BytesIO() if stdout is None else None,
-                          io.BytesIO() if stderr is None else None)
-        self.out: BinaryIO = stdout or self._captured[0]  # type: ignore[assignment]
-        self.err: BinaryIO = stderr or self._captured[1]  # type: ignore[assignment]
-        inp = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
+        self._opened: list[IO[bytes]] = []  # the files opened here from paths
+        try:
+            out = _output(stdout, "stdout", self._opened)
+            err = _output(stderr, "stderr", self._opened)
+            inp = _input(stdin, self._opened)
+        except BaseException:
+            self._close_opened()
+            raise
+        self._captured = (io.BytesIO() if out is None else None,
+                          io.BytesIO() if err is None else None)
+        self.out: BinaryIO = out or self._captured[0]  # type: ignore[assignment]
+        self.err: BinaryIO = err or self._captured[1]  # type: ignore[assignment]
         self._tracer = None if trace is None else Tracer.of(trace)
         if self._tracer is not None:
             self._tracer.attach()
@@ -139,14 +249,18 @@ class Client:
             contexts.append(ctx)
             return {}
 
-        environ = [f"{k}={v}" for k, v in (env or {}).items()]
-        self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
+        try:
+            self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
+        except BaseException:
+            self._close_opened()
+            raise
         try:
             # Transparent semantics ("take one"): fds are the implementation's own indices.
             adapter = (TransparentPreview1 if host.semantics is Semantics.TRANSPARENT
                        else Preview1)
             self.adapter: Preview1 = adapter(contexts[0].imports["wasi"], contexts[0],
-                                             [name, *args], environ, inp, self.out, self.err)
+                                             [name, *guest_args], environ, inp, self.out,
+                                             self.err)
             self._instantiate()
         except BaseException:
             self.close()
@@ -269,12 +383,19 @@ class Client:
         return self.instance.destroyed
 
     def close(self) -> None:
-        """Tear the client instance down, closing and flushing what it left open."""
+        """Tear the client instance down, closing and flushing what it left open, then
+        the stdio files opened here from paths."""
         if not self.instance.destroyed:
             self.host.world.destroy(self.instance)
         tracer, self._tracer = self._tracer, None
         if tracer is not None:
             tracer.detach()
+        self._close_opened()
+
+    def _close_opened(self) -> None:
+        opened, self._opened = self._opened, []
+        for stream in opened:
+            stream.close()
 
     def __enter__(self) -> Client:
         return self

@@ -1,0 +1,101 @@
+"""The Python API as a user reaches for it: what each argument takes, what it refuses at once
+(never a trap at the guest's first write), exit codes without try/except, and strings and
+buffers passed to a C library compiled to wasm through its own allocator."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from virtwasi import Session, WasiWorld, run
+
+HELLO = FIXTURES / "hello.wasm"
+ECHO = FIXTURES / "echo.wasm"  # copies stdin to stdout
+SHOWARGS = FIXTURES / "showargs.wasm"  # prints its whole argv and environment
+TEXTLIB = FIXTURES / "textlib.wasm"  # a reactor: malloc, free, upper, join, checksum
+HOLDER = FIXTURES / "holder.wasm"  # a reactor with die_exit(code) and no allocator
+
+
+def test_env_takes_a_mapping_or_pairs_and_refuses_anything_else() -> None:
+    from_mapping = run(SHOWARGS, env={"A": "1", "B": "two"})
+    from_pairs = run(SHOWARGS, env=[("A", "1"), ("B", "two")])
+    assert from_mapping.stdout == b"argv[0]=showargs.wasm\nenv A=1\nenv B=two\n"
+    assert from_pairs.stdout == from_mapping.stdout
+    assert run(SHOWARGS, env=iter([("A", "1"), ("B", "two")])).stdout == from_mapping.stdout
+    assert run(SHOWARGS, env=[("B", "two"), ("A", "1")]).stdout.endswith(b"B=two\nenv A=1\n")
+    for bad in ("A=1", 42, ["A=1"], [("A", 1)], [("A", "1", "x")]):
+        with pytest.raises(TypeError, match="env"):
+            Session(SHOWARGS, env=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a variable name"):
+        Session(SHOWARGS, env={"A=B": "1"})
+
+
+def test_args_must_be_a_sequence_of_str_not_one_string() -> None:
+    assert run(HELLO, ["Ada"]).stdout == b"hello, Ada\n"
+    assert run(HELLO, ("Ada", "Grace")).stdout == b"hello, Ada\nhello, Grace\n"
+    with pytest.raises(TypeError, match=r"not a single str .*write \['Ada'\]"):
+        run(HELLO, "Ada")
+    with pytest.raises(TypeError, match="must be a str, got int"):
+        run(HELLO, ["Ada", 3])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="must be a str, got bytes"):
+        Session(HELLO, [b"Ada"])  # type: ignore[list-item]
+
+
+def test_stdout_and_stderr_take_binary_streams_and_paths(tmp_path: Path) -> None:
+    stream = io.BytesIO()
+    assert run(HELLO, ["Ada"], stdout=stream).exit_code == 0
+    assert stream.getvalue() == b"hello, Ada\n"
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    result = run(HELLO, ["Ada"], stdout=out, stderr=str(err))
+    assert (result.exit_code, result.stdout) == (0, b"")
+    assert out.read_bytes() == b"hello, Ada\n" and err.read_bytes() == b""
+    with Session(HELLO, ["Grace"], stdout=out) as session:  # the file closes with it
+        assert session.start() == 0
+        opened = session._opened[0]
+    assert opened.closed and out.read_bytes() == b"hello, Grace\n"
+
+
+def test_a_text_stream_is_refused_at_once_and_says_what_to_pass() -> None:
+    for text in (io.StringIO(), sys.stdout):
+        with pytest.raises(TypeError, match=r"not a text stream.*sys\.stdout\.buffer"):
+            run(HELLO, ["Ada"], stdout=text)
+    with pytest.raises(TypeError, match=r"sys\.stderr\.buffer"):
+        Session(HELLO, stderr=io.StringIO())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"not a text stream.*sys\.stdin\.buffer"):
+        Session(ECHO, stdin=io.StringIO("hi"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="binary stream"):
+        Session(HELLO, stdout=42)  # type: ignore[arg-type]
+
+
+def test_stdin_takes_bytes_a_binary_stream_or_a_path(tmp_path: Path) -> None:
+    given = tmp_path / "in.txt"
+    given.write_bytes(b"from a file\n")
+    assert run(ECHO, stdin=b"from bytes\n").stdout == b"from bytes\n"
+    assert run(ECHO, stdin=bytearray(b"a bytearray\n")).stdout == b"a bytearray\n"
+    assert run(ECHO, stdin=io.BytesIO(b"a stream\n")).stdout == b"a stream\n"
+    assert run(ECHO, stdin=given).stdout == b"from a file\n"
+    assert run(ECHO, stdin=str(given)).stdout == b"from a file\n"
+    with pytest.raises(FileNotFoundError):
+        Session(ECHO, stdin=tmp_path / "missing")
+
+
+def test_a_failed_construction_closes_the_files_it_opened(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    with pytest.raises(TypeError, match="stderr"):
+        Session(HELLO, stdout=out, stderr=io.StringIO())  # type: ignore[arg-type]
+    out.unlink()  # nothing holds it
+
+
+def test_program_name_is_argv0_and_defaults_to_the_module_file_name() -> None:
+    assert run(SHOWARGS, ["x"]).stdout == b"argv[0]=showargs.wasm\nargv[1]=x\n"
+    assert b"argv[0]=ls" in run(SHOWARGS, program_name="ls").stdout
+    assert b"argv[0]=module" in run(SHOWARGS.read_bytes()).stdout
+    with WasiWorld() as host:
+        client = host.client(SHOWARGS, name="tool")
+        assert client.start() == 0 and b"argv[0]=tool" in client.stdout
+
+
