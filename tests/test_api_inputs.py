@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from virtwasi import Session, WasiWorld, run
+from virtwasi import GuestExit, GuestTrap, Session, WasiWorld, run
 
 HELLO = FIXTURES / "hello.wasm"
 ECHO = FIXTURES / "echo.wasm"  # copies stdin to stdout
@@ -97,5 +97,26 @@ def test_program_name_is_argv0_and_defaults_to_the_module_file_name() -> None:
     with WasiWorld() as host:
         client = host.client(SHOWARGS, name="tool")
         assert client.start() == 0 and b"argv[0]=tool" in client.stdout
+
+
+def test_after_proc_exit_the_code_is_kept_and_later_calls_raise_at_once() -> None:
+    with Session(HOLDER) as session:
+        assert session.exit_code is None
+        with pytest.raises(GuestExit) as exited:
+            session.call("die_exit", 7)
+        assert exited.value.code == 7 and session.exit_code == 7
+        with pytest.raises(GuestExit) as again:  # the guest is not entered again
+            session.call("create")
+        assert again.value.code == 7
+    with Session(FIXTURES / "nostdin.wasm") as command:
+        code = command.start()
+        assert command.exit_code == (code or None)  # exiting 0 from main is no proc_exit
+
+
+def test_a_trap_is_a_guest_trap_from_call_and_134_from_start() -> None:
+    with Session(HOLDER) as session:
+        with pytest.raises(GuestTrap, match="unreachable"):
+            session.call("die_trap")
+        assert session.exit_code is None
 
 

@@ -65,7 +65,11 @@ def takes_client(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class GuestExit(Exception):
-    """A call into the guest ended with ``proc_exit``."""
+    """A call into the guest ended with ``proc_exit``; ``code`` is the code it exited with.
+
+    :meth:`Client.start` turns it into its return value. :meth:`Client.call` raises it,
+    keeps the code in :attr:`Client.exit_code`, and raises it again, at once and without
+    entering the guest, for every later call: a module that exited is done."""
 
     def __init__(self, code: int) -> None:
         super().__init__(f"the guest exited with code {code}")
@@ -73,7 +77,10 @@ class GuestExit(Exception):
 
 
 class GuestTrap(Exception):
-    """A call into the guest trapped; the message is wasmtime's."""
+    """A call into the guest trapped (``unreachable``, an access out of bounds, a WASI call
+    with a pointer outside its memory...); the message is wasmtime's. :meth:`Client.start`
+    turns it into exit code 134 (:data:`TRAP_EXIT_CODE`) with the message on stderr, as the
+    wasmtime CLI does; :meth:`Client.call` raises it."""
 
 
 def _arguments(args: Sequence[str]) -> list[str]:
@@ -216,6 +223,7 @@ class Client:
         trace: TraceTarget | None = None,
     ) -> None:
         self.host = host
+        self.exit_code: int | None = None
         guest_args = _arguments(args)
         environ = _environment(env)
         if name is not None and not isinstance(name, str):
@@ -312,10 +320,18 @@ class Client:
         """Call an exported function, after ``_initialize`` if the module has one.
 
         Raises GuestExit on proc_exit, GuestTrap on a trap, ValueError for a name that is
-        not an exported function or arguments that do not fit it."""
-        if export not in ("_start", "_initialize"):
-            self.initialize()
-        return self._invoke(export, *args)
+        not an exported function or arguments that do not fit it. Once the guest has
+        exited, :attr:`exit_code` holds its code and every later call raises GuestExit
+        again at once, without entering the guest."""
+        if self.exit_code is not None:
+            raise GuestExit(self.exit_code)
+        try:
+            if export not in ("_start", "_initialize"):
+                self.initialize()
+            return self._invoke(export, *args)
+        except GuestExit as exit_:
+            self.exit_code = exit_.code
+            raise
 
     def _invoke(self, export: str, *args: int | float) -> Any:
         func = self.exports.get(export)
