@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import wasmtime
 from conftest import FIXTURES
 
 from virtwasi import GuestExit, GuestTrap, Session, WasiWorld, run
@@ -120,3 +121,57 @@ def test_a_trap_is_a_guest_trap_from_call_and_134_from_start() -> None:
         assert session.exit_code is None
 
 
+def test_strings_pass_through_a_c_librarys_own_malloc() -> None:
+    with Session(TEXTLIB) as lib:
+        text = lib.write_string("hello, wasm: é")
+        upper = lib.call("upper", text)
+        assert lib.read_string(upper) == "HELLO, WASM: é"
+        lib.free(upper)
+        lib.free(text)
+        argc, argv = lib.write_argv(["one", "two words", ""])
+        joined = lib.call("join", argc, argv)
+        assert lib.read_string(joined) == "one two words "
+        assert lib.read_bytes(argv, 4) == lib.read_memory(argv, 4)  # one method, two names
+        lib.free(argv)  # the array and its strings were one allocation
+        data = bytes(range(256)) * 4
+        buf = lib.write_bytes(data)
+        assert lib.read_bytes(buf, len(data)) == data
+        expected = 0
+        for byte in data:
+            expected = (expected * 31 + byte) & 0xFFFFFFFF
+        assert lib.call("checksum", buf, len(data)) & 0xFFFFFFFF == expected
+        block = lib.alloc(16)
+        assert block != 0 and block % 8 == 0
+        lib.write_memory(block, b"no end in sight!")
+        with pytest.raises(ValueError, match="no NUL within 16 bytes"):
+            lib.read_string(block, max_length=16)
+        with pytest.raises(ValueError, match="NUL character"):
+            lib.write_string("a\0b")
+        with pytest.raises(ValueError, match="NULL"):
+            lib.read_string(0)
+        with pytest.raises(TypeError, match="not a single str"):
+            lib.write_argv("abc")
+
+
+def test_alloc_uses_cabi_realloc_and_names_what_it_looked_for() -> None:
+    reactor = wasmtime.wat2wasm("""
+    (module (memory (export "memory") 1)
+      (global $next (mut i32) (i32.const 1024))
+      (global (export "last_align") (mut i32) (i32.const 0))
+      (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+        (local $p i32)
+        (if (i32.or (local.get 0) (local.get 1)) (then unreachable))
+        (global.set 1 (local.get 2))
+        (local.set $p (global.get $next))
+        (global.set $next (i32.add (global.get $next) (local.get 3)))
+        (local.get $p)))
+    """)
+    with Session(reactor) as session:
+        first = session.write_string("abc")
+        assert first == 1024 and session.read_string(first) == "abc"
+        assert session.alloc(8, align=4) == 1028
+        with pytest.raises(ValueError, match="exports no free"):
+            session.free(first)
+    with Session(HOLDER) as holder, pytest.raises(
+            ValueError, match="no allocator: alloc looks for a malloc export, then cabi_realloc"):
+        holder.write_string("x")

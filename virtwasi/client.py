@@ -163,6 +163,24 @@ def _input(source: InputSource | None, opened: list[IO[bytes]]) -> BinaryIO | No
     return source
 
 
+def _unsigned(ptr: int) -> int:
+    """A 32-bit pointer as wasmtime returns an i32 (signed) read as the address it is."""
+    return ptr & 0xFFFFFFFF if -(1 << 31) <= ptr < 0 else ptr
+
+
+def _signed(ptr: int) -> int:
+    """An address as an i32 argument takes it."""
+    return ptr - (1 << 32) if (1 << 31) <= ptr < (1 << 32) else ptr
+
+
+def _c_string(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"expected a str, got {type(text).__name__}")
+    if "\0" in text:
+        raise ValueError(f"{text!r} holds a NUL character: C would see it end there")
+    return text.encode("utf-8") + b"\0"
+
+
 def _fit(value: int | float, kind: wasmtime.ValType) -> int | float:
     """``value`` as the wasm type ``kind`` takes it (integers must be whole)."""
     if kind in (wasmtime.ValType.f32(), wasmtime.ValType.f64()):
@@ -368,6 +386,91 @@ class Client:
     def read_memory(self, ptr: int, length: int) -> bytes:
         """A copy of ``length`` bytes of the guest's exported memory at ``ptr``."""
         return bytes(self._window(ptr, length))
+
+    read_bytes = read_memory
+    """The same method as :meth:`read_memory`, named as the pair of :meth:`write_bytes`."""
+
+    # Passing strings and buffers to a C library compiled to wasm, through its own allocator.
+
+    def alloc(self, size: int, align: int = 8) -> int:
+        """``size`` bytes allocated by the guest's own allocator: its ``malloc`` export, or
+        ``cabi_realloc(0, 0, align, size)`` when that is what it exports. The pointer is
+        the guest's: :meth:`free` gives it back (if the module exports ``free``).
+
+        ValueError if the module exports neither; MemoryError if the allocator returns
+        NULL."""
+        if size < 0:
+            raise ValueError(f"cannot allocate {size} bytes")
+        if isinstance(self.exports.get("malloc"), wasmtime.Func):
+            ptr = self.call("malloc", size)
+        elif isinstance(self.exports.get("cabi_realloc"), wasmtime.Func):
+            ptr = self.call("cabi_realloc", 0, 0, align, size)
+        else:
+            raise ValueError("the module exports no allocator: alloc looks for a malloc "
+                             "export, then cabi_realloc, and it has neither")
+        ptr = _unsigned(ptr)
+        if ptr == 0:
+            raise MemoryError(f"the guest's allocator returned NULL for {size} bytes")
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        """Give ``ptr`` back to the guest's ``free`` export (ValueError if it has none)."""
+        if not isinstance(self.exports.get("free"), wasmtime.Func):
+            raise ValueError("the module exports no free function")
+        self.call("free", _signed(ptr))
+
+    def write_bytes(self, data: bytes | bytearray | memoryview) -> int:
+        """``data`` copied into a fresh allocation (:meth:`alloc`); returns its pointer."""
+        data = bytes(data)
+        ptr = self.alloc(max(len(data), 1))
+        self.write_memory(ptr, data)
+        return ptr
+
+    def write_string(self, text: str) -> int:
+        """``text`` as a NUL-terminated UTF-8 string in a fresh allocation; returns its
+        pointer (a C ``const char *``). ValueError if ``text`` holds a NUL character."""
+        return self.write_bytes(_c_string(text))
+
+    def write_argv(self, args: Sequence[str]) -> tuple[int, int]:
+        """``args`` as C's ``argc, argv``: an array of pointers to NUL-terminated UTF-8
+        strings, ending with a NULL pointer as ``main``'s does. The array and the strings are
+        one allocation: ``free(argv)`` gives it all back. Returns ``(argc, argv)``."""
+        strings = [_c_string(arg) for arg in _arguments(args)]
+        table = 4 * (len(strings) + 1)
+        block = self.alloc(table + sum(map(len, strings)), align=4)
+        pointers, data, at = [], bytearray(), block + table
+        for string in strings:
+            pointers.append(at)
+            data += string
+            at += len(string)
+        pointers.append(0)
+        self.write_memory(block, b"".join(p.to_bytes(4, "little") for p in pointers) + data)
+        return len(strings), block
+
+    def read_string(self, ptr: int, max_length: int | None = None) -> str:
+        """The NUL-terminated UTF-8 string at ``ptr`` (a C ``char *``), looking at most
+        ``max_length`` bytes (default: up to the end of memory) for its NUL.
+
+        ValueError if ``ptr`` is NULL or out of bounds, if no NUL comes within
+        ``max_length`` bytes, or if the bytes are not UTF-8."""
+        if ptr == 0:
+            raise ValueError("read_string: the pointer is NULL")
+        ptr = _unsigned(ptr)
+        memory = self.exports.get("memory")
+        size = memory.data_len(self.store) if isinstance(memory, wasmtime.Memory) else 0
+        if ptr >= size:
+            self._window(ptr, 1)  # the error for no memory, or for an address out of bounds
+        limit = size - ptr if max_length is None else min(max_length, size - ptr)
+        window = self._window(ptr, limit)
+        end = -1
+        for start in range(0, limit, 4096):  # C strings are short: never copy all memory
+            found = window[start:start + 4096].tobytes().find(0)
+            if found >= 0:
+                end = start + found
+                break
+        if end < 0:
+            raise ValueError(f"read_string: no NUL within {limit} bytes of {ptr:#x}")
+        return str(window[:end], "utf-8")
 
     def write_memory(self, ptr: int, data: bytes) -> None:
         """Write ``data`` into the guest's exported memory at ``ptr``."""
