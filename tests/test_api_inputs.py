@@ -175,3 +175,17 @@ def test_alloc_uses_cabi_realloc_and_names_what_it_looked_for() -> None:
     with Session(HOLDER) as holder, pytest.raises(
             ValueError, match="no allocator: alloc looks for a malloc export, then cabi_realloc"):
         holder.write_string("x")
+
+
+def test_a_binary_stream_with_read_only_is_stdin_too() -> None:
+    class Pipe:
+        def __init__(self) -> None:
+            self.left = b"read in pieces\n"
+
+        def read(self, size: int = -1) -> bytes:
+            piece, self.left = self.left[:3], self.left[3:]
+            return piece
+
+    assert run(ECHO, stdin=Pipe()).stdout == b"read in pieces\n"
+    with pytest.raises(TypeError, match="binary stream"):
+        Session(ECHO, stdin=42)  # type: ignore[arg-type]

@@ -120,8 +120,25 @@ def _environment(env: Environment | None) -> list[str]:
 
 
 def _is_text(stream: object) -> bool:
+    """Whether ``stream`` takes or gives str: a TextIOBase, or a wrapper with an encoding
+    over a binary ``buffer`` of its own (pytest's stdin is its own buffer)."""
     return isinstance(stream, io.TextIOBase) or (
-        hasattr(stream, "encoding") and hasattr(stream, "buffer"))
+        hasattr(stream, "encoding") and getattr(stream, "buffer", stream) is not stream)
+
+
+class _ReadOnly(io.RawIOBase):
+    """A binary stream that has ``read`` only, given the ``readinto`` stdin is read with."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer)) or b""
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def _output(target: OutputTarget | None, which: str, opened: list[IO[bytes]]
@@ -156,11 +173,13 @@ def _input(source: InputSource | None, opened: list[IO[bytes]]) -> BinaryIO | No
     if _is_text(source):
         raise TypeError("stdin must be bytes, a binary stream or a path, not a text stream: "
                         "the guest reads bytes (pass sys.stdin.buffer, or the text encoded)")
-    if not (callable(getattr(source, "readinto", None))
-            or callable(getattr(source, "readinto1", None))):
-        raise TypeError("stdin must be bytes, a binary stream (with readinto) or a path, "
-                        f"not {type(source).__name__}")
-    return source
+    if callable(getattr(source, "readinto", None)) or callable(getattr(source, "readinto1",
+                                                                          None)):
+        return source
+    if callable(getattr(source, "read", None)):
+        return _ReadOnly(source)  # type: ignore[return-value]
+    raise TypeError("stdin must be bytes, a binary stream (with read) or a path, "
+                    f"not {type(source).__name__}")
 
 
 def _unsigned(ptr: int) -> int:
