@@ -109,6 +109,8 @@ def test_after_proc_exit_the_code_is_kept_and_later_calls_raise_at_once() -> Non
         with pytest.raises(GuestExit) as again:  # the guest is not entered again
             session.call("create")
         assert again.value.code == 7
+        with pytest.raises(ValueError, match="no function named 'nope'"):  # still a mistake
+            session.call("nope")
     with Session(FIXTURES / "nostdin.wasm") as command:
         code = command.start()
         assert command.exit_code == (code or None)  # exiting 0 from main is no proc_exit

@@ -358,9 +358,11 @@ class Client:
 
         Raises GuestExit on proc_exit, GuestTrap on a trap, ValueError for a name that is
         not an exported function or arguments that do not fit it. Once the guest has
-        exited, :attr:`exit_code` holds its code and every later call raises GuestExit
-        again at once, without entering the guest."""
+        exited, :attr:`exit_code` holds its code and every later call of an export raises
+        GuestExit again at once, without entering the guest."""
         if self.exit_code is not None:
+            if not isinstance(self.exports.get(export), wasmtime.Func):
+                self._invoke(export)  # the ValueError that names the exports, as ever
             raise GuestExit(self.exit_code)
         try:
             if export not in ("_start", "_initialize"):
