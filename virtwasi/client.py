@@ -242,6 +242,9 @@ class Client:
     see :mod:`virtwasi.wasi.trace`. Untraced, nothing of it runs.
 
     Each of these is checked here, before anything runs: a wrong kind is a TypeError.
+
+    :attr:`exit_code` is None until the guest calls ``proc_exit``, then the code it gave
+    (see :meth:`call`).
     """
 
     def __init__(
