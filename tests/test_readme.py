@@ -11,6 +11,7 @@ from conftest import ROOT
 EXPECTED = [
     ["0 b'hello, Ada\\n'"],
     ["60"],
+    ["HELLO, WASM", "one two"],
     ["closed /notes", "TrapReason.INSTANCE_DESTROYED"],
 ]
 

@@ -48,6 +48,20 @@ def test_the_wheel_installs_and_runs_the_scenarios_outside_the_checkout(
     for name in ("two-clients", "forging"):
         out = call(venv / "bin" / "virtwasi", "scenario", "run", name, cwd=elsewhere, env=env)
         assert "claims held" in out
+    # The examples the README runs: copied out of the installed package, then run from
+    # another folder by their paths.
+    copied = call(venv / "bin" / "virtwasi", "examples", elsewhere / "ex", cwd=elsewhere,
+                  env=env)
+    assert "examples/readonly.toml" in copied and "scenarios/programs/hello.wasm" in copied
+    other = tmp_path / "other"
+    other.mkdir()
+    hello = call(venv / "bin" / "virtwasi", "run",
+                 elsewhere / "ex" / "scenarios" / "programs" / "hello.wasm", "Ada",
+                 cwd=other, env=env)
+    assert hello == "hello, Ada\n"
+    drawn = call(venv / "bin" / "virtwasi", "graph", elsewhere / "ex" / "examples" / "quota.toml",
+                 cwd=other, env=env)
+    assert "quota" in drawn
     where = call(python, "-c", "from virtwasi import run, Session, WasiWorld, World\n"
                  "import virtwasi.adapters.wasmtime_wasi, virtwasi.scenarios.forging as f\n"
                  "print(f.__file__)", cwd=elsewhere, env=env)

@@ -184,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     scen_run = scen_cmds.add_parser("run", help="run one scenario, or all of them with --all")
     scen_run.add_argument("name", nargs="?", help="scenario name, as `scenario list` shows it")
     scen_run.add_argument("--all", action="store_true", help="run every scenario in turn")
+
+    examples = commands.add_parser(
+        "examples",
+        help="copy the example world files and demo programs into a folder",
+        description="Copy the example world files (examples/, with the data they serve) and "
+        "the demo wasm programs (scenarios/programs/) into DEST, at the same paths as in a "
+        "checkout, so that the README's commands run from DEST as written. A file already "
+        "there with other contents is left alone, and nothing is copied, unless --force.",
+        epilog="Example:\n  virtwasi examples ex && cd ex && "
+        "virtwasi run --world examples/readonly.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    examples.add_argument("dest", metavar="DEST", help="the folder to copy into (made if missing)")
+    examples.add_argument("--force", action="store_true",
+                          help="overwrite files of the same name with other contents")
     return parser
 
 
@@ -550,6 +565,43 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def example_files() -> dict[str, Path]:
+    """Each example file by its path under DEST: the world files and what they serve, and
+    the demo programs. From the checkout, or from the copies a wheel carries in virtwasi."""
+    package = Path(__file__).resolve().parent
+    root = package.parent
+    if (root / "pyproject.toml").is_file() and (root / "examples").is_dir():
+        examples, programs = root / "examples", root / "scenarios" / "programs"
+    else:
+        examples, programs = package / "examples", package / "scenarios" / "programs"
+    files = {f"examples/{p.relative_to(examples).as_posix()}": p
+             for p in sorted(examples.rglob("*")) if p.is_file()}
+    files.update((f"scenarios/programs/{p.name}", p) for p in sorted(programs.glob("*.wasm")))
+    return files
+
+
+def _examples(args: argparse.Namespace) -> int:
+    dest = Path(args.dest)
+    files = example_files()
+    if not files:
+        return _fail("no example files were found beside this installation")
+    targets = {dest / name: source for name, source in files.items()}
+    clash = [str(t) for t, s in targets.items()
+             if t.exists() and not (t.is_file() and t.read_bytes() == s.read_bytes())]
+    if clash and not args.force:
+        return _fail(f"{clash[0]} exists with other contents (--force overwrites"
+                     + (f"; {len(clash) - 1} more" if len(clash) > 1 else "") + ")")
+    try:
+        for target, source in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+            print(f"wrote {target}")
+    except OSError as exc:
+        return _fail(f"{exc.strerror}: {exc.filename}")
+    print(f"\nTry: cd {dest} && virtwasi run --world examples/readonly.toml")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -568,6 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _scenario(args, parser)
     if args.command == "diff":
         return _diff(args)
+    if args.command == "examples":
+        return _examples(args)
     parser.print_help()
     return 2
 

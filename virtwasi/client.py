@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import wasmtime
 
@@ -101,6 +102,17 @@ ImportFunc = Callable[..., Any]
 
 ModuleSource = str | Path | bytes | bytearray
 
+Environment = Mapping[str, str] | Iterable[tuple[str, str]]
+"""The guest's environment: a mapping, or (key, value) pairs in order."""
+
+OutputTarget = BinaryIO | str | os.PathLike[str]
+"""Where stdout or stderr goes: a binary stream, or a path opened for writing (and closed
+with the client)."""
+
+InputSource = BinaryIO | bytes | bytearray | memoryview | str | os.PathLike[str]
+"""What stdin reads: bytes, a binary stream, or a path (a ``str`` is always a path, never
+the input itself) opened for reading and closed with the client."""
+
 
 def takes_client(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Marks an extra import that wants its :class:`Client` first (to reach guest memory
@@ -110,7 +122,11 @@ def takes_client(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class GuestExit(Exception):
-    """A call into the guest ended with ``proc_exit``."""
+    """A call into the guest ended with ``proc_exit``; ``code`` is the code it exited with.
+
+    :meth:`Client.start` turns it into its return value. :meth:`Client.call` raises it,
+    keeps the code in :attr:`Client.exit_code`, and raises it again, at once and without
+    entering the guest, for every later call: a module that exited is done."""
 
     def __init__(self, code: int) -> None:
         super().__init__(f"the guest exited with code {code}")
@@ -118,7 +134,127 @@ class GuestExit(Exception):
 
 
 class GuestTrap(Exception):
-    """A call into the guest trapped; the message is wasmtime's."""
+    """A call into the guest trapped (``unreachable``, an access out of bounds, a WASI call
+    with a pointer outside its memory...); the message is wasmtime's. :meth:`Client.start`
+    turns it into exit code 134 (:data:`TRAP_EXIT_CODE`) with the message on stderr, as the
+    wasmtime CLI does; :meth:`Client.call` raises it."""
+
+
+def _arguments(args: Sequence[str]) -> list[str]:
+    """``args`` as the guest's argument list (after argv[0]): a sequence of str."""
+    if isinstance(args, str | bytes | bytearray):
+        raise TypeError(f"args must be a sequence of str, not a single {type(args).__name__} "
+                        f"(it would pass each character as an argument): write [{args!r}]")
+    try:
+        listed = list(args)
+    except TypeError:
+        raise TypeError(f"args must be a sequence of str, not {type(args).__name__}") from None
+    for arg in listed:
+        if not isinstance(arg, str):
+            raise TypeError(f"each argument must be a str, got {type(arg).__name__}: {arg!r}")
+    return listed
+
+
+def _environment(env: Environment | None) -> list[str]:
+    """``env`` as the guest's ``KEY=VALUE`` strings."""
+    if env is None:
+        return []
+    if isinstance(env, str | bytes | bytearray) or not isinstance(env, Mapping | Iterable):
+        raise TypeError("env must be a mapping of str to str or an iterable of (key, value) "
+                        f"pairs, not {type(env).__name__}")
+    pairs = env.items() if isinstance(env, Mapping) else env
+    environ = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise TypeError(f"env: each item must be a (key, value) pair, got {pair!r}")
+        key, val = pair
+        if not (isinstance(key, str) and isinstance(val, str)):
+            raise TypeError(f"env: keys and values must be str, got {key!r}: {val!r}")
+        if not key or "=" in key:
+            raise ValueError(f"env: {key!r} is not a variable name (empty, or holds '=')")
+        environ.append(f"{key}={val}")
+    return environ
+
+
+def _is_text(stream: object) -> bool:
+    """Whether ``stream`` takes or gives str: a TextIOBase, or a wrapper with an encoding
+    over a binary ``buffer`` of its own (pytest's stdin is its own buffer)."""
+    return isinstance(stream, io.TextIOBase) or (
+        hasattr(stream, "encoding") and getattr(stream, "buffer", stream) is not stream)
+
+
+class _ReadOnly(io.RawIOBase):
+    """A binary stream that has ``read`` only, given the ``readinto`` stdin is read with."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer)) or b""
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _output(target: OutputTarget | None, which: str, opened: list[IO[bytes]]
+            ) -> BinaryIO | None:
+    """The binary stream ``which`` writes to (None: captured); a path is opened here and
+    added to ``opened``, for the client to close."""
+    if target is None:
+        return None
+    if isinstance(target, str | os.PathLike):
+        stream = open(target, "wb")  # noqa: SIM115 - closed with the client
+        opened.append(stream)
+        return stream
+    if _is_text(target):
+        raise TypeError(f"{which} must be a binary stream or a path, not a text stream: the "
+                        f"guest writes bytes (pass sys.{which}.buffer, or io.BytesIO())")
+    if not callable(getattr(target, "write", None)):
+        raise TypeError(f"{which} must be a binary stream (with write) or a path, "
+                        f"not {type(target).__name__}")
+    return target
+
+
+def _input(source: InputSource | None, opened: list[IO[bytes]]) -> BinaryIO | None:
+    """The binary stream stdin reads (None: an empty one); as :func:`_output` for a path."""
+    if source is None:
+        return None
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source))
+    if isinstance(source, str | os.PathLike):
+        stream = open(source, "rb")  # noqa: SIM115 - closed with the client
+        opened.append(stream)
+        return stream
+    if _is_text(source):
+        raise TypeError("stdin must be bytes, a binary stream or a path, not a text stream: "
+                        "the guest reads bytes (pass sys.stdin.buffer, or the text encoded)")
+    if callable(getattr(source, "readinto", None)) or callable(getattr(source, "readinto1",
+                                                                          None)):
+        return source
+    if callable(getattr(source, "read", None)):
+        return _ReadOnly(source)  # type: ignore[return-value]
+    raise TypeError("stdin must be bytes, a binary stream (with read) or a path, "
+                    f"not {type(source).__name__}")
+
+
+def _unsigned(ptr: int) -> int:
+    """A 32-bit pointer as wasmtime returns an i32 (signed) read as the address it is."""
+    return ptr & 0xFFFFFFFF if -(1 << 31) <= ptr < 0 else ptr
+
+
+def _signed(ptr: int) -> int:
+    """An address as an i32 argument takes it."""
+    return ptr - (1 << 32) if (1 << 31) <= ptr < (1 << 32) else ptr
+
+
+def _c_string(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"expected a str, got {type(text).__name__}")
+    if "\0" in text:
+        raise ValueError(f"{text!r} holds a NUL character: C would see it end there")
+    return text.encode("utf-8") + b"\0"
 
 
 class GuestStopped(Exception):
@@ -204,11 +340,21 @@ def load_module(engine: wasmtime.Engine, module: ModuleSource,
 class Client:
     """``module`` instantiated as a client of ``host``'s WASI implementation.
 
-    stdout/stderr stream to the given binary files as the guest writes; a stream not given
-    is captured (see :attr:`stdout` and :attr:`stderr`). ``stdin`` may be bytes or a file.
-    ``trace`` writes a line for every preview 1 call the guest makes: to a text stream, a
-    path, or through a :class:`~virtwasi.wasi.trace.Tracer` (JSON lines, or one trace for
-    several clients); see :mod:`virtwasi.wasi.trace`. Untraced, nothing of it runs.
+    ``args`` are the guest's arguments after argv[0], a sequence of str; argv[0] is
+    ``name``, which defaults to the module file's name (``hello.wasm``), or ``module`` for a
+    module given as bytes. ``env`` is a mapping or (key, value) pairs. stdout/stderr stream
+    to the given binary files as the guest writes, or to a path (opened for writing, closed
+    with the client); a stream not given is captured (see :attr:`stdout` and
+    :attr:`stderr`). A text stream is refused: pass ``sys.stdout.buffer``. ``stdin`` may be
+    bytes, a binary file or a path. ``trace`` writes a line for every preview 1 call the
+    guest makes: to a text stream, a path, or through a
+    :class:`~virtwasi.wasi.trace.Tracer` (JSON lines, or one trace for several clients);
+    see :mod:`virtwasi.wasi.trace`. Untraced, nothing of it runs.
+
+    Each of these is checked here, before anything runs: a wrong kind is a TypeError.
+
+    :attr:`exit_code` is None until the guest calls ``proc_exit``, then the code it gave
+    (see :meth:`call`).
     """
 
     def __init__(
@@ -217,16 +363,21 @@ class Client:
         module: ModuleSource | wasmtime.Module,
         args: Sequence[str] = (),
         *,
-        env: Mapping[str, str] | None = None,
-        stdin: BinaryIO | bytes | None = None,
-        stdout: BinaryIO | None = None,
-        stderr: BinaryIO | None = None,
+        env: Environment | None = None,
+        stdin: InputSource | None = None,
+        stdout: OutputTarget | None = None,
+        stderr: OutputTarget | None = None,
         name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
         trace: TraceTarget | None = None,
     ) -> None:
         self.host = host
+        self.exit_code: int | None = None
+        guest_args = _arguments(args)
+        environ = _environment(env)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"program_name must be a str, not {type(name).__name__}")
         self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
         self.module = module if isinstance(module, wasmtime.Module) else load_module(
             host.engine, module, self._extra_imports, on_compile, host.flavor)
@@ -235,11 +386,18 @@ class Client:
             name = Path(module).name if isinstance(module, str | Path) else "module"
         self.name = name
         self._initialized = False
-        self._captured = (io.BytesIO() if stdout is None else None,
-                          io.BytesIO() if stderr is None else None)
-        self.out: BinaryIO = stdout or self._captured[0]  # type: ignore[assignment]
-        self.err: BinaryIO = stderr or self._captured[1]  # type: ignore[assignment]
-        inp = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
+        self._opened: list[IO[bytes]] = []  # the files opened here from paths
+        try:
+            out = _output(stdout, "stdout", self._opened)
+            err = _output(stderr, "stderr", self._opened)
+            inp = _input(stdin, self._opened)
+        except BaseException:
+            self._close_opened()
+            raise
+        self._captured = (io.BytesIO() if out is None else None,
+                          io.BytesIO() if err is None else None)
+        self.out: BinaryIO = out or self._captured[0]  # type: ignore[assignment]
+        self.err: BinaryIO = err or self._captured[1]  # type: ignore[assignment]
         self._tracer = None if trace is None else Tracer.of(trace)
         if self._tracer is not None:
             self._tracer.attach()
@@ -250,14 +408,18 @@ class Client:
             contexts.append(ctx)
             return {}
 
-        environ = [f"{k}={v}" for k, v in (env or {}).items()]
-        self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
+        try:
+            self.instance = host.world.instantiate(name, client, {"wasi": host.wasi})
+        except BaseException:
+            self._close_opened()
+            raise
         try:
             # Transparent semantics ("take one"): fds are the implementation's own indices.
             adapter = (TransparentPreview1 if host.semantics is Semantics.TRANSPARENT
                        else Preview1)
             self.adapter: Preview1 = adapter(contexts[0].imports["wasi"], contexts[0],
-                                             [name, *args], environ, inp, self.out, self.err)
+                                             [name, *guest_args], environ, inp, self.out,
+                                             self.err)
             self._instantiate()
         except BaseException:
             self.close()
@@ -322,10 +484,20 @@ class Client:
 
         Raises GuestExit on proc_exit, GuestTrap on a trap, GuestStopped when a signal or a
         limit ended it, ValueError for a name that is not an exported function or arguments
-        that do not fit it."""
-        if export not in ("_start", "_initialize"):
-            self.initialize()
-        return self._invoke(export, *args)
+        that do not fit it. Once the guest has exited, :attr:`exit_code` holds its code and
+        every later call of an export raises GuestExit again at once, without entering the
+        guest."""
+        if self.exit_code is not None:
+            if not isinstance(self.exports.get(export), wasmtime.Func):
+                self._invoke(export)  # the ValueError that names the exports, as ever
+            raise GuestExit(self.exit_code)
+        try:
+            if export not in ("_start", "_initialize"):
+                self.initialize()
+            return self._invoke(export, *args)
+        except GuestExit as exit_:
+            self.exit_code = exit_.code
+            raise
 
     def _invoke(self, export: str, *args: int | float) -> Any:
         func = self.exports.get(export)
@@ -404,6 +576,91 @@ class Client:
         """A copy of ``length`` bytes of the guest's exported memory at ``ptr``."""
         return bytes(self._window(ptr, length))
 
+    read_bytes = read_memory
+    """The same method as :meth:`read_memory`, named as the pair of :meth:`write_bytes`."""
+
+    # Passing strings and buffers to a C library compiled to wasm, through its own allocator.
+
+    def alloc(self, size: int, align: int = 8) -> int:
+        """``size`` bytes allocated by the guest's own allocator: its ``malloc`` export, or
+        ``cabi_realloc(0, 0, align, size)`` when that is what it exports. The pointer is
+        the guest's: :meth:`free` gives it back (if the module exports ``free``).
+
+        ValueError if the module exports neither; MemoryError if the allocator returns
+        NULL."""
+        if size < 0:
+            raise ValueError(f"cannot allocate {size} bytes")
+        if isinstance(self.exports.get("malloc"), wasmtime.Func):
+            ptr = self.call("malloc", size)
+        elif isinstance(self.exports.get("cabi_realloc"), wasmtime.Func):
+            ptr = self.call("cabi_realloc", 0, 0, align, size)
+        else:
+            raise ValueError("the module exports no allocator: alloc looks for a malloc "
+                             "export, then cabi_realloc, and it has neither")
+        ptr = _unsigned(ptr)
+        if ptr == 0:
+            raise MemoryError(f"the guest's allocator returned NULL for {size} bytes")
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        """Give ``ptr`` back to the guest's ``free`` export (ValueError if it has none)."""
+        if not isinstance(self.exports.get("free"), wasmtime.Func):
+            raise ValueError("the module exports no free function")
+        self.call("free", _signed(ptr))
+
+    def write_bytes(self, data: bytes | bytearray | memoryview) -> int:
+        """``data`` copied into a fresh allocation (:meth:`alloc`); returns its pointer."""
+        data = bytes(data)
+        ptr = self.alloc(max(len(data), 1))
+        self.write_memory(ptr, data)
+        return ptr
+
+    def write_string(self, text: str) -> int:
+        """``text`` as a NUL-terminated UTF-8 string in a fresh allocation; returns its
+        pointer (a C ``const char *``). ValueError if ``text`` holds a NUL character."""
+        return self.write_bytes(_c_string(text))
+
+    def write_argv(self, args: Sequence[str]) -> tuple[int, int]:
+        """``args`` as C's ``argc, argv``: an array of pointers to NUL-terminated UTF-8
+        strings, ending with a NULL pointer as ``main``'s does. The array and the strings are
+        one allocation: ``free(argv)`` gives it all back. Returns ``(argc, argv)``."""
+        strings = [_c_string(arg) for arg in _arguments(args)]
+        table = 4 * (len(strings) + 1)
+        block = self.alloc(table + sum(map(len, strings)), align=4)
+        pointers, data, at = [], bytearray(), block + table
+        for string in strings:
+            pointers.append(at)
+            data += string
+            at += len(string)
+        pointers.append(0)
+        self.write_memory(block, b"".join(p.to_bytes(4, "little") for p in pointers) + data)
+        return len(strings), block
+
+    def read_string(self, ptr: int, max_length: int | None = None) -> str:
+        """The NUL-terminated UTF-8 string at ``ptr`` (a C ``char *``), looking at most
+        ``max_length`` bytes (default: up to the end of memory) for its NUL.
+
+        ValueError if ``ptr`` is NULL or out of bounds, if no NUL comes within
+        ``max_length`` bytes, or if the bytes are not UTF-8."""
+        if ptr == 0:
+            raise ValueError("read_string: the pointer is NULL")
+        ptr = _unsigned(ptr)
+        memory = self.exports.get("memory")
+        size = memory.data_len(self.store) if isinstance(memory, wasmtime.Memory) else 0
+        if ptr >= size:
+            self._window(ptr, 1)  # the error for no memory, or for an address out of bounds
+        limit = size - ptr if max_length is None else min(max_length, size - ptr)
+        window = self._window(ptr, limit)
+        end = -1
+        for start in range(0, limit, 4096):  # C strings are short: never copy all memory
+            found = window[start:start + 4096].tobytes().find(0)
+            if found >= 0:
+                end = start + found
+                break
+        if end < 0:
+            raise ValueError(f"read_string: no NUL within {limit} bytes of {ptr:#x}")
+        return str(window[:end], "utf-8")
+
     def write_memory(self, ptr: int, data: bytes) -> None:
         """Write ``data`` into the guest's exported memory at ``ptr``."""
         self._window(ptr, len(data))[:] = data
@@ -434,12 +691,19 @@ class Client:
         return self.instance.destroyed
 
     def close(self) -> None:
-        """Tear the client instance down, closing and flushing what it left open."""
+        """Tear the client instance down, closing and flushing what it left open, then
+        the stdio files opened here from paths."""
         if not self.instance.destroyed:
             self.host.world.destroy(self.instance)
         tracer, self._tracer = self._tracer, None
         if tracer is not None:
             tracer.detach()
+        self._close_opened()
+
+    def _close_opened(self) -> None:
+        opened, self._opened = self._opened, []
+        for stream in opened:
+            stream.close()
 
     def __enter__(self) -> Client:
         return self

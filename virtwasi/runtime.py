@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 import wasmtime
 
@@ -21,6 +21,7 @@ from .client import (
     TIMEOUT_EXIT_CODE,
     TRAP_EXIT_CODE,
     Client,
+    Environment,
     GuestExit,
     GuestInterrupted,
     GuestOutOfFuel,
@@ -29,8 +30,10 @@ from .client import (
     GuestTimeout,
     GuestTrap,
     ImportFunc,
+    InputSource,
     Limits,
     ModuleSource,
+    OutputTarget,
     engine_flavor,
     make_engine,
 )
@@ -171,8 +174,9 @@ class Session(Client):
 
     ``mounts``, ``read_only``, ``semantics``, ``layers`` and ``impl`` build the world, and
     ``timeout``, ``fuel``, ``max_memory`` and ``signals`` bound it (see :class:`WasiWorld`);
-    the other options are the client's (see :class:`Client`). Closing the session tears
-    the client down, then the world.
+    the other options are the client's (see :class:`Client`): ``program_name`` is the
+    guest's argv[0] (default: the module file's name, or ``module`` for bytes). Closing the
+    session tears the client down, then the world.
     """
 
     def __init__(
@@ -185,10 +189,10 @@ class Session(Client):
         semantics: Semantics | str = Semantics.COMPONENT_MODEL,
         impl: str = "virtual",
         layers: Sequence[tuple[str, Definition]] = (),
-        env: Mapping[str, str] | None = None,
-        stdin: BinaryIO | bytes | None = None,
-        stdout: BinaryIO | None = None,
-        stderr: BinaryIO | None = None,
+        env: Environment | None = None,
+        stdin: InputSource | None = None,
+        stdout: OutputTarget | None = None,
+        stderr: OutputTarget | None = None,
         program_name: str | None = None,
         imports: Mapping[str, Mapping[str, ImportFunc]] | None = None,
         on_compile: Callable[[int], None] | None = None,
