@@ -81,8 +81,8 @@ READS = ["ls", "/d", "ls", "/d/docs", "ls", "/d/docs/sub", "ls", "/d/hollow",
 @pytest.mark.parametrize("kind", sorted(ARCHIVES))
 def test_an_archive_reads_as_the_folder_it_was_packed_from(
         kind: str, packed: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    folder = cli(capsys, "--dir", f"{packed['folder']}::/d", FSTOOL, "--", *READS)
-    archive = cli(capsys, "--mount", f"/d={url_of(packed, kind)}", FSTOOL, "--", *READS)
+    folder = cli(capsys, "--dir", f"{packed['folder']}::/d", FSTOOL, *READS)
+    archive = cli(capsys, "--mount", f"/d={url_of(packed, kind)}", FSTOOL, *READS)
     assert archive == folder
     assert "ls /d: docs hollow top.txt" in archive[1]
     assert "stat /d/docs/guide.txt: file, 1000 bytes" in archive[1]
@@ -125,7 +125,7 @@ def test_every_change_is_erofs_and_the_archive_stays_as_it_was(
         kind: str, packed: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     before = sha256(packed[kind])
     for module, script in WRITES.items():
-        code, out, _ = cli(capsys, "--mount", f"/d={url_of(packed, kind)}", module, "--",
+        code, out, _ = cli(capsys, "--mount", f"/d={url_of(packed, kind)}", module,
                            *script)
         assert code == (1 if module == FSTOOL else 0)  # fstool counts its failures
         lines = out.splitlines()
@@ -135,7 +135,7 @@ def test_every_change_is_erofs_and_the_archive_stays_as_it_was(
         for line in lines:
             assert f"errno {int(Errno.ROFS)}" in line, line
     assert sha256(packed[kind]) == before
-    _, out, _ = cli(capsys, "--mount", f"/d={url_of(packed, kind)}", FSTOOL, "--", *READS)
+    _, out, _ = cli(capsys, "--mount", f"/d={url_of(packed, kind)}", FSTOOL, *READS)
     assert "ls /d: docs hollow top.txt" in out
 
 
@@ -173,7 +173,7 @@ def test_a_bad_archive_is_a_one_line_error(url: str, message: str, tmp_path: Pat
                                            capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "not-an-archive.tar").write_bytes(b"plain text, not an archive\n" * 100)
     code, out, err = cli(capsys, "--mount", "/d=" + url.format(tmp=tmp_path, zip=packed["zip"]),
-                         FSTOOL, "--", "ls", "/d")
+                         FSTOOL, "ls", "/d")
     assert code == 2 and out == ""
     assert err.startswith("virtwasi: ") and message in err and err.count("\n") == 1, err
 
@@ -250,7 +250,7 @@ def test_indexing_a_tar_shows_progress_on_a_terminal(
     monkeypatch.setattr(progress_module, "_clock", SteppingClock())
     monkeypatch.setenv("VIRTWASI_PROGRESS", "always")
     code, out, err = cli(capsys, "--mount", f"/d=tar::file://{tmp_path / 'many.tar'}", FSTOOL,
-                         "--", "stat", "/d/many/m199")
+                         "stat", "/d/many/m199")
     assert code == 0 and out == "stat /d/many/m199: file, 1000 bytes\n"
     size = f"{os.path.getsize(tmp_path / 'many.tar') / 1024:.1f} KiB"
     assert "indexing many.tar [" in err

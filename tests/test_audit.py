@@ -217,7 +217,7 @@ def test_the_command_line_audit(tmp_path: Path) -> None:
     log = tmp_path / "calls.jsonl"
     done = subprocess.run(
         [sys.executable, "-m", "virtwasi", "run", "--quota", "4", "--audit", str(log), FSTOOL,
-         "--", "put", "/a", "tiny", "put", "/b", "much too big"],
+         "put", "/a", "tiny", "put", "/b", "much too big"],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == ["put /a: ok", "put /b: errno 19 (Quota exceeded)"]

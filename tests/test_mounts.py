@@ -111,7 +111,7 @@ def test_an_fsspec_filesystem_object_can_be_mounted_from_python() -> None:
     (["--mount", "no-equals-sign"], "--mount wants GUEST=URL"),
     (["--dir", "/no/such/folder"], "no such host folder"),
     (["--ro", "/nowhere"], "--ro /nowhere: nothing is mounted there"),
-    (["--env", "NOVALUE"], "--env wants K=V"),
+    (["--env", "=VALUE"], "--env wants NAME[=VAL]"),
     (["--mount", "/=memory://no-such-prefix"], "no such directory"),
 ])
 def test_a_bad_mount_is_one_line_and_exit_2(args: list[str], message: str) -> None:

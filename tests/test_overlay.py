@@ -191,7 +191,7 @@ def test_the_upper_folder_holds_just_the_changes(tmp_path: Path,
     upper.mkdir()
     before = tree_of(lower)
     code, out, err = cli(capsys, "--dir", f"{lower}::/data", "--overlay", f"/data={upper}",
-                         str(FSTOOL), "--", "append", "/data/docs/sub/deep.txt", "!",
+                         str(FSTOOL), "append", "/data/docs/sub/deep.txt", "!",
                          "rm", "/data/top.txt", "rm", "/data/docs/guide.txt",
                          "mkdir", "/data/new", "put", "/data/new/f", "fresh", "ls", "/data",
                          "ls", "/data/docs")
@@ -342,7 +342,7 @@ def test_overlay_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     archive = zip_of(make_folder(tmp_path / "initial"), tmp_path / "lower.zip")
     before = sha256(archive)
     code, out, err = cli(capsys, "--mount", f"/site=zip::file://{archive}", "--overlay",
-                         "/site", str(FSTOOL), "--", "put", "/site/top.txt", "changed",
+                         "/site", str(FSTOOL), "put", "/site/top.txt", "changed",
                          "cat", "/site/top.txt", "rm", "/site/docs/guide.txt", "ls",
                          "/site/docs")
     assert (code, err) == (0, "")
@@ -362,7 +362,7 @@ def test_a_bad_overlay_is_a_one_line_error(args: list[str], message: str, tmp_pa
     archive = zip_of(make_folder(tmp_path / "initial"), tmp_path / "lower.zip")
     args = [a.format(zip=archive, tmp=tmp_path) for a in args]
     code, out, err = cli(capsys, "--mount", f"/d=zip::file://{archive}", *args, str(FSTOOL),
-                         "--", "ls", "/d")
+                         "ls", "/d")
     assert (code, out) == (2, "")
     assert err.startswith("virtwasi: ") and message in err and err.count("\n") == 1, err
 
@@ -375,7 +375,7 @@ def test_copying_up_a_big_file_shows_progress_on_a_terminal(
     (lower / "big.bin").write_bytes(b"b" * (3 << 20))
     monkeypatch.setattr(progress_module, "_clock", SteppingClock())
     monkeypatch.setenv("VIRTWASI_PROGRESS", "always")
-    code, out, err = cli(capsys, "--dir", f"{lower}::/d", "--overlay", "/d", str(FDTOOL), "--",
+    code, out, err = cli(capsys, "--dir", f"{lower}::/d", "--overlay", "/d", str(FDTOOL),
                          "open", "1", "/d/big.bin", "rw", "fstat", "1")
     assert (code, out) == (0, "open 1 /d/big.bin: ok\nfstat 1: file, 3145728 bytes\n")
     assert "copying up big.bin [" in err

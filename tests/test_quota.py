@@ -242,7 +242,7 @@ def test_bad_limits_are_a_clear_error(limits: dict[str, object], message: str) -
 
 def test_the_command_line_quota() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "virtwasi", "run", "--quota", "1000:2", SPACETOOL, "--",
+        [sys.executable, "-m", "virtwasi", "run", "--quota", "1000:2", SPACETOOL,
          "fill", "/a", "300", "5000", "touch", "/b", "touch", "/c"],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr

@@ -67,7 +67,7 @@ def test_stdin_reaches_the_guest_line_by_line_while_it_is_open() -> None:
 
 
 def test_a_program_runs_on_the_in_memory_default() -> None:
-    done = virtwasi("run", str(FIXTURES / "hello.wasm"), "--", "Ada", "Grace")
+    done = virtwasi("run", str(FIXTURES / "hello.wasm"), "Ada", "Grace")
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"hello, Ada\nhello, Grace\n"
 
@@ -94,7 +94,7 @@ def test_bad_input_is_a_one_line_error_and_exit_2(tmp_path: Path) -> None:
         (["run", str(junk)], b"not a runnable WASI module"),
         (["run", str(tmp_path / "missing.wasm")], b"no such module file"),
         (["run", "--dir", str(tmp_path / "nowhere"), str(junk)], b"no such host folder"),
-        (["run", "--env", "NOEQUALS", str(FIXTURES / "hello.wasm")], b"K=V"),
+        (["run", "--env", "=V", str(FIXTURES / "hello.wasm")], b"NAME[=VAL]"),
     ]:
         done = virtwasi(*args)
         assert done.returncode == 2, args

@@ -7,13 +7,24 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import wasmtime
 
 from . import __version__
 from .demo import runner as scenario
-from .storage.mounts import MountError, MountSource, Overlay, parse_dir, parse_mount, parse_overlay
+from .storage.mounts import (
+    MountError,
+    MountSource,
+    Overlay,
+    Remote,
+    guest_path,
+    parse_dir,
+    parse_mount,
+    parse_mount_option,
+    parse_overlay,
+)
+from .storage.network import chain_protocols
 from .wasi.trace import FORMATS as TRACE_FORMATS
 from .wasi.trace import Tracer
 from .world import Definition, Semantics
@@ -41,8 +52,20 @@ URLs for --mount:
   tar::file://data.tar.gz    a tar archive, plain or compressed (read-only)
   memory://                  fsspec's in-memory store (one per process, unlike mem://)
 
+Every word after MODULE goes to the guest as it is, a -- or --flag included (as wasmtime
+passes them): virtwasi's options come before MODULE, and a -- before MODULE ends them.
+virtwasi prog.wasm ARGS is virtwasi run prog.wasm ARGS.
+
+Storage options (--mount-option PROTOCOL.KEY=VALUE) go to every mount whose URL uses
+PROTOCOL, in a chain too; VALUE is JSON when it parses as JSON (3, true, {"a": 1}), else
+a string:
+  virtwasi run --mount /data=s3://bucket/prefix \
+      --mount-option s3.endpoint_url=http://127.0.0.1:9000 prog.wasm
+
 Examples:
-  virtwasi run prog.wasm -- --flag arg
+  virtwasi run prog.wasm --flag arg              # the guest's argv: prog.wasm --flag arg
+  virtwasi prog.wasm arg                         # the same as virtwasi run prog.wasm arg
+  virtwasi run --argv0 tool --env HOME --env K=V -S inherit-env prog.wasm
   virtwasi run --dir ./data::/data prog.wasm input.txt
   virtwasi run --mount /site=zip::file://site.zip --dir ./in::/in --ro /in prog.wasm
   virtwasi run --mount /site=zip::file://site.zip --overlay /site prog.wasm  # writable copy
@@ -61,15 +84,22 @@ Interrupts and limits (exit codes):
   134        the guest trapped
   2          virtwasi could not start the guest
 
-With --world, the world file says what serves the module (so --dir, --mount, --ro,
---overlay, --impl, --quota and --audit do not apply), and ARGS after -- follow the file's
-own [run] args. A MODULE given before -- runs instead of the file's module, with ARGS
-alone; --env and --semantics win over the file's.
+With --world, the world file says what serves the module (so --dir, --mount,
+--mount-option, --ro, --overlay, --impl, --quota and --audit do not apply), and ARGS after
+-- follow the file's own [run] args. A MODULE given (not after --) runs instead of the
+file's module, with the words after it alone; --env and --semantics win over the file's.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr: the mistake and the way out."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="virtwasi",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,26 +117,41 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("module", metavar="MODULE.wasm", nargs="?",
-                     help="the module to run (with --world: instead of the world file's)")
+                     help="the module to run, a .wasm binary or WebAssembly text (with "
+                     "--world: instead of the world file's)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                     help="arguments for the guest (after --, or after MODULE)")
+                     help="arguments for the guest: every word after MODULE, as it is")
+    run.add_argument("--argv0", metavar="NAME",
+                     help="the guest's argv[0] (default: MODULE's file name)")
     run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
-                     help="serve a host folder at GUEST (default: the same path)")
+                     help="serve a host folder at GUEST (default: the same path; a relative "
+                     "one is taken from /, so --dir . serves the folder at /)")
     run.add_argument("--mount", action="append", default=[], metavar="GUEST=URL",
-                     help="serve a host folder or any fsspec URL at GUEST (repeatable)")
+                     help="serve a host folder or any fsspec URL at the absolute guest path "
+                     "GUEST (repeatable; one source per guest path)")
+    run.add_argument("--mount-option", action="append", default=[],
+                     metavar="PROTOCOL.KEY=VALUE",
+                     help="a storage option for every --mount whose URL uses PROTOCOL, e.g. "
+                     "s3.endpoint_url=http://127.0.0.1:9000; VALUE is JSON if it parses, "
+                     "else a string (repeatable)")
     run.add_argument("--ro", action="append", default=[], metavar="GUEST",
                      help="serve the mount at GUEST read-only (repeatable)")
     run.add_argument("--overlay", action="append", default=[], metavar="GUEST[=UPPER_URL]",
                      help="serve the mount at GUEST copy-on-write: its source becomes the "
                      "read-only lower layer and writes go to UPPER_URL (default: a private "
                      "in-memory tree) (repeatable)")
-    run.add_argument("--env", action="append", default=[], metavar="K=V",
-                     help="an environment variable for the guest (repeatable)")
+    run.add_argument("--env", action="append", default=[], metavar="NAME[=VAL]",
+                     help="an environment variable for the guest; a bare NAME passes this "
+                     "process's value, if it has one (repeatable)")
     run.add_argument("--inherit-env", action="store_true",
                      help="pass this process's environment to the guest (--env wins)")
+    run.add_argument("-S", action="append", default=[], metavar="OPT[=VAL]", dest="wasi",
+                     help="a WASI option, as wasmtime spells them: -S inherit-env is "
+                     "--inherit-env (comma-separated; the only one virtwasi takes)")
     run.add_argument("--invoke", metavar="FUNC",
-                     help="call the export FUNC with ARGS as integers and print its results, "
-                     "instead of running _start (for reactor modules)")
+                     help="call the export FUNC with ARGS, each read as its parameter's wasm "
+                     "type (i32, i64: whole numbers in range; f32, f64: numbers), and print "
+                     "its results, instead of running _start (for reactor modules)")
     run.add_argument("--world", metavar="WORLD.toml",
                      help="build the instances, mounts and run from a world file")
     run.add_argument("--impl", choices=["virtual", "native"],
@@ -144,18 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
         "native implementation, and on the virtual one over a host folder and over memory, "
         "each from its own copy of the initial tree; compare exit code, stdout, stderr and "
         "the final tree. Exits 0 when all agree, 1 when any differs.",
-        epilog="Examples:\n  virtwasi diff --tree ./testdata prog.wasm -- input.txt\n"
+        epilog="Examples:\n  virtwasi diff --tree ./testdata prog.wasm input.txt\n"
         "  virtwasi diff --runtime wasmer prog.wasm   # Wasmer, through wasmer-sdk: only "
         "when named",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     diff.add_argument("module", metavar="MODULE.wasm", help="the WASI command to run")
     diff.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                      help="arguments for the guest (after --, or after MODULE)")
+                      help="arguments for the guest: every word after MODULE, as it is")
     diff.add_argument("--tree", metavar="FOLDER",
                       help="the initial tree: each runtime gets a copy as / (default: empty)")
-    diff.add_argument("--env", action="append", default=[], metavar="K=V",
-                      help="an environment variable for the guest (repeatable)")
+    diff.add_argument("--env", action="append", default=[], metavar="NAME[=VAL]",
+                      help="an environment variable for the guest; a bare NAME passes this "
+                      "process's value, if it has one (repeatable)")
     diff.add_argument("--stdin", metavar="FILE", help="a file to give the guest as stdin")
     diff.add_argument("--runtime", action="append", metavar="NAME",
                       help="compare only these runtimes with the reference (repeatable; "
@@ -246,33 +292,102 @@ def _fail(message: str) -> int:
     return 2
 
 
+_YES, _NO = ("", "y", "yes", "true", "1"), ("n", "no", "false", "0")
+
+
+def _inherits_env(args: argparse.Namespace) -> bool:
+    """--inherit-env, or wasmtime's ``-S inherit-env[=y|n]``; other -S options are refused."""
+    inherit = bool(args.inherit_env)
+    for spec in getattr(args, "wasi", []):
+        for item in spec.split(","):
+            name, _, value = item.partition("=")
+            if name != "inherit-env" or value.lower() not in _YES + _NO:
+                raise MountError(f"-S {item}: virtwasi takes only -S inherit-env[=y|n] of "
+                                 "wasmtime's WASI options")
+            inherit = value.lower() in _YES
+    return inherit
+
+
 def _parse_env(args: argparse.Namespace, inherit: bool | None = None,
                base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The guest's environment: this process's if inherited, then ``base``, then --env."""
-    env = dict(os.environ) if (args.inherit_env if inherit is None else inherit) else {}
+    """The guest's environment: this process's if inherited, then ``base``, then --env
+    (a bare ``--env NAME`` passes this process's NAME, if set, as wasmtime does)."""
+    env = dict(os.environ) if (_inherits_env(args) if inherit is None else inherit) else {}
     env.update(base or {})
     for item in args.env:
         key, sep, val = item.partition("=")
-        if not sep or not key:
-            raise MountError(f"--env wants K=V, got {item!r}")
-        env[key] = val
+        if not key:
+            raise MountError(f"--env wants NAME[=VAL], got {item!r}")
+        if sep:
+            env[key] = val
+        elif key in os.environ:
+            env[key] = os.environ[key]
     return env
 
 
+def _mount_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """--mount-option as fsspec takes storage options: under each protocol's name."""
+    options: dict[str, dict[str, Any]] = {}
+    for spec in args.mount_option:
+        protocol, key, value = parse_mount_option(spec)
+        options.setdefault(protocol, {})[key] = value
+    return options
+
+
+def _with_options(url: str, options: Mapping[str, dict[str, Any]],
+                  used: set[str]) -> MountSource:
+    """``url``, with the --mount-option of the protocols its chain uses, if any."""
+    chain = set(chain_protocols(url)) if "://" in url or "::" in url else set()
+    given = {protocol: opts for protocol, opts in options.items() if protocol in chain}
+    used.update(given)
+    return Remote(url, given) if given else url
+
+
 def _parse_mounts(args: argparse.Namespace) -> dict[str, MountSource]:
+    """--dir, --mount (with --mount-option) and --overlay, each at a normalised guest
+    path; two sources at one guest path are an error."""
     mounts: dict[str, MountSource] = {}
+    given: dict[str, str] = {}
+    options = _mount_options(args)
+    used: set[str] = set()
+
+    def add(guest: str, source: MountSource, spec: str) -> None:
+        if guest in mounts:
+            raise MountError(f"{given[guest]} and {spec} both mount at {guest}: give each "
+                             "source its own guest path")
+        mounts[guest], given[guest] = source, spec
+
     for spec in args.dir:
         guest, host = parse_dir(spec)
-        mounts[guest] = Path(host)
+        add(guest, Path(host), f"--dir {spec}")
     for spec in args.mount:
         guest, url = parse_mount(spec)
-        mounts[guest] = url
+        add(guest, _with_options(url, options, used), f"--mount {spec}")
     for spec in args.overlay:
         guest, upper = parse_overlay(spec)
         if guest not in mounts:
             raise MountError(f"--overlay {guest}: nothing is mounted there")
-        mounts[guest] = Overlay(mounts[guest], upper)
+        mounts[guest] = Overlay(mounts[guest], _with_options(upper, options, used))
+    unused = sorted(set(options) - used)
+    if unused:
+        raise MountError(f"--mount-option {unused[0]}.*: no --mount URL uses {unused[0]}:// "
+                         f"(as --mount /data={unused[0]}://...)")
     return mounts
+
+
+def _read_only(args: argparse.Namespace, mounts: Mapping[str, MountSource]) -> list[str]:
+    """--ro's guest paths, normalised as mounts are, each naming a mount."""
+    paths = []
+    for spec in args.ro:
+        try:
+            guest = guest_path(spec)
+        except MountError as exc:
+            raise MountError(f"--ro {spec}: {exc}") from None
+        if guest not in (mounts or {"/": "mem://"}):
+            where = ", ".join(sorted(mounts)) or "/ (the default in-memory tree)"
+            raise MountError(f"--ro {spec}: nothing is mounted there (mounted: {where})")
+        paths.append(guest)
+    return paths
 
 
 _SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -336,17 +451,95 @@ def _parse_layers(args: argparse.Namespace) -> list[tuple[str, Definition]]:
     return layers
 
 
-def _integers(values: list[str]) -> list[int | float]:
-    numbers: list[int | float] = []
-    for value in values:
-        try:
-            numbers.append(int(value, 0))
-        except ValueError:
+_INT_BITS = {"i32": 32, "i64": 64}
+
+
+def _invoke_args(func: str, params: Sequence[wasmtime.ValType],
+                 words: Sequence[str]) -> list[int | float]:
+    """``words`` as the wasm values the export ``func`` takes: i32 and i64 whole numbers
+    within their range, signed or unsigned (decimal or 0x hexadecimal), f32 and f64 any
+    number. A word that does not fit is an error naming the parameter, never wrapped."""
+    if len(words) != len(params):
+        raise MountError(f"--invoke {func} takes {len(params)} argument(s), got {len(words)}")
+    values: list[int | float] = []
+    for number, (kind, word) in enumerate(zip(params, words, strict=True), 1):
+        name = str(kind)
+        where = f"--invoke {func}: parameter {number} ({name})"
+        if name in _INT_BITS:
+            bits = _INT_BITS[name]
             try:
-                numbers.append(float(value))
+                value = int(word, 0)
             except ValueError:
-                raise MountError(f"--invoke arguments must be numbers, got {value!r}") from None
-    return numbers
+                try:
+                    value = int(word, 10)  # 010 is ten, not an error
+                except ValueError:
+                    raise MountError(f"{where} takes a whole number, got {word!r}") from None
+            if not -(1 << (bits - 1)) <= value < 1 << bits:
+                raise MountError(f"{where} takes {-(1 << (bits - 1))} to {(1 << bits) - 1}, "
+                                 f"got {word}")
+            values.append(value - (1 << bits) if value >= 1 << (bits - 1) else value)
+        elif name in ("f32", "f64"):
+            try:
+                values.append(float(word))
+            except ValueError:
+                raise MountError(f"{where} takes a number, got {word!r}") from None
+        else:
+            raise MountError(f"{where}: virtwasi cannot pass a {name} from the command line")
+    return values
+
+
+_WASM_MAGIC = b"\0asm"
+
+
+def _module_problem(module: Path) -> str | None:
+    """Why ``module`` cannot be a module (one line naming the fix), or None: a .wasm
+    binary, or WebAssembly text (which wasmtime runs too)."""
+    if module.is_dir():
+        return (f"{module} is a directory, not a module: give the .wasm file (serve a "
+                f"folder to the guest with --dir {module})")
+    if not module.is_file():
+        return f"no such module file: {module}"
+    try:
+        with module.open("rb") as file:
+            if file.read(4) == _WASM_MAGIC:
+                return None
+        text = module.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = None
+    except OSError as exc:
+        return f"{module}: {exc.strerror}"
+    if text is not None:
+        try:
+            wasmtime.wat2wasm(text)
+            return None
+        except wasmtime.WasmtimeError as exc:
+            if module.suffix == ".wat":
+                first = (str(exc).strip().splitlines() or ["?"])[0]
+                return f"{module}: not valid WebAssembly text: {first}"
+    return (f"{module} is not a wasm module (neither a .wasm binary nor WebAssembly text): "
+            "give the compiled .wasm file")
+
+
+# preview 1 functions that pass no pointer: a module without memory can still call them.
+_NO_MEMORY_NEEDED = frozenset({
+    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights", "fd_filestat_set_size", "fd_filestat_set_times", "fd_renumber",
+    "fd_sync", "proc_exit", "proc_raise", "sched_yield", "sock_shutdown",
+})
+
+
+def _memory_problem(module: wasmtime.Module) -> str | None:
+    """Why ``module`` cannot make its WASI calls (it exports no memory for them), or None."""
+    if any(e.name == "memory" and isinstance(e.type, wasmtime.MemoryType)
+           for e in module.exports):
+        return None
+    needy = sorted({imp.name or "" for imp in module.imports
+                    if imp.module == "wasi_snapshot_preview1"} - _NO_MEMORY_NEEDED)
+    if not needy:
+        return None
+    return (f"exports no memory named \"memory\", which WASI calls ({', '.join(needy[:3])}"
+            f"{', ...' if len(needy) > 3 else ''}) read and write: export it (wasm-ld and "
+            "wasi-sdk do by default)")
 
 
 def _compiling_note(module: Path) -> Callable[[int], None]:
@@ -363,7 +556,7 @@ RunPlan = tuple[Path, list[str], "WorldOptions", dict[str, str]]
 
 
 def _guest_args(args: argparse.Namespace) -> list[str]:
-    return list(args.args[1:] if args.args[:1] == ["--"] else args.args)
+    return list(args.args)
 
 
 def _flags_run(args: argparse.Namespace) -> RunPlan:
@@ -371,29 +564,29 @@ def _flags_run(args: argparse.Namespace) -> RunPlan:
 
     if args.module is None:
         raise MountError("run: give MODULE.wasm, or --world WORLD.toml")
-    world = WorldOptions(mounts=_parse_mounts(args) or None, read_only=args.ro,
+    mounts = _parse_mounts(args)
+    world = WorldOptions(mounts=mounts or None, read_only=_read_only(args, mounts),
                          semantics=Semantics(args.semantics or Semantics.COMPONENT_MODEL),
                          layers=_parse_layers(args), impl=args.impl or "virtual")
     return Path(args.module), _guest_args(args), world, _parse_env(args)
 
 
-_NOT_WITH_WORLD = ("dir", "mount", "ro", "overlay", "impl", "quota", "audit")
+_NOT_WITH_WORLD = ("dir", "mount", "mount_option", "ro", "overlay", "impl", "quota", "audit")
 
 
-def _world_run(args: argparse.Namespace, argv: Sequence[str]) -> RunPlan:
+def _world_run(args: argparse.Namespace, argv: Sequence[str] = ()) -> RunPlan:
     """The run a world file describes, as the command line adjusts it (see RUN_EPILOG)."""
     from .worldfiles.plan import WorldFileError, load
 
     for name in _NOT_WITH_WORLD:
         if getattr(args, name):
-            raise WorldFileError(f"--{name} cannot be used with --world: the world file "
-                                 "says what serves the module")
+            raise WorldFileError(f"--{name.replace('_', '-')} cannot be used with --world: "
+                                 "the world file says what serves the module")
     plan = load(args.world)
     guest = _guest_args(args)
     module = None if args.module is None else Path(args.module)
-    # argparse takes the first word after -- for MODULE; with a world file it is an ARG.
-    if module is not None and "--" in argv and build_parser().parse_args(
-            list(argv[:list(argv).index("--")])).module is None:
+    # The first word after -- is MODULE to argparse; with a world file it is an ARG.
+    if module is not None and args.after_dashes:
         module, guest = None, [str(args.module), *guest]
     if module is None:
         if plan.module is None:
@@ -411,26 +604,70 @@ def _tracer(args: argparse.Namespace) -> Tracer | None:
     return Tracer(sys.stderr if path == "-" else path, args.trace_format or "text")
 
 
-def _spell_trace(argv: list[str]) -> list[str]:
-    """``argv`` with a bare ``run --trace`` spelled ``--trace=-``, so that it never takes
-    the module for its PATH (a PATH is given as ``--trace=PATH``). Only virtwasi's own
-    options change: not the words after ``--``, nor the guest's (see :func:`_parse`)."""
-    if argv[:1] != ["run"]:
-        return argv
-    cut = argv.index("--") if "--" in argv else len(argv)
-    return [("--trace=-" if word == "--trace" and i < cut else word)
-            for i, word in enumerate(argv)]
+def _option(command: argparse.ArgumentParser, word: str) -> argparse.Action | None:
+    """The option ``word`` names (``--opt``, ``--opt=V``, ``-SV``, or a unique prefix of a
+    long option, as argparse allows), or None."""
+    actions = command._option_string_actions
+    name = word.partition("=")[0]
+    if name in actions:
+        return actions[name]
+    if not word.startswith("--") and word[:2] in actions:
+        return actions[word[:2]]  # a short option with its value attached: -Sinherit-env
+    if word.startswith("--"):
+        found = {actions[s] for s in actions if s.startswith(name)}
+        if len(found) == 1:
+            return found.pop()
+    return None
+
+
+def _module_at(command: argparse.ArgumentParser, words: Sequence[str]) -> tuple[int, bool]:
+    """Where MODULE is among a command's ``words`` (``len(words)`` if absent), and whether
+    a ``--`` came right before it. Options come before MODULE, and a ``--`` ends them; a
+    bare ``--trace`` never takes a value (a PATH is given as ``--trace=PATH``)."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            return i + 1, True
+        if not word.startswith("-") or word == "-":
+            return i, False
+        action = _option(command, word)
+        takes_next = (action is not None and action.nargs is None and "=" not in word
+                      and (word.startswith("--") or len(word) == 2))
+        i += 2 if takes_next else 1
+    return i, False
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]
            ) -> tuple[argparse.Namespace, list[str]]:
-    """The parsed arguments, and ``argv`` as parsed (with :func:`_spell_trace`)."""
-    spelled = _spell_trace(argv)
+    """The parsed arguments, and ``argv`` as parsed.
+
+    For ``run`` and ``diff`` every word after MODULE is the guest's, as it is (a ``--``
+    too, as wasmtime passes it): argparse sees only the words up to MODULE, and
+    ``args.args`` is the rest. ``args.after_dashes`` says whether MODULE followed a
+    ``--`` (with a world file, that word is the guest's first ARG)."""
+    commands = _commands(parser)
+    if argv[:1] and argv[0] not in commands and not argv[0].startswith("-") and (
+            argv[0].endswith((".wasm", ".wat")) or Path(argv[0]).is_file()):
+        argv = ["run", *argv]  # virtwasi prog.wasm ARGS: virtwasi run prog.wasm ARGS
+    if argv[:1] not in (["run"], ["diff"]):
+        return parser.parse_args(argv), argv
+    words = argv[1:]
+    at, after_dashes = _module_at(commands[argv[0]], words)
+    head = [("--trace=-" if word == "--trace" else word) for word in words[:at]]
+    spelled = [argv[0], *head, *words[at:at + 1]]
     args = parser.parse_args(spelled)
-    if spelled != argv and getattr(args, "args", None):
-        # The guest's words end argv (argparse.REMAINDER): give them back as they were.
-        args.args = argv[len(argv) - len(args.args):]
-    return args, spelled
+    args.args = list(words[at + 1:])
+    args.after_dashes = after_dashes
+    return args, spelled + args.args
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
@@ -464,19 +701,19 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
                                           else _flags_run(args))
     except ValueError as exc:  # MountError, WorldFileError: one line for the user
         return _fail(str(exc))
-    if not module.is_file():
-        return _fail(f"no such module file: {module}")
+    problem = _module_problem(module)
+    if problem:
+        return _fail(problem)
     try:
         tracer = _tracer(args)
     except OSError as exc:
         return _fail(f"--trace: {exc.strerror}: {args.trace}")
     try:
-        numbers = _integers(guest_args) if args.invoke else []
         session = Session(module, guest_args, **world, env=env, stdin=sys.stdin.buffer,
                           stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
-                          on_compile=_compiling_note(module), trace=tracer,
-                          timeout=args.timeout, fuel=args.fuel, max_memory=args.max_memory,
-                          signals=interrupt.DEFAULT_SIGNALS)
+                          program_name=args.argv0, on_compile=_compiling_note(module),
+                          trace=tracer, timeout=args.timeout, fuel=args.fuel,
+                          max_memory=args.max_memory, signals=interrupt.DEFAULT_SIGNALS)
     except GuestStopped as stop:
         return _stopped(stop)
     except MountError as exc:
@@ -489,6 +726,9 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
     with session:
         if received:  # a signal while compiling or opening the mounts: do not start
             return _stopped(_signal_stop(received[0]))
+        problem = _memory_problem(session.module)
+        if problem:
+            return _fail(f"{module}: {problem}")
         if not args.invoke:
             try:
                 return session.start()
@@ -496,6 +736,16 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
                 return _stopped(stop)
             except ValueError as exc:
                 return _fail(f"{module}: {exc}")
+        try:
+            func = session.exports.get(args.invoke)
+            if not isinstance(func, wasmtime.Func):
+                names = sorted(n for n, v in session.exports.items()
+                               if isinstance(v, wasmtime.Func))
+                return _fail(f"{module}: the module exports no function named "
+                             f"{args.invoke!r} (it exports: {', '.join(names) or 'none'})")
+            numbers = _invoke_args(args.invoke, func.type(session.store).params, guest_args)
+        except MountError as exc:
+            return _fail(str(exc))
         try:
             results = session.call(args.invoke, *numbers)
         except GuestStopped as stop:
@@ -518,8 +768,9 @@ def _diff(args: argparse.Namespace) -> int:
     from .compare import diff
 
     module = Path(args.module)
-    if not module.is_file():
-        return _fail(f"no such module file: {module}")
+    problem = _module_problem(module) or _command_problem(module)
+    if problem:
+        return _fail(problem)
     tree = Path(args.tree) if args.tree else None
     if tree is not None and not tree.is_dir():
         return _fail(f"--tree: no such folder: {tree}")
@@ -533,7 +784,7 @@ def _diff(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"--stdin: {exc.strerror}: {exc.filename}")
-    guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    guest_args = args.args
     try:
         comparison = diff.compare(module, guest_args, runtimes=runtimes, env=env, stdin=stdin,
                                   prepare=diff.copier(tree) if tree else None)
@@ -541,6 +792,21 @@ def _diff(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(diff.report(comparison), end="")
     return 0 if comparison.same else 1
+
+
+def _command_problem(module: Path) -> str | None:
+    """Why ``module`` is not a WASI command ``diff`` can run (one line), or None."""
+    try:
+        compiled = wasmtime.Module.from_file(wasmtime.Engine(), str(module))
+    except wasmtime.WasmtimeError as exc:
+        first = (str(exc).strip().splitlines() or ["?"])[0]
+        return f"{module}: not a runnable WASI module: {first}"
+    if not any(e.name == "_start" and isinstance(e.type, wasmtime.FuncType)
+               for e in compiled.exports):
+        return (f"{module} exports no _start function: it is not a WASI command (a reactor's "
+                "exports are called with virtwasi run --invoke FUNC)")
+    problem = _memory_problem(compiled)
+    return f"{module}: {problem}" if problem else None
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ Every problem is a :class:`MountError` whose message names the mount and what is
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -183,45 +184,120 @@ def open_mount(source: MountSource, *, read_only: bool = False) -> Storage:
 
 
 def check_guest_path(guest: str) -> str:
-    """A mount point as the guest will see it; refuses what no program could name."""
+    """A mount point as the guest will see it, normalised: absolute, one trailing ``/``
+    dropped (``/data/`` is ``/data``); refuses what no program could name the same way
+    twice: an empty, ``.`` or ``..`` component (``//``, ``/../x``) or a relative path."""
     if not guest or "\0" in guest:
         raise MountError(f"bad guest path {guest!r}")
-    return guest
+    if not guest.startswith("/"):
+        raise MountError(f"guest path {guest!r} is not absolute: did you mean "
+                         f"{'/' + guest.removeprefix('./')!r}?")
+    if guest == "/":
+        return guest
+    parts = guest[1:].split("/")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if any(part in ("", ".", "..") for part in parts):
+        raise MountError(f"bad guest path {guest!r}: write it without empty, '.' or '..' "
+                         "components (as /data)")
+    return "/" + "/".join(parts)
+
+
+def guest_path(name: str) -> str:
+    """A guest path that may be relative, as ``--dir`` and ``--ro`` take it: taken from
+    ``/``, the guest's working directory (``.`` is ``/``, ``data`` and ``./data`` are
+    ``/data``), then checked as :func:`check_guest_path` checks it."""
+    if name in (".", "./"):
+        return "/"
+    if name and not name.startswith("/"):
+        name = "/" + name.removeprefix("./")
+    return check_guest_path(name)
 
 
 def open_mounts(mounts: Mapping[str, MountSource],
                 read_only: Iterable[str] = ()) -> dict[str, Storage]:
-    """Every mount opened, in order; ``read_only`` names guest paths to serve read-only."""
-    frozen = set(read_only)
-    unknown = frozen - set(mounts)
+    """Every mount opened, in order; ``read_only`` names guest paths to serve read-only.
+    Two mounts at one guest path (``/data`` and ``/data/``) are an error."""
+    seen: dict[str, str] = {}
+    for guest in mounts:
+        same = seen.setdefault(check_guest_path(guest), guest)
+        if same != guest:
+            raise MountError(f"{same!r} and {guest!r} mount two sources at one guest path")
+    frozen = {check_guest_path(guest) for guest in read_only}
+    unknown = frozen - set(seen)
     if unknown:
         raise MountError(f"--ro {', '.join(sorted(unknown))}: nothing is mounted there")
-    return {check_guest_path(guest): open_mount(source, read_only=guest in frozen)
+    return {guest: open_mount(source, read_only=check_guest_path(guest) in frozen)
             for guest, source in mounts.items()}
 
 
 def parse_mount(spec: str) -> tuple[str, str]:
-    """``GUEST=URL`` as given to ``--mount``."""
+    """``GUEST=URL`` as given to ``--mount``: GUEST normalised (see
+    :func:`check_guest_path`). A GUEST that is not absolute is refused, with the two sides
+    swapped as a hint when URL looks like the guest path (``./data=/data``)."""
     guest, sep, url = spec.partition("=")
     if not sep or not guest or not url:
         raise MountError(f"--mount wants GUEST=URL, got {spec!r}")
-    return guest, url
+    if not guest.startswith("/"):
+        if url.startswith("/") and "::" not in url:
+            raise MountError(f"--mount {spec}: GUEST comes first, then the source "
+                             f"(GUEST=URL): did you mean --mount {url}={guest}?")
+        raise MountError(f"--mount {spec}: GUEST must be an absolute guest path: did you "
+                         f"mean --mount /{guest.removeprefix('./')}={url}?")
+    try:
+        return check_guest_path(guest), url
+    except MountError as exc:
+        raise MountError(f"--mount {spec}: {exc}") from None
 
 
 def parse_overlay(spec: str) -> tuple[str, str]:
-    """``GUEST[=UPPER_URL]`` as given to ``--overlay`` (the upper defaults to ``mem://``)."""
+    """``GUEST[=UPPER_URL]`` as given to ``--overlay`` (the upper defaults to ``mem://``);
+    GUEST may be relative, as for ``--ro``."""
     guest, sep, upper = spec.partition("=")
     if not guest or (sep and not upper):
         raise MountError(f"--overlay wants GUEST[=UPPER_URL], got {spec!r}")
-    return guest, upper or "mem://"
+    try:
+        return guest_path(guest), upper or "mem://"
+    except MountError as exc:
+        raise MountError(f"--overlay {spec}: {exc}") from None
 
 
 def parse_dir(spec: str) -> tuple[str, str]:
-    """``HOST[::GUEST]`` as given to ``--dir`` (wasmtime's syntax)."""
-    host, _, guest = spec.partition("::")
+    """``HOST[::GUEST]`` as given to ``--dir`` (wasmtime's syntax): the guest path and the
+    host folder. GUEST defaults to HOST; a relative one is taken from ``/`` (``--dir data``
+    serves ``data`` at ``/data``, ``--dir .`` at ``/``). ``a:b``, with one colon, naming no
+    host folder, is refused with the hint ``a::b``."""
+    host, sep, guest = spec.partition("::")
     if not host:
         raise MountError(f"--dir wants HOST[::GUEST], got {spec!r}")
-    return guest or host, host
+    if "://" in host:
+        raise MountError(f"--dir {spec}: --dir serves a host folder; serve a URL with "
+                         "--mount GUEST=URL")
+    if not sep and ":" in host and not Path(host).exists():
+        left, _, right = host.partition(":")
+        raise MountError(f"--dir {spec}: no such host folder; HOST and GUEST are "
+                         f"separated by two colons: did you mean --dir {left}::{right}?")
+    try:
+        return guest_path(guest or host), host
+    except MountError as exc:
+        hint = "" if sep else f" (give one: --dir {host}::/{Path(host).name or 'data'})"
+        raise MountError(f"--dir {spec}: {exc}{hint}") from None
+
+
+def parse_mount_option(spec: str) -> tuple[str, str, Any]:
+    """``PROTOCOL.KEY=VALUE`` as given to ``--mount-option``: a storage option for the
+    fsspec filesystems of that protocol. VALUE is JSON when it parses as JSON (``3``,
+    ``true``, ``{"a": 1}``), else the string as written."""
+    name, sep, text = spec.partition("=")
+    protocol, dot, key = name.partition(".")
+    if not sep or not dot or not protocol or not key:
+        raise MountError(f"--mount-option wants PROTOCOL.KEY=VALUE (as "
+                         f"s3.endpoint_url=http://127.0.0.1:9000), got {spec!r}")
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return protocol, key, value
 
 
 def anchored(url: str, folder: Path) -> str:
