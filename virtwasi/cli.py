@@ -24,7 +24,6 @@ from .storage.mounts import (
     parse_mount_option,
     parse_overlay,
 )
-from .storage.network import chain_protocols
 from .wasi.trace import FORMATS as TRACE_FORMATS
 from .wasi.trace import Tracer
 from .world import Definition, Semantics
@@ -337,6 +336,10 @@ def _mount_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def _with_options(url: str, options: Mapping[str, dict[str, Any]],
                   used: set[str]) -> MountSource:
     """``url``, with the --mount-option of the protocols its chain uses, if any."""
+    if not options:
+        return url
+    from .storage.network import chain_protocols  # fsspec, only when options need it
+
     chain = set(chain_protocols(url)) if "://" in url or "::" in url else set()
     given = {protocol: opts for protocol, opts in options.items() if protocol in chain}
     used.update(given)
