@@ -153,3 +153,19 @@ def test_a_reactor_module_is_called_export_by_export() -> None:
 def test_a_trap_in_a_called_export_is_a_guest_trap() -> None:
     with Session(TRAPS) as session, pytest.raises(GuestTrap, match="unreachable"):
         session.call("_start")
+
+
+def test_a_module_without_memory_that_calls_wasi_traps_saying_why() -> None:
+    module = wasmtime.wat2wasm("""
+    (module
+      (import "wasi_snapshot_preview1" "fd_write"
+        (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory 1)  ;; not exported: WASI has nothing to read the iovec from
+      (func (export "_start") (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1)
+                                                 (i32.const 8)))))
+    """)
+    with Session(bytes(module)) as session:
+        assert session.start() == 134
+        message = session.stderr.decode()
+    assert "exports no memory named 'memory'" in message
+    assert "AttributeError" not in message and "Traceback" not in message

@@ -468,8 +468,8 @@ class Client:
             raise
         self.exports = self.wasm.exports(self.store)
         memory = self.exports.get("memory")
-        if isinstance(memory, wasmtime.Memory):
-            self.adapter.memory = GuestMemory(memory_view(self.store, memory))
+        self.adapter.memory = GuestMemory(memory_view(self.store, memory) if isinstance(
+            memory, wasmtime.Memory) else None)
 
     def initialize(self) -> None:
         """Run a reactor's ``_initialize`` (once; a module without one needs nothing)."""

@@ -19,12 +19,20 @@ MAX_IOVECS = 1 << 24
 _unpack_iovec = IOVEC.unpack_from
 
 
+def _no_memory() -> memoryview:
+    raise AbiViolation("the module exports no memory named 'memory': a WASI call that reads "
+                       "or writes memory has none to use")
+
+
 class GuestMemory:
+    """A module's exported memory (see the module doc). ``GuestMemory()`` stands for a
+    module that exports none: every access beyond nothing traps, saying so."""
+
     __slots__ = ("_refresh", "view")
 
-    def __init__(self, refresh: Callable[[], memoryview]) -> None:
-        self._refresh = refresh
-        self.view = refresh()
+    def __init__(self, refresh: Callable[[], memoryview] | None = None) -> None:
+        self._refresh = refresh or _no_memory
+        self.view = refresh() if refresh is not None else memoryview(b"")
 
     def _reach(self, end: int) -> memoryview:
         view = self._refresh()
