@@ -206,8 +206,10 @@ def test_the_native_implementation_runs_the_same_module_over_a_host_folder(
     with Session(fstool, ["ls", "/"], impl="native") as session:
         assert session.start() == 1
         assert session.stdout == b"ls /: errno 76 (Capabilities insufficient)\n"
-    with pytest.raises(MountError, match="writable host folders only"):
+    with pytest.raises(MountError, match="serves host folders only"):
         Session(fstool, mounts={"/": "mem://"}, impl="native")
+    with pytest.raises(MountError, match="leave out --impl native"):
+        Session(fstool, mounts={"/": tmp_path}, read_only=["/"], impl="native")
     with pytest.raises(ValueError, match="unknown implementation"):
         Session(fstool, impl="imaginary")
 

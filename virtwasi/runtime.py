@@ -43,6 +43,7 @@ from .native import native_implementation
 from .storage.base import Storage
 from .storage.hostdir import HostDirStorage
 from .storage.mounts import MountError, MountSource, open_mounts, opened_here
+from .storage.readonly import ReadOnlyStorage
 from .virtual import virtual_implementation
 from .wasi.trace import TraceTarget
 from .world import Definition, Instance, Semantics, World
@@ -132,9 +133,15 @@ class WasiWorld:
     def _host_folders(self) -> dict[str, Path]:
         folders = {}
         for guest, storage in self.mounts.items():
-            if not isinstance(storage, HostDirStorage):  # a read-only one is wrapped
-                raise MountError(f"{guest}: the native implementation serves writable host "
-                                 "folders only (--dir, a path or a file:// mount)")
+            if isinstance(storage, ReadOnlyStorage) and isinstance(storage.inner,
+                                                                    HostDirStorage):
+                raise MountError(f"{guest}: the native implementation serves host folders "
+                                 "writable; to serve one read-only, leave out --impl native "
+                                 "(the virtual implementation) or stack --world's read-only "
+                                 "layer on native")
+            if not isinstance(storage, HostDirStorage):
+                raise MountError(f"{guest}: the native implementation serves host folders "
+                                 "only (--dir, a path or a file:// mount)")
             folders[guest] = storage.root
         return folders
 
