@@ -24,12 +24,13 @@ from conftest import FIXTURES
 
 import virtwasi.runtime
 from virtwasi.filesystem import interface
+from virtwasi.filesystem.interface import DirectoryListing
 from virtwasi.layers import read_only_layer
 from virtwasi.layers.wrapping import Wrapped
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.memfs import MemoryStorage
 from virtwasi.virtual import virtual_implementation
-from virtwasi.virtual.descriptors import Descriptor, DirectoryStream
+from virtwasi.virtual.descriptors import Descriptor
 from virtwasi.world import (
     BoundFunc,
     Context,
@@ -56,7 +57,7 @@ class Note:
 
 
 REPRESENTATIONS = {
-    "wasi-virtual": (Descriptor, DirectoryStream),
+    "wasi-virtual": (Descriptor, DirectoryListing),
     "read-only": (Wrapped,),
     "app": (Note,),
 }

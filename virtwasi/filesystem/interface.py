@@ -80,6 +80,31 @@ class DirectoryEntry:
     ino: int
 
 
+@dataclass(eq=False, slots=True)
+class DirectoryListing:
+    """What a ``directory-entry-stream`` stands for in an implementation: its entries, read
+    by ``load`` when the first one is asked for, and where the reader stands."""
+
+    load: Callable[[], list[DirectoryEntry]]
+    entries: list[DirectoryEntry] | None = None
+    position: int = 0
+
+
+def next_entry(listing: DirectoryListing) -> DirectoryEntry | None:
+    """``read-directory-entry``: the next entry, or None at the end."""
+    if listing.entries is None:
+        listing.entries = listing.load()
+    if listing.position >= len(listing.entries):
+        return None
+    listing.position += 1
+    return listing.entries[listing.position - 1]
+
+
+def end_listing(listing: DirectoryListing) -> None:
+    """The stream's destructor: the entries go with it."""
+    listing.entries = None
+
+
 # Plain ints of the flags the implementations test on every open.
 READ, WRITE = int(DescriptorFlags.READ), int(DescriptorFlags.WRITE)
 SYNC_FLAGS = int(DescriptorFlags.FILE_INTEGRITY_SYNC | DescriptorFlags.DATA_INTEGRITY_SYNC

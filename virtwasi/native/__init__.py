@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,9 @@ from ..filesystem.interface import (
     READ,
     STREAM,
     DirectoryEntry,
+    DirectoryListing,
+    end_listing,
+    next_entry,
     serve,
 )
 from ..storage.hostdir import entry_kind
@@ -34,33 +36,23 @@ from .names import NAMED_CALLS
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-@dataclass(eq=False, slots=True)
-class HostListing:
-    """A directory being listed: the host's entries, read once at the first one asked for."""
+def listing(d: HostDescriptor) -> DirectoryListing:
+    """The host's entries of a directory, listed when the first is asked for."""
+    directory = directory_of(d)
 
-    directory: HostDirectory
-    entries: list[DirectoryEntry] | None = None
-    position: int = 0
-
-
-def _release(listing: HostListing) -> None:
-    listing.entries = None
-
-
-def read_directory_entry(listing: HostListing) -> DirectoryEntry | None:
-    if listing.entries is None:
+    def load() -> list[DirectoryEntry]:
         # scandir reads through a dup of the fd and rewinds it when done.
-        with os.scandir(listing.directory.fd) as found:
-            listing.entries = [DirectoryEntry(entry_kind(e), e.name, e.inode()) for e in found]
-    if listing.position >= len(listing.entries):
-        return None
-    entry = listing.entries[listing.position]
-    listing.position += 1
-    try:
-        entry.name.encode()
-    except UnicodeEncodeError as exc:
-        raise FsError(ErrorCode.ILLEGAL_BYTE_SEQUENCE, "an entry's name is not UTF-8") from exc
-    return entry
+        with os.scandir(directory.fd) as found:
+            entries = [DirectoryEntry(entry_kind(e), e.name, e.inode()) for e in found]
+        for entry in entries:
+            try:
+                entry.name.encode()
+            except UnicodeEncodeError as exc:
+                raise FsError(ErrorCode.ILLEGAL_BYTE_SEQUENCE,
+                              "an entry's name is not UTF-8") from exc
+        return entries
+
+    return DirectoryListing(load)
 
 
 def native_implementation(folders: Sequence[tuple[str, str | Path]]) -> Definition:
@@ -72,22 +64,19 @@ def native_implementation(folders: Sequence[tuple[str, str | Path]]) -> Definiti
             raise FsError(ErrorCode.BAD_DESCRIPTOR, f"there is no preopen {index}")
         return HostDirectory(os.open(folders[index][1], _DIRECTORY), READ | MUTATE_DIRECTORY)
 
-    def read_directory(d: HostDescriptor) -> HostListing:
-        return HostListing(directory_of(d))
-
     functions: dict[str, Callable[..., Any]] = {
         "read": calls.read, "write": calls.write, "append": calls.append,
         "advise": calls.advise, "sync_data": calls.sync_data, "sync": calls.sync,
         "get_flags": lambda d: d.flags, "get_type": lambda d: d.kind,
         "set_size": calls.set_size, "set_times": calls.set_times,
-        "read_directory": read_directory, "stat": calls.stat,
+        "read_directory": listing, "stat": calls.stat,
         "is_same_object": calls.is_same_object, "metadata_hash": calls.metadata_hash,
-        "read_directory_entry": read_directory_entry,
+        "read_directory_entry": next_entry,
         "preopen_paths": lambda: [guest for guest, _ in folders], "preopen": preopen,
         **NAMED_CALLS,
     }
 
     def definition(ctx: Context) -> dict[str, Func | ResourceType]:
-        return serve(ctx, functions, {DESCRIPTOR: close_descriptor, STREAM: _release})
+        return serve(ctx, functions, {DESCRIPTOR: close_descriptor, STREAM: end_listing})
 
     return definition

@@ -15,17 +15,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..filesystem.errors import ErrorCode, FsError
-from ..filesystem.interface import DESCRIPTOR, MUTATE_DIRECTORY, READ, STREAM, serve
+from ..filesystem.interface import (
+    DESCRIPTOR,
+    MUTATE_DIRECTORY,
+    READ,
+    STREAM,
+    end_listing,
+    next_entry,
+    serve,
+)
 from ..storage.base import FileKind, Storage
 from ..world import Context, Definition, Func, ResourceType
 from . import descriptors as calls
-from .descriptors import (
-    Descriptor,
-    DirectoryStream,
-    close_descriptor,
-    read_directory_entry,
-    release_stream,
-)
+from .descriptors import Descriptor, close_descriptor, listing
 from .names import NAMED_CALLS, open_at
 
 
@@ -39,10 +41,6 @@ def virtual_implementation(mounts: Sequence[tuple[str, Storage]]) -> Definition:
         return Descriptor(mounts[index][1], "", FileKind.DIRECTORY, None,
                           READ | MUTATE_DIRECTORY)
 
-    def read_directory(d: Descriptor) -> DirectoryStream:
-        d.require_directory()
-        return DirectoryStream(d)
-
     def is_same_object(d: Descriptor, other: Descriptor) -> bool:
         a, b = calls.stat(d), calls.stat(other)
         return d.storage is other.storage and (a.dev, a.ino) == (b.dev, b.ino)
@@ -52,15 +50,15 @@ def virtual_implementation(mounts: Sequence[tuple[str, Storage]]) -> Definition:
         "advise": calls.advise, "sync_data": calls.sync, "sync": calls.sync,
         "get_flags": lambda d: d.flags, "get_type": lambda d: d.kind,
         "set_size": calls.set_size, "set_times": calls.set_times,
-        "read_directory": read_directory, "stat": calls.stat,
+        "read_directory": listing, "stat": calls.stat,
         "open_at": open_at, "is_same_object": is_same_object,
         "metadata_hash": calls.metadata_hash,
-        "read_directory_entry": read_directory_entry,
+        "read_directory_entry": next_entry,
         "preopen_paths": lambda: [guest for guest, _ in mounts], "preopen": preopen,
         **NAMED_CALLS,
     }
 
     def definition(ctx: Context) -> dict[str, Func | ResourceType]:
-        return serve(ctx, functions, {DESCRIPTOR: close_descriptor, STREAM: release_stream})
+        return serve(ctx, functions, {DESCRIPTOR: close_descriptor, STREAM: end_listing})
 
     return definition

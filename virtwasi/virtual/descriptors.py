@@ -13,8 +13,15 @@ import time
 from dataclasses import dataclass
 
 from ..filesystem.errors import ErrorCode, FsError
-from ..filesystem.interface import NOW, READ, WRITE, DirectoryEntry, NewTimestamp
-from ..storage.base import DirEntry, File, FileKind, Stat, Storage
+from ..filesystem.interface import (
+    NOW,
+    READ,
+    WRITE,
+    DirectoryEntry,
+    DirectoryListing,
+    NewTimestamp,
+)
+from ..storage.base import File, FileKind, Stat, Storage
 
 # Positions are u64, but I/O must end by the largest off_t (Linux's EINVAL).
 MAX_OFFSET = 2**63 - 1
@@ -50,32 +57,19 @@ def close_descriptor(desc: Descriptor) -> None:
         file.close()
 
 
-@dataclass(eq=False, slots=True)
-class DirectoryStream:
-    """A listing of one directory, read once when the first entry is asked for."""
+def listing(d: Descriptor) -> DirectoryListing:
+    """The directory's entries, listed when the first is asked for; a directory removed
+    while open lists nothing."""
+    d.require_directory()
 
-    directory: Descriptor
-    entries: list[DirEntry] | None = None
-    position: int = 0
-
-
-def release_stream(stream: DirectoryStream) -> None:
-    stream.entries = None
-
-
-def read_directory_entry(stream: DirectoryStream) -> DirectoryEntry | None:
-    entries = stream.entries
-    if entries is None:
-        d = stream.directory
+    def load() -> list[DirectoryEntry]:
         try:
-            entries = stream.entries = d.storage.listdir(d.path)
-        except FileNotFoundError:  # removed while open: nothing is left in it
-            entries = stream.entries = []
-    if stream.position >= len(entries):
-        return None
-    entry = entries[stream.position]
-    stream.position += 1
-    return DirectoryEntry(entry.kind, entry.name, entry.ino)
+            found = d.storage.listdir(d.path)
+        except FileNotFoundError:
+            return []
+        return [DirectoryEntry(entry.kind, entry.name, entry.ino) for entry in found]
+
+    return DirectoryListing(load)
 
 
 def timestamp(given: NewTimestamp) -> int | None:
