@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/real_program.py BENCHMARKS.md
 	$(BIN)/python benchmarks/startup.py BENCHMARKS.md
 	$(BIN)/python benchmarks/interrupts.py BENCHMARKS.md
+	$(BIN)/python benchmarks/growth.py BENCHMARKS.md
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup

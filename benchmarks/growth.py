@@ -1,0 +1,155 @@
+"""Costs that must stay flat as things grow: open fds, entries in a directory, path depth.
+
+A super-linear cost shows as a rising row. Each figure is the median us per operation of
+the preview 1 adapter of a real client (a WAT module with a memory, its imports called
+from Python, so the wasm crossing, a constant, is left out), on the in-memory default:
+
+- open + close of one file while N other files are held open (the fd table's allocation);
+- path_filestat_get of one name in a directory of N entries (the lookup);
+- fd_readdir of a whole directory of N entries, per entry (the listing);
+- path_filestat_get of a file D directories deep, per component (the walk).
+
+The ratio is against the smallest size in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable
+
+import wasmtime
+from machine import describe, publish
+
+from virtwasi.runtime import Session
+from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.wasi.abi import Oflags, Rights
+
+GUEST = bytes(wasmtime.wat2wasm('(module (memory (export "memory") 16) (func (export "_start")))'))
+RW = int(Rights.FD_READ | Rights.FD_WRITE | Rights.FD_SEEK)
+NAME, OUT, STAT, BUF = 1024, 8000, 8192, 16384
+REPEATS = 5
+
+
+def median_us(action: Callable[[], None], count: int) -> float:
+    samples = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for _ in range(count):
+            action()
+        samples.append((time.perf_counter() - start) / count * 1e6)
+    return statistics.median(samples)
+
+
+def put_name(session: Session, text: str) -> int:
+    raw = text.encode()
+    session.write_memory(NAME, raw)
+    return len(raw)
+
+
+def open_close(held: int) -> float:
+    tree = MemoryStorage()
+    with Session(GUEST, mounts={"/": tree}) as session:
+        adapter = session.adapter
+        for i in range(held):
+            length = put_name(session, f"held{i}")
+            adapter.path_open(3, 0, NAME, length, int(Oflags.CREAT), RW, RW, 0, OUT)
+        length = put_name(session, "probe")
+        adapter.path_open(3, 0, NAME, length, int(Oflags.CREAT), RW, RW, 0, OUT)
+        adapter.fd_close(struct.unpack("<I", session.read_memory(OUT, 4))[0])
+
+        def once() -> None:
+            adapter.path_open(3, 0, NAME, length, 0, RW, RW, 0, OUT)
+            adapter.fd_close(struct.unpack("<I", session.read_memory(OUT, 4))[0])
+
+        return median_us(once, 2000)
+
+
+def lookup(entries: int) -> float:
+    tree = MemoryStorage()
+    tree.mkdir("d")
+    for i in range(entries):
+        tree.open(f"d/f{i}", create=True).close()
+    with Session(GUEST, mounts={"/": tree}) as session:
+        adapter = session.adapter
+        length = put_name(session, f"d/f{entries // 2}")
+        return median_us(lambda: adapter.path_filestat_get(3, 0, NAME, length, STAT), 5000)
+
+
+def listing(entries: int) -> float:
+    tree = MemoryStorage()
+    tree.mkdir("d")
+    for i in range(entries):
+        tree.open(f"d/f{i}", create=True).close()
+    with Session(GUEST, mounts={"/": tree}) as session:
+        adapter = session.adapter
+        length = put_name(session, "d")
+        readdir = int(Rights.FD_READ | Rights.FD_READDIR)
+        adapter.path_open(3, 0, NAME, length, int(Oflags.DIRECTORY), readdir, readdir, 0, OUT)
+        fd = struct.unpack("<I", session.read_memory(OUT, 4))[0]
+
+        def whole() -> None:
+            cookie = 0
+            while True:
+                adapter.fd_readdir(fd, BUF, 4096, cookie, OUT)
+                used = struct.unpack("<I", session.read_memory(OUT, 4))[0]
+                data = session.read_memory(BUF, used)
+                at, last = 0, cookie
+                while at + 24 <= used:
+                    next_cookie, _, namelen, _ = struct.unpack_from("<QQIB", data, at)
+                    if at + 24 + namelen > used:
+                        break
+                    last, at = next_cookie, at + 24 + namelen
+                if used < 4096 or last == cookie:
+                    return
+                cookie = last
+
+        return median_us(whole, 3) / (entries + 2)
+
+
+def depth(levels: int) -> float:
+    tree = MemoryStorage()
+    path = "/".join(f"d{i}" for i in range(levels))
+    for i in range(1, levels + 1):
+        tree.mkdir("/".join(f"d{j}" for j in range(i)))
+    tree.open(f"{path}/f", create=True).close()
+    with Session(GUEST, mounts={"/": tree}) as session:
+        adapter = session.adapter
+        length = put_name(session, f"{path}/f")
+        return median_us(lambda: adapter.path_filestat_get(3, 0, NAME, length, STAT),
+                         2000) / (levels + 1)
+
+
+ROWS: list[tuple[str, Callable[[int], float], list[int]]] = [
+    ("open + close, N files held open (us)", open_close, [10, 1_000, 10_000, 30_000]),
+    ("stat of a name in a directory of N entries (us)", lookup, [10, 1_000, 100_000]),
+    ("listing a directory of N entries (us per entry)", listing, [10, 1_000, 100_000]),
+    ("stat of a file N directories deep (us per component)", depth, [1, 10, 100]),
+]
+
+
+def report() -> str:
+    lines = [
+        "## Growth: costs that must stay flat as things grow",
+        "",
+        f"Machine: {describe()}  ",
+        "Command: `make bench` (`python benchmarks/growth.py`)  ",
+        "The preview 1 adapter of a real client on the in-memory default, its imports called "
+        f"from Python; median of {REPEATS} runs. Each cell: the cost at that size, then the "
+        "ratio to the smallest size in the same run (a flat cost stays near 1.0x).",
+        "",
+        "| operation | sizes: cost (ratio) |",
+        "|---|---|",
+    ]
+    for label, measure, sizes in ROWS:
+        costs = [measure(size) for size in sizes]
+        cells = ", ".join(f"N={size:,}: {cost:.2f} ({cost / costs[0]:.2f}x)"
+                          for size, cost in zip(sizes, costs, strict=True))
+        lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(publish(report()))
