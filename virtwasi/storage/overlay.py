@@ -26,6 +26,18 @@
   other, as on one POSIX inode (Linux's overlayfs does the same since 4.19). A handle on a
   lower file whose name is then deleted keeps reading what it had.
 
+A copy-up appears whole or not at all, even when the process is killed half way
+(``SIGKILL``, the OOM killer): the bytes go to a file under :data:`WORK_DIR`, a folder at the
+root of the upper layer, which is synced where the upper can sync and only then renamed to
+its real name. A killed copy-up leaves its partial file there, where no guest ever sees it
+(the overlay hides that name at the root of the merge and refuses to make it), and the next
+overlay over that upper layer discards it as it mounts; so two overlays must not share an
+upper layer at once, as overlayfs requires too. On a host folder (or in memory) the rename
+is atomic. An object store (S3 through fsspec) cannot rename: there the copy is uploaded
+whole when it is closed, under the work name, and the rename is a server-side copy of that
+whole object followed by a delete, so the real name still never shows part of the file,
+and a kill between the two leaves only a work object for the next mount to discard.
+
 Symlinks and hard links are offered when the upper layer offers them. Whiteouts live as
 long as this object: with a host folder as the upper layer, changed and new files persist
 in that folder, deletions of lower entries do not.
@@ -38,6 +50,7 @@ import enum
 import errno
 import itertools
 import threading
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import suppress
@@ -51,6 +64,10 @@ from .readonly import is_read_only
 _devices = itertools.count(0x0E7A0001)  # synthetic st_dev, one per overlay
 _CHUNK = 1 << 20
 _NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+
+WORK_DIR = ".virtwasi-copy-up"
+"""The folder at the root of the upper layer where copy-ups are written before they are
+renamed into place. The overlay never shows it, in either layer, and refuses to make it."""
 
 
 class Layer(enum.Enum):
@@ -68,6 +85,21 @@ def _join(path: str, name: str) -> str:
 
 def _under(path: str, ancestor: str) -> bool:
     return path == ancestor or path.startswith(ancestor + "/")
+
+
+def _reserved(path: str) -> bool:
+    """Whether ``path`` is the copy-up work folder or inside it."""
+    return path.startswith(WORK_DIR) and _under(path, WORK_DIR)
+
+
+def _remove_tree(storage: Storage, path: str) -> None:
+    """Remove ``path`` from ``storage`` with everything below it."""
+    if storage.lstat(path).kind is FileKind.DIRECTORY:
+        for entry in storage.listdir(path):
+            _remove_tree(storage, _join(path, entry.name))
+        storage.rmdir(path)
+    else:
+        storage.unlink(path)
 
 
 class OverlayFile:
@@ -157,6 +189,7 @@ class OverlayStorage:
         self._next_ino = itertools.count(1)
         # Open read-only handles on lower files, by path, for a copy-up to move.
         self._readers: dict[str, weakref.WeakSet[OverlayFile]] = {}
+        self._discard_partial_copies()
 
     def __repr__(self) -> str:
         return f"OverlayStorage(lower={self.lower!r}, upper={self.upper!r})"
@@ -203,6 +236,8 @@ class OverlayStorage:
 
     def _find(self, path: str) -> tuple[Layer, Stat]:
         """Which layer serves ``path``, and its status there (the layer's own numbers)."""
+        if _reserved(path):
+            raise posix_error(errno.ENOENT, path)
         try:
             return Layer.UPPER, self.upper.lstat(path)
         except OSError as exc:
@@ -248,6 +283,8 @@ class OverlayStorage:
         found: dict[str, tuple[Layer, DirEntry]] = {}
         if layer is Layer.UPPER:
             found = {e.name: (Layer.UPPER, e) for e in self.upper.listdir(path)}
+        if path == "":
+            found.pop(WORK_DIR, None)
         if self._hidden(path):
             return found
         try:
@@ -257,6 +294,8 @@ class OverlayStorage:
                 raise
             return found  # the upper's folder shadows a lower file, or the lower has none
         for entry in lower:
+            if path == "" and entry.name == WORK_DIR:
+                continue
             if entry.name not in found and _join(path, entry.name) not in self._whiteouts:
                 found[entry.name] = (Layer.LOWER, entry)
         return found
@@ -305,29 +344,46 @@ class OverlayStorage:
             reader._move_up(self.upper.open(path))
 
     def _copy_file(self, path: str, st: Stat, bar: Progress, content: bool) -> None:
-        target = self.upper.open(path, create=True, exclusive=True, writable=True)
+        """Copy the lower file's bytes to a work file, then rename it to ``path``: the real
+        name never shows part of the file, even if the process dies half way."""
+        with suppress(FileExistsError):
+            self.upper.mkdir(WORK_DIR)
+        work = _join(WORK_DIR, uuid.uuid4().hex)
+        target = self.upper.open(work, create=True, exclusive=True, writable=True)
         try:
             if content:
-                source = self.lower.open(path)
-                try:
-                    buf = memoryview(bytearray(_CHUNK))
-                    offset = 0
-                    while n := source.readinto(buf, offset):
-                        target.write(buf[:n], offset)
-                        offset += n
-                        bar.advance(n)
-                finally:
-                    source.close()
+                self._copy_bytes(path, target, bar)
             with suppress(OSError):
                 target.set_times(st.atime_ns, st.mtime_ns)
+            target.sync()  # durable before its real name points at it
             target.close()
+            self.upper.rename(work, path)
         except BaseException:
-            # Never leave half a copy shadowing the lower file.
             with suppress(OSError):
                 target.close()
             with suppress(OSError):
-                self.upper.unlink(path)
+                self.upper.unlink(work)
             raise
+        finally:
+            with suppress(OSError):  # ENOTEMPTY while another copy is still on its way
+                self.upper.rmdir(WORK_DIR)
+
+    def _copy_bytes(self, path: str, target: File, bar: Progress) -> None:
+        source = self.lower.open(path)
+        try:
+            buf = memoryview(bytearray(_CHUNK))
+            offset = 0
+            while n := source.readinto(buf, offset):
+                target.write(buf[:n], offset)
+                offset += n
+                bar.advance(n)
+        finally:
+            source.close()
+
+    def _discard_partial_copies(self) -> None:
+        """Remove what copy-ups killed half way left in the upper layer's work folder."""
+        with suppress(OSError):  # none there; or hidden all the same, for the next mount
+            _remove_tree(self.upper, WORK_DIR)
 
     def _lower_below(self, path: str) -> Iterator[tuple[str, Stat]]:
         """Every entry under the merged directory ``path`` that only the lower holds, each
@@ -393,6 +449,8 @@ class OverlayStorage:
             opening = open_rule(path, kind, create=create, exclusive=exclusive,
                                 truncate=truncate, writable=writable)
             if opening is Opening.CREATE:
+                if _reserved(path):
+                    raise posix_error(errno.EACCES, path)
                 self._upper_dir(_parent(path))
             elif layer is Layer.LOWER:
                 if not (writable or truncate):
@@ -422,6 +480,8 @@ class OverlayStorage:
             return (self.upper if layer is Layer.UPPER else self.lower).readlink(path)
 
     def _must_be_new(self, path: str) -> None:
+        if _reserved(path):
+            raise posix_error(errno.EACCES, path)
         try:
             self._find(path)
         except FileNotFoundError:
@@ -468,6 +528,8 @@ class OverlayStorage:
                 raise posix_error(errno.ENOTDIR, dst)
             if src == dst:
                 return
+            if _reserved(dst):
+                raise posix_error(errno.EACCES, dst)
             is_dir = src_st.kind is FileKind.DIRECTORY
             if is_dir and _under(dst, src):
                 raise posix_error(errno.EINVAL, dst)
