@@ -46,7 +46,8 @@ Mounts may nest (/ and /usr/lib): the guest's libc picks the longest matching pr
 
 URLs for --mount:
   ./data, file:///srv/data   a host folder (symlinks never lead out of it)
-  mem://                     a fresh, private in-memory tree
+  mem://                     a fresh, private in-memory tree, 4 GiB at most
+  mem://?capacity=512M       the same with another bound (none: unbounded)
   zip::file://site.zip       any fsspec URL, chained ones too (archives are read-only)
   tar::file://data.tar.gz    a tar archive, plain or compressed (read-only)
   memory://                  fsspec's in-memory store (one per process, unlike mem://)
