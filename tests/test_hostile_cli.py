@@ -25,8 +25,35 @@ def wasm(tmp: Path, name: str, wat: str) -> str:
     return str(path)
 
 
+START_TRAPS = '''(module (memory (export "memory") 1)
+  (func $s unreachable) (start $s) (func (export "_start")))'''
+
+START_CALLS_WASI = '''(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hi\\n")
+  (func $s (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $e (i32.const 3)))
+  (start $s) (func (export "_start") unreachable))'''
+
+
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_start_function_that_traps_exits_134_as_wasmtime_does(tmp_path: Path) -> None:
+    result = virtwasi("run", wasm(tmp_path, "trap.wasm", START_TRAPS))
+    no_traceback(result)
+    assert result.returncode == 134
+    assert result.stderr.startswith("Error: ") and "unreachable" in result.stderr
+
+
+def test_a_start_function_may_call_wasi_and_exit(tmp_path: Path) -> None:
+    result = virtwasi("run", wasm(tmp_path, "start.wasm", START_CALLS_WASI))
+    no_traceback(result)
+    assert (result.returncode, result.stdout) == (3, "hi\n")
 
 
 def test_a_world_file_nested_too_deep_is_one_line(tmp_path: Path) -> None:
@@ -38,3 +65,10 @@ def test_a_world_file_nested_too_deep_is_one_line(tmp_path: Path) -> None:
         no_traceback(result)
         assert result.returncode == 2 and "deep.toml" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_diff_of_a_start_function_that_calls_wasi_is_a_comparison(tmp_path: Path) -> None:
+    result = virtwasi("diff", wasm(tmp_path, "start.wasm", START_CALLS_WASI),
+                      "--runtime", "virtual-memory")
+    no_traceback(result)
+    assert result.returncode == 0, result.stdout + result.stderr
