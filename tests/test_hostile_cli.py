@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 import wasmtime
+from conftest import FIXTURES
+
+from virtwasi.storage.loopback import s3_filesystem
 
 ROOT = Path(__file__).resolve().parents[1]
+ECHO = FIXTURES / "echo.wasm"  # copies stdin to stdout
 
 
 def virtwasi(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -72,3 +76,32 @@ def test_diff_of_a_start_function_that_calls_wasi_is_a_comparison(tmp_path: Path
                       "--runtime", "virtual-memory")
     no_traceback(result)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_audit_log_in_a_missing_bucket_is_refused_before_the_run(s3_endpoint: str) -> None:
+    result = virtwasi("run", "--audit", "s3://missing-bucket/log", str(ECHO))
+    no_traceback(result)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "virtwasi: --audit: audit log 's3://missing-bucket/log': no bucket 'missing-bucket' "
+        "to write it in"]
+
+
+def test_an_audit_log_lost_at_the_end_is_one_line(s3_endpoint: str) -> None:
+    fs = s3_filesystem(s3_endpoint)
+    fs.mkdir("vanishing")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "virtwasi", "run", "--audit", "s3://vanishing/log", str(ECHO)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("line\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == "line\n"  # the guest runs: now the bucket goes
+    fs.rmdir("vanishing")
+    _, err = proc.communicate("", timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 1
+    [line] = err.strip().splitlines()
+    assert line.startswith("virtwasi: --audit: audit log 's3://vanishing/log' was not written")

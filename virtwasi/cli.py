@@ -29,7 +29,7 @@ from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
-    from .runtime import GuestStopped
+    from .runtime import GuestStopped, Session
     from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
@@ -162,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "INODES with EDQUOT: a quota layer stacked on the implementation")
     run.add_argument("--audit", metavar="PATH_OR_URL",
                      help="log every WASI call as a JSON line to a local file (appended as "
-                     "it runs) or any fsspec URL (written whole at exit): an audit layer")
+                     "it runs) or any fsspec URL (written whole at exit; a bucket must exist "
+                     "already; a log that cannot be written then is one error line, exit "
+                     "code 1 if the guest's was 0): an audit layer")
     run.add_argument("--semantics", choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
     run.add_argument("--trace", nargs="?", const="-", metavar="PATH",
@@ -698,7 +700,8 @@ def _stopped(stop: GuestStopped) -> int:
 
 def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int]) -> int:
     from .engine import interrupt
-    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap, Session
+    from .layers.audit import AuditLogError
+    from .runtime import GuestStopped, Session
 
     try:
         module, guest_args, world, env = (_world_run(args, argv) if args.world
@@ -727,45 +730,58 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
         return _fail(f"{module}: not a runnable WASI module: {first}")
     except (ValueError, OSError) as exc:
         return _fail(f"{module}: {exc}")
-    with session:
-        if received:  # a signal while compiling or opening the mounts: do not start
-            return _stopped(_signal_stop(received[0]))
-        problem = _memory_problem(session.module)
-        if problem:
-            return _fail(f"{module}: {problem}")
-        if not args.invoke:
-            try:
-                return session.start()
-            except GuestStopped as stop:
-                return _stopped(stop)
-            except ValueError as exc:
-                return _fail(f"{module}: {exc}")
+    code = 1
+    try:
+        with session:
+            code = _in_session(session, args, module, guest_args, received)
+    except AuditLogError as exc:  # the guest ran; only its log was lost
+        print(f"virtwasi: --audit: {exc}", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def _in_session(session: Session, args: argparse.Namespace, module: Path,
+                guest_args: Sequence[str], received: list[int]) -> int:
+    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap
+
+    if received:  # a signal while compiling or opening the mounts: do not start
+        return _stopped(_signal_stop(received[0]))
+    problem = _memory_problem(session.module)
+    if problem:
+        return _fail(f"{module}: {problem}")
+    if not args.invoke:
         try:
-            func = session.exports.get(args.invoke)
-            if not isinstance(func, wasmtime.Func):
-                names = sorted(n for n, v in session.exports.items()
-                               if isinstance(v, wasmtime.Func))
-                return _fail(f"{module}: the module exports no function named "
-                             f"{args.invoke!r} (it exports: {', '.join(names) or 'none'})")
-            numbers = _invoke_args(args.invoke, func.type(session.store).params, guest_args)
-        except MountError as exc:
-            return _fail(str(exc))
-        try:
-            results = session.call(args.invoke, *numbers)
+            return session.start()
         except GuestStopped as stop:
             return _stopped(stop)
-        except GuestExit as exit_:
-            return exit_.code
-        except GuestTrap as trap:
-            print(f"Error: {trap}", file=sys.stderr)
-            return TRAP_EXIT_CODE
         except ValueError as exc:
             return _fail(f"{module}: {exc}")
-        values = results if isinstance(results, list | tuple) else (
-            [] if results is None else [results])
-        for value in values:
-            print(value)
-        return 0
+    try:
+        func = session.exports.get(args.invoke)
+        if not isinstance(func, wasmtime.Func):
+            names = sorted(n for n, v in session.exports.items()
+                           if isinstance(v, wasmtime.Func))
+            return _fail(f"{module}: the module exports no function named "
+                         f"{args.invoke!r} (it exports: {', '.join(names) or 'none'})")
+        numbers = _invoke_args(args.invoke, func.type(session.store).params, guest_args)
+    except MountError as exc:
+        return _fail(str(exc))
+    try:
+        results = session.call(args.invoke, *numbers)
+    except GuestStopped as stop:
+        return _stopped(stop)
+    except GuestExit as exit_:
+        return exit_.code
+    except GuestTrap as trap:
+        print(f"Error: {trap}", file=sys.stderr)
+        return TRAP_EXIT_CODE
+    except ValueError as exc:
+        return _fail(f"{module}: {exc}")
+    values = results if isinstance(results, list | tuple) else (
+        [] if results is None else [results])
+    for value in values:
+        print(value)
+    return 0
 
 
 def _diff(args: argparse.Namespace) -> int:
