@@ -105,3 +105,12 @@ def test_an_audit_log_lost_at_the_end_is_one_line(s3_endpoint: str) -> None:
     assert proc.returncode == 1
     [line] = err.strip().splitlines()
     assert line.startswith("virtwasi: --audit: audit log 's3://vanishing/log' was not written")
+
+
+def test_diff_of_files_that_are_not_wasm_is_one_line(tmp_path: Path) -> None:
+    for name, content in (("text.wasm", b"not wasm\n"), ("junk.wasm", b"\0asm\1\0\0\0\xff"),
+                          ("binary.wasm", bytes(range(256))), ("empty.wasm", b"")):
+        (tmp_path / name).write_bytes(content)
+        result = virtwasi("diff", str(tmp_path / name))
+        no_traceback(result)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
