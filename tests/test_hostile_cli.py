@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from conftest import FIXTURES
@@ -114,3 +115,46 @@ def test_diff_of_files_that_are_not_wasm_is_one_line(tmp_path: Path) -> None:
         result = virtwasi("diff", str(tmp_path / name))
         no_traceback(result)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def _parse_events(count: int) -> int:
+    """Python line events spent parsing ``count`` --env flags of a run command line."""
+    from virtwasi.cli import _parse, build_parser
+
+    argv = ["run", "--dir", ".", "--en=FIRST=1"]
+    for i in range(count):
+        argv += ["--env", f"V{i}=x"]
+    argv += ["--env=LAST=2", "prog.wasm", "--env", "guest-arg"]
+    parser = build_parser()
+    events = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal events
+        events += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        args, _ = _parse(parser, argv)
+    finally:
+        sys.settrace(None)
+    assert args.env == ["FIRST=1", *(f"V{i}=x" for i in range(count)), "LAST=2"]
+    assert args.args == ["--env", "guest-arg"] and args.dir == ["."]
+    return events
+
+
+def test_many_env_flags_cost_time_in_proportion() -> None:
+    small, large = _parse_events(1000), _parse_events(4000)
+    assert large < 5 * small, (small, large)  # linear: about 4 times; quadratic: 16
+
+
+def test_forty_thousand_env_flags_reach_the_guest(tmp_path: Path) -> None:
+    flags = [w for i in range(40_000) for w in ("--env", f"V{i}={i}")]
+    result = virtwasi("run", *flags, str(FIXTURES / "showargs.wasm"))
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 40_001 and lines[-1] == "env V39999=39999"
+
+
+def test_an_env_flag_without_a_value_is_still_refused() -> None:
+    result = virtwasi("run", "--env", "--dir", ".", str(ECHO))
+    assert result.returncode == 2 and "--env" in result.stderr

@@ -626,6 +626,35 @@ def _option(command: argparse.ArgumentParser, word: str) -> argparse.Action | No
     return None
 
 
+def _pull_env(command: argparse.ArgumentParser, head: Sequence[str]
+              ) -> tuple[list[str], list[str]]:
+    """``head`` (the option words before MODULE) without its ``--env`` options, and their
+    values in order. A ``--env`` with no value after it (or an option) is kept, for
+    argparse to refuse."""
+    env_action = command._option_string_actions.get("--env")
+    rest: list[str] = []
+    env: list[str] = []
+    i = 0
+    while i < len(head):
+        word = head[i]
+        action = _option(command, word) if word.startswith("-") else None
+        takes_next = (action is not None and action.nargs is None and "=" not in word
+                      and (word.startswith("--") or len(word) == 2))
+        if action is env_action and action is not None and word.startswith("--"):
+            if "=" in word:
+                env.append(word.partition("=")[2])
+                i += 1
+                continue
+            if i + 1 < len(head) and not head[i + 1].startswith("-"):
+                env.append(head[i + 1])
+                i += 2
+                continue
+        step = 2 if takes_next else 1
+        rest.extend(head[i:i + step])
+        i += step
+    return rest, env
+
+
 def _module_at(command: argparse.ArgumentParser, words: Sequence[str]) -> tuple[int, bool]:
     """Where MODULE is among a command's ``words`` (``len(words)`` if absent), and whether
     a ``--`` came right before it. Options come before MODULE, and a ``--`` ends them; a
@@ -662,7 +691,11 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
     at, after_dashes = _module_at(commands[argv[0]], words)
     head = [("--trace=-" if word == "--trace" else word) for word in words[:at]]
     spelled = [argv[0], *head, *words[at:at + 1]]
-    args = parser.parse_args(spelled)
+    # argparse's cost grows with the square of the options given: the --env words, which
+    # may be many thousands, are taken out first, in one pass.
+    rest, env = _pull_env(commands[argv[0]], head)
+    args = parser.parse_args([argv[0], *rest, *words[at:at + 1]])
+    args.env = env
     args.args = list(words[at + 1:])
     args.after_dashes = after_dashes
     return args, spelled + args.args
