@@ -45,10 +45,11 @@ def run(
         config.stderr_file = str(err)
         config.preopen_dir(str(root), "/")
         store.set_wasi(config)
-        instance = linker.instantiate(store, compiled)
-        start = instance.exports(store)["_start"]
-        assert isinstance(start, wasmtime.Func)
         try:
+            # A start function runs here, and may exit or trap like _start.
+            instance = linker.instantiate(store, compiled)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
             start(store)
             code = 0
         except wasmtime.ExitTrap as exit_trap:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 import fsspec
 import pytest
 from conftest import FIXTURES
+from probekit import script
 
 from virtwasi.client import engine_flavor
 from virtwasi.runtime import (
@@ -316,3 +318,12 @@ def test_without_signals_ctrl_c_is_a_keyboard_interrupt_not_a_trap(open_pipe: in
     later(signal.SIGINT)
     with open(open_pipe, "rb", closefd=False) as stdin, pytest.raises(KeyboardInterrupt):
         run(LIMITS, ["read"], stdin=stdin)
+
+
+def test_api_timeout_wakes_a_guest_sleeping_forever() -> None:
+    """A clock subscription of 2^64-1 ns sleeps (as in wasmtime), still woken by a timeout,
+    instead of trapping on a sleep longer than the host's sleep accepts."""
+    sub = struct.pack("<QB7xIxxxxQQH6x", 7, 0, 1, 2**64 - 1, 0, 0)  # monotonic, relative
+    module = script([("poll_oneoff", (1000, 2000, 1, 3000))], {1000: sub})
+    with pytest.raises(GuestTimeout):
+        run(module, timeout=1)

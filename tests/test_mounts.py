@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import fsspec
 import pytest
 from conftest import FIXTURES
+from probekit import script
 
 from virtwasi.runtime import run
 from virtwasi.storage.hostdir import HostDirStorage
-from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.memfs import DEFAULT_CAPACITY, MemoryStorage
 from virtwasi.storage.mounts import MountError, open_mount, open_mounts
+from virtwasi.wasi.abi import Errno
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
 
@@ -156,3 +160,42 @@ def test_fsspec_local_urls_and_objects_get_the_host_folders_confinement(tmp_path
     result = run(str(FIXTURES / "fstool.wasm"), ["cat", "/escape/secret"],
                  mounts={"/": f"local://{inside}"})
     assert b"outside" not in result.stdout and result.exit_code == 1
+
+
+# -- a sparse in-memory tree, bounded --------------------------------------------------------
+
+ALL_RIGHTS = (1 << 30) - 1
+
+
+def pwrite_probe(offset: int) -> bytes:
+    """A guest that creates /f and writes one byte at ``offset``; it prints the two errnos."""
+    return script([("path_open", (3, 0, 1000, 1, 1, ALL_RIGHTS, ALL_RIGHTS, 0, 1100)),
+                   ("fd_pwrite", (4, 1200, 1, offset, 1300))],
+                  {1000: b"f", 1200: struct.pack("<II", 1208, 1), 1208: b"!"})
+
+
+def test_a_byte_at_4_gib_is_held_sparsely() -> None:
+    tree = open_mount("mem://")
+    assert isinstance(tree, MemoryStorage) and tree.capacity == DEFAULT_CAPACITY
+    tracemalloc.start()
+    try:
+        result = run(pwrite_probe(4 << 30), mounts={"/": tree})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0 and result.stdout == b"\0\0"
+    assert tree.lstat("f").size == (4 << 30) + 1
+    assert peak < 64 << 20, f"{peak} bytes allocated for one byte"
+    with tree.open("f") as f:
+        buf = bytearray(4)
+        assert f.readinto(memoryview(buf), (4 << 30) - 3) == 4 and buf == b"\0\0\0!"
+
+
+def test_a_write_past_the_capacity_is_enospc() -> None:
+    tree = open_mount("mem://?capacity=1K")
+    assert isinstance(tree, MemoryStorage) and tree.capacity == 1024
+    assert run(pwrite_probe(1023), mounts={"/": tree}).stdout == b"\0\0"
+    assert run(pwrite_probe(1024), mounts={"/": tree}).stdout == bytes([0, Errno.NOSPC])
+    assert open_mount("mem://?capacity=none").capacity is None  # type: ignore[attr-defined]
+    with pytest.raises(MountError, match="capacity"):
+        open_mount("mem://?capacity=lots")

@@ -29,7 +29,7 @@ from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
-    from .runtime import GuestStopped
+    from .runtime import GuestStopped, Session
     from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
@@ -46,7 +46,8 @@ Mounts may nest (/ and /usr/lib): the guest's libc picks the longest matching pr
 
 URLs for --mount:
   ./data, file:///srv/data   a host folder (symlinks never lead out of it)
-  mem://                     a fresh, private in-memory tree
+  mem://                     a fresh, private in-memory tree, 4 GiB at most
+  mem://?capacity=512M       the same with another bound (none: unbounded)
   zip::file://site.zip       any fsspec URL, chained ones too (archives are read-only)
   tar::file://data.tar.gz    a tar archive, plain or compressed (read-only)
   memory://                  fsspec's in-memory store (one per process, unlike mem://)
@@ -161,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "INODES with EDQUOT: a quota layer stacked on the implementation")
     run.add_argument("--audit", metavar="PATH_OR_URL",
                      help="log every WASI call as a JSON line to a local file (appended as "
-                     "it runs) or any fsspec URL (written whole at exit): an audit layer")
+                     "it runs) or any fsspec URL (written whole at exit; a bucket must exist "
+                     "already; a log that cannot be written then is one error line, exit "
+                     "code 1 if the guest's was 0): an audit layer")
     run.add_argument("--semantics", choices=[s.value for s in Semantics],
                      help="the handle semantics of the world (default: component-model)")
     run.add_argument("--trace", nargs="?", const="-", metavar="PATH",
@@ -623,6 +626,35 @@ def _option(command: argparse.ArgumentParser, word: str) -> argparse.Action | No
     return None
 
 
+def _pull_env(command: argparse.ArgumentParser, head: Sequence[str]
+              ) -> tuple[list[str], list[str]]:
+    """``head`` (the option words before MODULE) without its ``--env`` options, and their
+    values in order. A ``--env`` with no value after it (or an option) is kept, for
+    argparse to refuse."""
+    env_action = command._option_string_actions.get("--env")
+    rest: list[str] = []
+    env: list[str] = []
+    i = 0
+    while i < len(head):
+        word = head[i]
+        action = _option(command, word) if word.startswith("-") else None
+        takes_next = (action is not None and action.nargs is None and "=" not in word
+                      and (word.startswith("--") or len(word) == 2))
+        if action is env_action and action is not None and word.startswith("--"):
+            if "=" in word:
+                env.append(word.partition("=")[2])
+                i += 1
+                continue
+            if i + 1 < len(head) and not head[i + 1].startswith("-"):
+                env.append(head[i + 1])
+                i += 2
+                continue
+        step = 2 if takes_next else 1
+        rest.extend(head[i:i + step])
+        i += step
+    return rest, env
+
+
 def _module_at(command: argparse.ArgumentParser, words: Sequence[str]) -> tuple[int, bool]:
     """Where MODULE is among a command's ``words`` (``len(words)`` if absent), and whether
     a ``--`` came right before it. Options come before MODULE, and a ``--`` ends them; a
@@ -659,7 +691,11 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
     at, after_dashes = _module_at(commands[argv[0]], words)
     head = [("--trace=-" if word == "--trace" else word) for word in words[:at]]
     spelled = [argv[0], *head, *words[at:at + 1]]
-    args = parser.parse_args(spelled)
+    # argparse's cost grows with the square of the options given: the --env words, which
+    # may be many thousands, are taken out first, in one pass.
+    rest, env = _pull_env(commands[argv[0]], head)
+    args = parser.parse_args([argv[0], *rest, *words[at:at + 1]])
+    args.env = env
     args.args = list(words[at + 1:])
     args.after_dashes = after_dashes
     return args, spelled + args.args
@@ -697,7 +733,8 @@ def _stopped(stop: GuestStopped) -> int:
 
 def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int]) -> int:
     from .engine import interrupt
-    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap, Session
+    from .layers.audit import AuditLogError
+    from .runtime import GuestStopped, Session
 
     try:
         module, guest_args, world, env = (_world_run(args, argv) if args.world
@@ -726,45 +763,58 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
         return _fail(f"{module}: not a runnable WASI module: {first}")
     except (ValueError, OSError) as exc:
         return _fail(f"{module}: {exc}")
-    with session:
-        if received:  # a signal while compiling or opening the mounts: do not start
-            return _stopped(_signal_stop(received[0]))
-        problem = _memory_problem(session.module)
-        if problem:
-            return _fail(f"{module}: {problem}")
-        if not args.invoke:
-            try:
-                return session.start()
-            except GuestStopped as stop:
-                return _stopped(stop)
-            except ValueError as exc:
-                return _fail(f"{module}: {exc}")
+    code = 1
+    try:
+        with session:
+            code = _in_session(session, args, module, guest_args, received)
+    except AuditLogError as exc:  # the guest ran; only its log was lost
+        print(f"virtwasi: --audit: {exc}", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def _in_session(session: Session, args: argparse.Namespace, module: Path,
+                guest_args: Sequence[str], received: list[int]) -> int:
+    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap
+
+    if received:  # a signal while compiling or opening the mounts: do not start
+        return _stopped(_signal_stop(received[0]))
+    problem = _memory_problem(session.module)
+    if problem:
+        return _fail(f"{module}: {problem}")
+    if not args.invoke:
         try:
-            func = session.exports.get(args.invoke)
-            if not isinstance(func, wasmtime.Func):
-                names = sorted(n for n, v in session.exports.items()
-                               if isinstance(v, wasmtime.Func))
-                return _fail(f"{module}: the module exports no function named "
-                             f"{args.invoke!r} (it exports: {', '.join(names) or 'none'})")
-            numbers = _invoke_args(args.invoke, func.type(session.store).params, guest_args)
-        except MountError as exc:
-            return _fail(str(exc))
-        try:
-            results = session.call(args.invoke, *numbers)
+            return session.start()
         except GuestStopped as stop:
             return _stopped(stop)
-        except GuestExit as exit_:
-            return exit_.code
-        except GuestTrap as trap:
-            print(f"Error: {trap}", file=sys.stderr)
-            return TRAP_EXIT_CODE
         except ValueError as exc:
             return _fail(f"{module}: {exc}")
-        values = results if isinstance(results, list | tuple) else (
-            [] if results is None else [results])
-        for value in values:
-            print(value)
-        return 0
+    try:
+        func = session.exports.get(args.invoke)
+        if not isinstance(func, wasmtime.Func):
+            names = sorted(n for n, v in session.exports.items()
+                           if isinstance(v, wasmtime.Func))
+            return _fail(f"{module}: the module exports no function named "
+                         f"{args.invoke!r} (it exports: {', '.join(names) or 'none'})")
+        numbers = _invoke_args(args.invoke, func.type(session.store).params, guest_args)
+    except MountError as exc:
+        return _fail(str(exc))
+    try:
+        results = session.call(args.invoke, *numbers)
+    except GuestStopped as stop:
+        return _stopped(stop)
+    except GuestExit as exit_:
+        return exit_.code
+    except GuestTrap as trap:
+        print(f"Error: {trap}", file=sys.stderr)
+        return TRAP_EXIT_CODE
+    except ValueError as exc:
+        return _fail(f"{module}: {exc}")
+    values = results if isinstance(results, list | tuple) else (
+        [] if results is None else [results])
+    for value in values:
+        print(value)
+    return 0
 
 
 def _diff(args: argparse.Namespace) -> int:

@@ -24,7 +24,15 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import wasmtime
 
-from .engine import HostFunc, TrapBox, compile_module, define, interrupt, memory_view
+from .engine import (
+    HostFunc,
+    TrapBox,
+    caller_memory,
+    compile_module,
+    define,
+    interrupt,
+    memory_view,
+)
 from .wasi import common, transparent
 from .wasi.abi import IMPORTS
 from .wasi.common import ProcExit
@@ -374,6 +382,8 @@ class Client:
     ) -> None:
         self.host = host
         self.exit_code: int | None = None
+        self._ended: GuestExit | GuestTrap | None = None  # by the start function
+        self.exports: Mapping[str, Any]
         guest_args = _arguments(args)
         environ = _environment(env)
         if name is not None and not isinstance(name, str):
@@ -459,17 +469,40 @@ class Client:
                         serve = functools.partial(serve, self)
                     # Extra imports are rare calls: wasmtime's checked path is fast enough.
                     linker.define_func(module_name, imp.name or "", imp.type, serve)
+        # A start function runs inside instantiate, before the instance (and so its
+        # exported memory) exists: its WASI calls find the memory through their caller.
+        self._box.on_caller = self._memory_from_caller
         try:
             self.wasm = linker.instantiate(self.store, self.module)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             stop = self._stopped(exc, None)
             if stop is not None:
                 raise stop from None
-            raise
+            error = self._box.error
+            if error is None and not isinstance(exc, wasmtime.Trap):
+                raise  # not run at all (an import missing, say)
+            # The start function ended the guest: as in wasmtime, that is the run's outcome
+            # (an exit code, or a trap), given by start() or any call.
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                raise error from None
+            self._ended = (GuestExit(error.code) if isinstance(error, ProcExit)
+                           else GuestTrap(str(exc)))
+            if isinstance(error, ProcExit):
+                self.exit_code = error.code
+            self.exports = {}
+            return
+        finally:
+            self._box.on_caller = None
         self.exports = self.wasm.exports(self.store)
         memory = self.exports.get("memory")
         self.adapter.memory = GuestMemory(memory_view(self.store, memory) if isinstance(
             memory, wasmtime.Memory) else None)
+
+    def _memory_from_caller(self, caller: int) -> None:
+        self._box.on_caller = None  # the first call finds it; later ones keep it
+        memory = caller_memory(caller)
+        self.adapter.memory = GuestMemory(None if memory is None else memory_view(
+            self.store, memory))
 
     def initialize(self) -> None:
         """Run a reactor's ``_initialize`` (once; a module without one needs nothing)."""
@@ -487,6 +520,8 @@ class Client:
         that do not fit it. Once the guest has exited, :attr:`exit_code` holds its code and
         every later call of an export raises GuestExit again at once, without entering the
         guest."""
+        if self._ended is not None:
+            raise self._ended  # the start function exited or trapped: nothing else runs
         if self.exit_code is not None:
             if not isinstance(self.exports.get(export), wasmtime.Func):
                 self._invoke(export)  # the ValueError that names the exports, as ever
@@ -560,7 +595,7 @@ class Client:
 
         Raises :class:`GuestStopped` (:class:`GuestInterrupted`, :class:`GuestTimeout`,
         :class:`GuestOutOfFuel`, :class:`GuestOutOfMemory`) when the host ended it."""
-        if not isinstance(self.exports.get("_start"), wasmtime.Func):
+        if not isinstance(self.exports.get("_start"), wasmtime.Func) and self._ended is None:
             raise ValueError("the module exports no _start function: it is not a WASI command")
         try:
             self.call("_start")

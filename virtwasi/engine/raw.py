@@ -33,10 +33,13 @@ class TrapBox:
     """Where a callback leaves the exception that ended the guest (an exit, or a failure),
     so the embedder can tell ``proc_exit(3)`` from a crash after the trap unwinds."""
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "on_caller")
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
+        # Given the raw caller before each call while set: a start function runs before the
+        # instance exists, so its memory can only be found through the caller.
+        self.on_caller: Callable[[int], None] | None = None
 
 
 # The process's address space as one flat view: wasmtime hands each callback the address of
@@ -93,6 +96,8 @@ def define(
 
     def callback(env: Any, caller: Any, args: int, nargs: int) -> int:
         try:
+            if box.on_caller is not None:
+                box.on_caller(caller)
             try:
                 result = fn(*unpack(memory, args))
             except answered as exc:
@@ -143,6 +148,14 @@ class HostFunc:
         self.callback = callback
         self.functype = functype
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a null function pointer
+
+
+def caller_memory(caller: int) -> wasmtime.Memory | None:
+    """The memory the calling instance exports as ``memory``, found through the raw caller
+    of a host call (valid only during that call; the Memory it gives stays valid)."""
+    pointer = ctypes.cast(caller, ctypes.POINTER(ffi.wasmtime_caller_t))
+    found = wasmtime.Caller(pointer).get("memory")
+    return found if isinstance(found, wasmtime.Memory) else None
 
 
 def memory_view(store: wasmtime.Store, memory: wasmtime.Memory) -> Callable[[], memoryview]:

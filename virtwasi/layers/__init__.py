@@ -5,8 +5,8 @@ Each layer imports the interface below it as ``lower`` and exports the same inte
 sits on the implementation, the last is what clients import.
 """
 
-from .audit import audit_layer
+from .audit import AuditLogError, audit_layer
 from .quota import quota_layer
 from .read_only_view import read_only_layer
 
-__all__ = ["audit_layer", "quota_layer", "read_only_layer"]
+__all__ = ["AuditLogError", "audit_layer", "quota_layer", "read_only_layer"]

@@ -20,7 +20,9 @@ The sink is a local path or ``file://`` URL, appended to line by line, each line
 it is written, so a crash loses nothing already logged; or any other fsspec URL
 (``memory://``, ``s3://``...): object stores cannot append, so there the lines are kept and
 the whole log is written when the layer is torn down (``WasiWorld.close``), after whatever the
-object already held. A world never closed writes nothing there.
+object already held. A world never closed writes nothing there. A bucket that does not
+exist is refused before anything runs; a write that fails at the end is an
+:class:`AuditLogError` from the world's close.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ from .wrapping import Wrapped, Wrapping
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _PLAIN = frozenset({int, str, bool, float, type(None)})  # logged as they are
+
+
+class AuditLogError(OSError):
+    """The log could not be written at the end of the run (raised by the world's close)."""
 
 
 class _Log(Protocol):
@@ -82,10 +88,15 @@ class _BufferedLog:
             return
         import fsspec.core  # only a remote log needs fsspec
 
-        fs, path = fsspec.core.url_to_fs(self._url)
-        old = fs.cat_file(path) if fs.exists(path) else b""
-        fs.pipe_file(path, old + "".join(line + "\n" for line in self._lines).encode())
-        self._lines = None
+        lines, self._lines = self._lines, None
+        try:
+            fs, path = fsspec.core.url_to_fs(self._url)
+            old = fs.cat_file(path) if fs.exists(path) else b""
+            fs.pipe_file(path, old + "".join(line + "\n" for line in lines).encode())
+        except Exception as exc:  # the store's own errors: network, permissions, a bucket gone
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AuditLogError(f"audit log {self._url!r} was not written "
+                                f"({len(lines)} lines lost): {reason}") from exc
 
 
 def audit_layer(sink: str | os.PathLike[str]) -> Definition:
@@ -180,10 +191,27 @@ def _sink(sink: str | os.PathLike[str]) -> Callable[[], _Log]:
     import fsspec.core
 
     try:
-        fsspec.core.url_to_fs(text)
+        fs, path = fsspec.core.url_to_fs(text)
     except (ValueError, ImportError) as exc:
         raise ValueError(f"audit log {text!r}: {exc}") from None
+    _check_bucket(fs, path, text)
     return lambda: _BufferedLog(text)
+
+
+def _check_bucket(fs: Any, path: str, text: str) -> None:
+    """In an object store (paths start with a bucket: no root marker), the bucket must
+    exist: one request now rather than a log lost at the end of the run. Folders below it
+    need not, as stores have none."""
+    bucket, _, rest = path.strip("/").partition("/")
+    if fs.root_marker or not bucket or not rest:
+        return
+    try:
+        found = fs.exists(bucket)
+    except Exception as exc:  # credentials, network: the final write would fail alike
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"audit log {text!r}: cannot reach it: {reason}") from None
+    if not found:
+        raise ValueError(f"audit log {text!r}: no bucket {bucket!r} to write it in")
 
 
 def _shown(value: Any) -> Any:

@@ -22,6 +22,10 @@ read-only (the protocol opens regular files only); a symlink in a parent compone
 ``RESOLVE_NO_SYMLINKS``); directories report size 0; rmdir or rename of the root is
 ``EBUSY``, as ``rmdir("/")`` and ``rename("/", ...)`` are.
 
+A regular file's bytes are held in chunks of :data:`CHUNK` bytes, only those written: a hole
+(a write past the end, or a truncate that grows the file) costs nothing and reads as zeros,
+as on tmpfs. The capacity counts the bytes held, not the sizes files report.
+
 Every operation holds one lock per storage, so the tree can be used from several threads
 (say, a run in one and the fsspec facade in another) and each operation is atomic.
 """
@@ -43,10 +47,14 @@ from .opening import open_rule
 if TYPE_CHECKING:
     from .memfs_fsspec import MemoryTreeFileSystem
 
-__all__ = ["MAX_FILE_SIZE", "NAME_MAX", "MemoryFile", "MemoryStorage"]
+__all__ = ["CHUNK", "DEFAULT_CAPACITY", "MAX_FILE_SIZE", "NAME_MAX", "MemoryFile",
+           "MemoryStorage"]
 
 SYMLINK_MAX = 4095  # bytes in a symlink target (PATH_MAX less the NUL)
 MAX_FILE_SIZE = 2**63 - 1  # the largest off_t; beyond it is EFBIG
+CHUNK = 1 << 20  # a regular file's bytes are held in chunks of this size, holes not at all
+DEFAULT_CAPACITY = 4 << 30  # the embedded default (mem://, the default world): 4 GiB held
+_ZEROS = memoryview(bytes(CHUNK))  # what a hole reads as
 
 _devices = itertools.count(1)  # a distinct st_dev for every tree in the process
 
@@ -71,12 +79,17 @@ class _Node:
 
 
 class _Regular(_Node):
-    __slots__ = ("data", "opens")
+    """``chunks[i]`` holds the bytes from ``i * CHUNK`` on, at most CHUNK of them and never
+    past ``size``; whatever no chunk holds (a missing chunk, a short one's tail) is zeros."""
+
+    __slots__ = ("chunks", "held", "opens", "size")
     kind = FileKind.REGULAR
 
     def __init__(self, ino: int, now: int) -> None:
         super().__init__(ino, now)
-        self.data = bytearray()
+        self.chunks: dict[int, bytearray] = {}
+        self.size = 0
+        self.held = 0  # bytes in chunks: what the capacity counts
         self.opens = 0  # open MemoryFiles: an unlinked file's bytes live until the last closes
 
 
@@ -213,12 +226,7 @@ class MemoryStorage:
         return node
 
     def _stat(self, node: _Node) -> Stat:
-        if isinstance(node, _Regular):
-            size = len(node.data)
-        elif isinstance(node, _Symlink):
-            size = node.size
-        else:
-            size = 0
+        size = node.size if isinstance(node, _Regular | _Symlink) else 0
         return Stat(
             node.kind, size, node.ino, node.nlink, self.dev, node.atime, node.mtime, node.ctime
         )
@@ -235,20 +243,23 @@ class MemoryStorage:
             raise posix_error(errno.EINVAL, path)
         if size > MAX_FILE_SIZE:
             raise posix_error(errno.EFBIG, path)
-        data = node.data
-        old = len(data)
-        self._charge(size - old, path)
-        if size <= old:
-            del data[size:]
-            return
-        try:
-            # bytes(n) is calloc'd: fresh zero pages the OS hands out untouched, so this
-            # costs one copy, not two.
-            data.extend(bytes(size - old))
-        except (MemoryError, OverflowError) as exc:
-            self._used -= size - old
-            code = errno.EFBIG if isinstance(exc, OverflowError) else errno.ENOSPC
-            raise posix_error(code, path) from None
+        if size < node.size:  # growing only moves the end: the new bytes are a hole
+            freed = 0
+            chunks = node.chunks
+            last = size // CHUNK
+            for i in [i for i in chunks if i >= last]:
+                chunk = chunks[i]
+                keep = 0 if i > last else size - i * CHUNK
+                if keep >= len(chunk):
+                    continue
+                freed += len(chunk) - keep
+                if keep:
+                    del chunk[keep:]
+                else:
+                    del chunks[i]
+            node.held -= freed
+            self._used -= freed
+        node.size = size
 
     def _drop_link(self, node: _Node, now: int) -> None:
         node.nlink -= 1
@@ -257,8 +268,9 @@ class MemoryStorage:
             self._release(node)
 
     def _release(self, node: _Regular) -> None:
-        self._used -= len(node.data)
-        node.data = bytearray()
+        self._used -= node.held
+        node.chunks = {}
+        node.held = node.size = 0
 
     # -- the Storage protocol --------------------------------------------------------------
 
@@ -506,16 +518,34 @@ class MemoryFile:
             if want == 0:
                 return 0
             node.atime = self._storage._clock()
-            data = node.data
-            n = min(want, len(data) - offset)
+            n = min(want, node.size - offset)
             if n <= 0:
                 return 0
             if buf.format != "B" or buf.ndim != 1:
                 buf = buf.cast("B")
-            # One copy, straight from the bytearray into the caller's memory. The export
-            # ends with the block, before any write could need to resize the bytearray.
-            with memoryview(data) as view:
-                buf[:n] = view[offset : offset + n]
+            # One copy per chunk, straight into the caller's memory. Each export ends before
+            # any write could need to resize the chunk.
+            chunks = node.chunks
+            i, lo = divmod(offset, CHUNK)
+            chunk = chunks.get(i)
+            if chunk is not None and lo + n <= len(chunk):  # the common case: one chunk
+                with memoryview(chunk) as view:
+                    buf[:n] = view[lo : lo + n]
+                return n
+            done = 0
+            while done < n:
+                at = offset + done
+                i, lo = divmod(at, CHUNK)
+                step = min(n - done, CHUNK - lo)
+                chunk = chunks.get(i)
+                have = 0 if chunk is None else min(max(len(chunk) - lo, 0), step)
+                if have:
+                    assert chunk is not None
+                    with memoryview(chunk) as view:
+                        buf[done : done + have] = view[lo : lo + have]
+                if have < step:
+                    buf[done + have : done + step] = _ZEROS[: step - have]
+                done += step
             return n
 
     def write(self, data: memoryview | bytes, offset: int) -> int:
@@ -527,33 +557,73 @@ class MemoryFile:
             if n == 0:
                 return 0  # POSIX marks no times for an empty write
             end = offset + n
-            buffer = node.data
-            old = len(buffer)
+            if end > MAX_FILE_SIZE:
+                raise posix_error(errno.EFBIG, self.path)
             view = data if isinstance(data, memoryview) else memoryview(data)
             if view.format != "B" or view.ndim != 1:
                 view = view.cast("B")
-            if end > old:
-                # Grow first, so that a failure leaves the file as it was. += (not a growing
-                # slice assignment) over-allocates, keeping appends linear, and copies
-                # straight from ``view``.
-                if end > MAX_FILE_SIZE:
-                    raise posix_error(errno.EFBIG, self.path)
-                self._storage._charge(end - old, self.path)
-                try:
-                    if offset > old:
-                        buffer.extend(bytes(offset - old))  # the hole reads as zeros
-                    buffer += view[max(old - offset, 0) :]
-                except (MemoryError, OverflowError) as exc:
-                    del buffer[old:]
-                    self._storage._used -= end - old
-                    code = errno.EFBIG if isinstance(exc, OverflowError) else errno.ENOSPC
-                    raise posix_error(code, self.path) from None
-            if offset < old:
-                # Through a memoryview: bytearray slice assignment from anything but a
-                # bytearray would first copy the source into a temporary bytearray.
-                stop = min(end, old)
-                with memoryview(buffer) as target:
-                    target[offset:stop] = view[: stop - offset]
+            chunks = node.chunks
+            first, lo = divmod(offset, CHUNK)
+            chunk = chunks.get(first)
+            if chunk is not None and lo <= len(chunk) and lo + n <= CHUNK:
+                # The common case: within one chunk, with no gap before the write.
+                cur = len(chunk)
+                if lo + n > cur:
+                    self._storage._charge(lo + n - cur, self.path)
+                    node.held += lo + n - cur
+                if lo < cur:
+                    stop = min(lo + n, cur)
+                    with memoryview(chunk) as target:
+                        target[lo:stop] = view[: stop - lo]
+                    if stop - lo < n:
+                        chunk += view[stop - lo :]
+                else:
+                    chunk += view
+                if end > node.size:
+                    node.size = end
+                node.mtime = node.ctime = self._storage._clock()
+                return n
+            last = (end - 1) // CHUNK
+            # Charge the growth first, so that a refusal leaves the file as it was.
+            grow = 0
+            for i in range(first, last + 1):
+                chunk = chunks.get(i)
+                grow += max(min(end - i * CHUNK, CHUNK) - (0 if chunk is None else len(chunk)), 0)
+            self._storage._charge(grow, self.path)
+            grown: list[tuple[int, int]] = []  # (chunk, its length before), to undo
+            try:
+                for i in range(first, last + 1):
+                    base = i * CHUNK
+                    lo, hi = max(offset, base) - base, min(end - base, CHUNK)
+                    src = view[base + lo - offset : base + hi - offset]
+                    chunk = chunks.get(i)
+                    if chunk is None:
+                        chunk = chunks[i] = bytearray()
+                    cur = len(chunk)
+                    if hi > cur:
+                        grown.append((i, cur))
+                    if lo < cur:
+                        # Through a memoryview: bytearray slice assignment from anything
+                        # but a bytearray would first copy the source into a temporary.
+                        stop = min(hi, cur)
+                        with memoryview(chunk) as target:
+                            target[lo:stop] = src[: stop - lo]
+                        src = src[stop - lo :]
+                    elif lo > cur:
+                        chunk.extend(_ZEROS[: lo - cur])  # the gap within a chunk is zeros
+                    if len(src):
+                        chunk += src  # over-allocates: appends stay linear
+            except MemoryError:
+                for i, cur in grown:
+                    if cur:
+                        del chunks[i][cur:]
+                    else:
+                        del chunks[i]
+                self._storage._used -= grow
+                raise posix_error(errno.ENOSPC, self.path) from None
+            node.held += grow
+            if end > node.size:
+                node.size = end
             node.mtime = node.ctime = self._storage._clock()
             return n
 

@@ -3,7 +3,9 @@
 * a plain path or ``file://PATH`` is a host folder, served by
   :class:`~virtwasi.storage.HostDirStorage` (never by fsspec's local filesystem, which
   would follow symlinks planted on the host out of the folder);
-* ``mem://`` is a fresh, private in-memory tree (the embedded default);
+* ``mem://`` is a fresh, private in-memory tree (the embedded default), holding at most
+  4 GiB (:data:`~virtwasi.storage.memfs.DEFAULT_CAPACITY`; ``mem://?capacity=512M``, or
+  ``none``, sets another bound);
 * anything else is an fsspec URL, chained ones included (``zip::file://a.zip``,
   ``simplecache::s3://bucket/prefix``), served by :class:`~virtwasi.storage.FsspecStorage`.
   fsspec's own ``memory://`` is one store for the whole process, as fsspec defines it.
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from .base import FileKind, Storage
 from .hostdir import HostDirStorage
-from .memfs import MemoryStorage
+from .memfs import DEFAULT_CAPACITY, MemoryStorage
 from .overlay import OverlayStorage
 from .readonly import ReadOnlyStorage, is_read_only
 
@@ -79,9 +81,33 @@ def _host_folder(path: str, read_only: bool) -> Storage:
     return _served(HostDirStorage(path), read_only)
 
 
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _mem_capacity(url: str) -> int | None:
+    """The capacity of ``mem://`` (:data:`DEFAULT_CAPACITY`) or of ``mem://?capacity=N``
+    (bytes, or with a K, M, G or T suffix, powers of 1024; ``none``: unbounded)."""
+    _, _, query = url.partition("?")
+    capacity: int | None = DEFAULT_CAPACITY
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key != "capacity":
+            raise MountError(f"{url}: unknown option {key!r} (mem:// takes capacity=)")
+        text = value.strip().lower().removesuffix("ib").removesuffix("b")
+        if text == "none":
+            capacity = None
+            continue
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        number = text[: len(text) - len(unit)]
+        if not number.isdigit():
+            raise MountError(f"{url}: capacity must be a number of bytes, as 512M or 4G")
+        capacity = int(number) * _UNITS[unit]
+    return capacity
+
+
 def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = None) -> Storage:
-    if url in ("mem://", "mem:"):
-        return _served(MemoryStorage(), read_only)
+    if url in ("mem://", "mem:") or url.startswith(("mem://?", "mem:?")):
+        return _served(MemoryStorage(capacity=_mem_capacity(url)), read_only)
     if "://" not in url and "::" not in url:
         return _host_folder(url, read_only)
     for scheme in ("file://", "local://"):  # fsspec's local:// is file://: confined alike

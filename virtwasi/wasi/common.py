@@ -42,6 +42,7 @@ MAX_EXIT_STATUS = 125
 MAX_SIGNAL = 30
 # The event flag of a read subscription on a file whose position is at or past its end.
 HANGUP = int(Eventrwflags.FD_READWRITE_HANGUP)
+MAX_SLEEP_NS = 86_400 * 10**9  # one sleep of at most a day; longer waits loop
 
 
 class ProcExit(Exception):
@@ -216,7 +217,10 @@ class CommonImports:
         ready = [sub for sub in pending if sub[3] is None]
         if not ready:  # only clocks: sleep until the first is due; report all due by then
             first = min(due for *_, due in pending if due is not None)
-            time.sleep(max(0, first - time.monotonic_ns()) / 1e9)
+            # In slices: a timeout of up to 2^64-1 ns is more than time.sleep accepts. The
+            # loop stays in this frame, so a signal still finds this wait (BLOCKING_WAITS).
+            while (left := first - time.monotonic_ns()) > 0:
+                time.sleep(min(left, MAX_SLEEP_NS) / 1e9)
             now = max(time.monotonic_ns(), first)
             ready = [sub for sub in pending if sub[3] is not None and sub[3] <= now]
         self.memory.window(events, len(ready) * EVENT.size)

@@ -182,10 +182,14 @@ def load(path: str | Path) -> WorldPlan:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WorldFileError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise WorldFileError(f"{path}: arrays or tables nested too deep to read") from None
     try:
         return _plan(path, data)
     except Invalid as exc:
         raise WorldFileError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise WorldFileError(f"{path}: values nested too deep to check") from None
 
 
 def _plan(path: Path, data: dict[str, Any]) -> WorldPlan:
