@@ -23,8 +23,16 @@ honestly rather than pretending:
 A failed upload raises :class:`UploadError` (``EIO``) and keeps the spill and the file
 open, so a later ``sync()`` or ``close()`` can retry and nothing written is silently lost;
 a file whose last close failed stays listed in :attr:`FsspecStorage.unsaved` until
-:meth:`FsspecStorage.retry_uploads` saves it. A store that cannot be reached (refused,
-reset, timed out) is ``EIO`` too, in seconds: see :mod:`.network` for the timeouts.
+:meth:`FsspecStorage.retry_uploads` saves it, or :meth:`FsspecStorage.keep_unsaved` copies
+it to a host folder.
+
+A file is never published half-written: while :meth:`FsspecStorage.abandoning` lasts (the
+teardown of a guest that was stopped or trapped), closing a file whose written data was
+never synced does not upload it; it stays in :attr:`FsspecStorage.unsaved` (which
+:meth:`~FsspecStorage.retry_uploads` leaves alone) for :meth:`~FsspecStorage.keep_unsaved`.
+
+A store that cannot be reached (refused, reset, timed out) is ``EIO`` too, in seconds: see
+:mod:`.network` for the timeouts.
 
 What each network store cannot do, and what the guest gets instead:
 
@@ -58,6 +66,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from glob import has_magic
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -172,6 +181,21 @@ class _Content:
             self.spill.truncate(0)
 
 
+ABANDONED = "still being written when the guest was stopped"
+"""Why an abandoned file (see :meth:`FsspecStorage.abandoning`) was not saved."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UnsavedFile:
+    """Written data a storage could not store: ``path`` in the storage, ``reason`` (an
+    upload's failure, or :data:`ABANDONED`), and the host file it was ``kept`` in (None
+    if even that failed; then ``reason`` says why)."""
+
+    path: str
+    reason: str
+    kept: Path | None = None
+
+
 class FsspecFile:
     """An open regular file of a :class:`FsspecStorage` (see the module doc)."""
 
@@ -181,6 +205,7 @@ class FsspecFile:
         self._writable = writable
         self._reader: Any = None
         self._closed = False
+        self._abandoned = False
         self._last = storage.lstat(content.path or "")
         content.handles += 1
 
@@ -308,18 +333,41 @@ class FsspecFile:
         content.dirty = False
 
     def close(self) -> None:
-        if self._closed:
+        if self._closed or self._abandoned:
+            return
+        content = self._content
+        if (self._storage._abandoning and content.dirty and content.path is not None
+                and content.handles == 1):
+            # The last handle on data never synced, closed because its guest was stopped:
+            # not published half-written, kept (spill and all) for keep_unsaved().
+            self._abandoned = True
+            self._storage._unsaved[self] = ABANDONED
             return
         try:
             self.sync()
-        except UploadError:
+        except UploadError as exc:
             # Stay open, spill and all, held by the storage even once nobody else holds
             # this file (a torn-down client), so that retry_uploads() can save it.
-            self._storage._unsaved.add(self)
+            self._storage._unsaved[self] = f"upload failed: {exc.__cause__ or exc}"
             raise
+        self._release()
+
+    def _release(self) -> None:
         self._closed = True
         self._drop_reader()
         self._storage._release(self)
+
+    def _keep(self, dest: Path) -> None:
+        """Copy the written data to the host file ``dest`` (made with its folders)."""
+        spill = self._content.spill
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "xb") as out:
+            if spill is not None:
+                chunk = memoryview(bytearray(_COPY_CHUNK))
+                offset = 0
+                while n := spill.readinto(chunk, offset):
+                    out.write(chunk[:n])
+                    offset += n
 
 
 class FsspecStorage:
@@ -354,7 +402,9 @@ class FsspecStorage:
         self._next_ino = itertools.count(1)
         self._files: weakref.WeakSet[FsspecFile] = weakref.WeakSet()
         self._contents: dict[str, _Content] = {}  # by name, while a handle has it open
-        self._unsaved: set[FsspecFile] = set()  # closes whose upload failed
+        # Files closed but not stored: why (an upload's failure, or ABANDONED).
+        self._unsaved: dict[FsspecFile, str] = {}
+        self._abandoning = False
         self._ino("")
 
     @property
@@ -365,19 +415,58 @@ class FsspecStorage:
     @property
     def unsaved(self) -> list[str]:
         """Files closed while their upload failed (a client torn down while the store was
-        unreachable, say): their written data waits for :meth:`retry_uploads`."""
+        unreachable, say), whose written data waits for :meth:`retry_uploads`, and files
+        abandoned by a stopped guest (see :meth:`abandoning`)."""
         return sorted(f._name() for f in self._unsaved)
 
     def retry_uploads(self) -> None:
-        """Upload and close every :attr:`unsaved` file; ``UploadError`` if one still fails."""
+        """Upload and close every :attr:`unsaved` file whose upload failed; ``UploadError``
+        if one still fails. Abandoned files (see :meth:`abandoning`) are left as they are:
+        only :meth:`keep_unsaved` takes them."""
         failures = []
         for f in list(self._unsaved):
+            if f._abandoned:
+                continue
             try:
                 f.close()
             except UploadError as exc:
                 failures.append(exc)
         if failures:
             raise failures[0]
+
+    @contextmanager
+    def abandoning(self) -> Iterator[None]:
+        """While this lasts, a close of the last handle on data written since it was last
+        stored does not upload it: the file was not closed by a guest that ran to its end,
+        so its content may be half-written. It is kept in :attr:`unsaved` instead."""
+        self._abandoning = True
+        try:
+            yield
+        finally:
+            self._abandoning = False
+
+    def keep_unsaved(self, folder: Path) -> list[UnsavedFile]:
+        """Copy the written data of every :attr:`unsaved` file to ``folder``/its path and
+        release it; what was kept, by path. A file that cannot be copied stays unsaved
+        (``kept`` None)."""
+        kept: list[UnsavedFile] = []
+        done: set[int] = set()  # handles sharing one content are kept once
+        for f in sorted(self._unsaved, key=lambda f: f._name()):
+            reason = self._unsaved[f]
+            if id(f._content) in done:
+                f._release()
+                continue
+            name = f._name()
+            dest = folder / name.lstrip("/")
+            try:
+                f._keep(dest)
+            except OSError as exc:
+                kept.append(UnsavedFile(name, f"{reason}; could not keep a copy: {exc}"))
+                continue
+            done.add(id(f._content))
+            kept.append(UnsavedFile(name, reason, dest))
+            f._release()
+        return kept
 
     def close(self) -> None:
         """Close every file still open through this storage, uploading what each holds,
@@ -432,7 +521,7 @@ class FsspecStorage:
     def _release(self, f: FsspecFile) -> None:
         """``f`` closed: the last handle on a content drops its spill."""
         self._files.discard(f)
-        self._unsaved.discard(f)
+        self._unsaved.pop(f, None)
         content = f._content
         content.handles -= 1
         if content.handles == 0:
