@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -29,7 +30,7 @@ from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
-    from .runtime import GuestStopped
+    from .runtime import GuestStopped, Session, Unsaved
     from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
@@ -679,9 +680,29 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     so what the guest wrote and closed is stored."""
     from .engine import interrupt
 
+    unsaved: list[Unsaved] = []
     with interrupt.catching(interrupt.DEFAULT_SIGNALS) as signals:
         # A signal during teardown is recorded and ignored: the exit code stays the guest's.
-        return _run_guest(args, argv, signals.received if signals is not None else [])
+        code = _run_guest(args, argv, signals.received if signals is not None else [],
+                          unsaved)
+    return _report_unsaved(unsaved, code)
+
+
+def _report_unsaved(unsaved: Sequence[Unsaved], code: int) -> int:
+    """One line per file whose written data could not be stored; a run that would have
+    succeeded fails (1) then, and a failure keeps its own code."""
+    for item in unsaved:
+        print(f"virtwasi: {item}", file=sys.stderr, flush=True)
+    return 1 if unsaved and code == 0 else code
+
+
+@contextmanager
+def _collecting_unsaved(session: Session, unsaved: list[Unsaved]) -> Iterator[None]:
+    """Entered before the session, so that its exit sees the session closed."""
+    try:
+        yield
+    finally:
+        unsaved.extend(session.host.unsaved)
 
 
 def _signal_stop(signum: int) -> GuestStopped:
@@ -695,7 +716,8 @@ def _stopped(stop: GuestStopped) -> int:
     return stop.exit_code
 
 
-def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int]) -> int:
+def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int],
+               unsaved: list[Unsaved]) -> int:
     from .engine import interrupt
     from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap, Session
 
@@ -726,7 +748,7 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
         return _fail(f"{module}: not a runnable WASI module: {first}")
     except (ValueError, OSError) as exc:
         return _fail(f"{module}: {exc}")
-    with session:
+    with _collecting_unsaved(session, unsaved), session:
         if received:  # a signal while compiling or opening the mounts: do not start
             return _stopped(_signal_stop(received[0]))
         problem = _memory_problem(session.module)
