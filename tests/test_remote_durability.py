@@ -103,7 +103,8 @@ def test_a_file_open_at_a_normal_exit_is_stored(s3_url: str, s3_fresh: Fresh,
 def test_a_file_being_written_when_a_signal_stops_the_guest_is_kept_not_published(
         s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path,
         signum: int, code: int) -> None:
-    with virtwasi(s3_url, endpoint.url, "stream", "/big") as guest:
+    s3_fresh().pipe_file(f"{s3_url.removeprefix('s3://')}/big", b"the previous version")
+    with virtwasi(s3_url, endpoint.url, "stream", "/big") as guest:  # O_TRUNC, then writes
         assert guest.stdout is not None
         assert guest.stdout.readline() == "stream /big: writing\n"
         guest.send_signal(signum)
@@ -118,4 +119,26 @@ def test_a_file_being_written_when_a_signal_stops_the_guest_is_kept_not_publishe
     assert 0 < len(kept) <= 1 << 20
     assert kept == bytes(ord("a") + i % 26 for i in range(len(kept)))  # what was written
     assert kept_files(unsaved_dir) == {"big": kept}
-    assert not read(s3_fresh, s3_url, "big")  # nothing of it published
+    # Nothing of it published, not even the truncation: the store keeps what it had.
+    assert read(s3_fresh, s3_url, "big") == b"the previous version"
+
+
+def test_a_file_created_by_a_stopped_guest_leaves_no_object(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "stream", "/new") as guest:
+        assert guest.stdout is not None
+        assert guest.stdout.readline() == "stream /new: writing\n"
+        guest.send_signal(signal.SIGINT)
+        _, err = guest.communicate("", timeout=120)
+    assert guest.returncode == 130
+    assert "virtwasi: /new: not saved (still being written" in err
+    assert read(s3_fresh, s3_url, "new") is None  # not even an empty object
+    assert list(kept_files(unsaved_dir)) == ["new"]
+
+
+def test_a_file_created_and_closed_empty_is_stored_empty(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "leave", "/empty", "", "shut") as guest:
+        out, err = guest.communicate("", timeout=120)
+    assert (guest.returncode, out, err) == (0, "leave /empty: ok\nshut: ok\n", "")
+    assert read(s3_fresh, s3_url, "empty") == b""

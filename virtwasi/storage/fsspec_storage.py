@@ -160,23 +160,27 @@ def _parent(path: str) -> str:
 
 class _Content:
     """What every handle open on one name shares, as they would share an inode: the name to
-    upload to (None once unlinked), whether the stored content is known to be empty, and
-    the written bytes not uploaded yet."""
+    upload to (None once unlinked), whether the stored content is known to be empty, the
+    written bytes not uploaded yet, and whether the name is only ours so far (``pending``:
+    created here, no object stored yet)."""
 
-    __slots__ = ("dirty", "empty", "handles", "mtime_ns", "path", "spill")
+    __slots__ = ("dirty", "empty", "handles", "mtime_ns", "path", "pending", "spill")
 
     def __init__(self, path: str, *, empty: bool) -> None:
         self.path: str | None = path
         self.empty = empty
         self.spill: Spill | None = None
         self.dirty = False
+        self.pending = False
         self.mtime_ns = 0
         self.handles = 0
 
     def emptied(self) -> None:
-        """The name was truncated on open (``O_TRUNC``): empty for every handle."""
+        """The name was created or truncated on open: empty for every handle, and to be
+        stored so (at the next sync or close, not before: until then the store keeps what
+        it had, so that a file never closed is not left emptied)."""
         self.empty = True
-        self.dirty = False
+        self.dirty = True
         if self.spill is not None:
             self.spill.truncate(0)
 
@@ -323,14 +327,19 @@ class FsspecFile:
     def sync(self) -> None:
         self._check_open()
         content = self._content
-        if not content.dirty or content.path is None or content.spill is None:
+        if not content.dirty or content.path is None:
             return
+        full = self._storage._full(content.path)
         try:
-            content.spill.upload(self._storage.fs, self._storage._full(content.path))
+            if content.spill is None:
+                self._storage.fs.pipe_file(full, b"")  # created or truncated, never written
+            else:
+                content.spill.upload(self._storage.fs, full)
         except Exception as exc:
             raise UploadError(errno.EIO, f"not saved, upload failed: {exc}",
                               content.path) from exc
         content.dirty = False
+        content.pending = False
 
     def close(self) -> None:
         if self._closed or self._abandoned:
@@ -512,6 +521,7 @@ class FsspecStorage:
         content = self._contents.get(path)
         if content is None:
             content = self._contents[path] = _Content(path, empty=emptied)
+            content.dirty = emptied  # to be stored empty, even if nothing is written
         elif emptied:
             content.emptied()
             for f in self._handles(content):
@@ -560,7 +570,25 @@ class FsspecStorage:
 
     # -- fsspec's view of one path -------------------------------------------------------
 
+    def _pending(self, path: str) -> _Content | None:
+        """The content of ``path`` if it was created here and is not stored yet."""
+        content = self._contents.get(path)
+        return content if content is not None and content.pending else None
+
+    def _store_pending(self, under: str) -> None:
+        """Store the names created here under ``under`` (or it) empty, for an operation
+        that needs them in the store (a rename); their data follows at close or sync."""
+        for path, content in list(self._contents.items()):
+            if content.pending and (path == under or path.startswith(under + "/")):
+                with _posix_errors(path):
+                    self.fs.pipe_file(self._full(path), b"")
+                content.pending = False
+
     def _info(self, path: str) -> dict[str, Any]:
+        pending = self._pending(path)
+        if pending is not None:
+            size = pending.spill.size if pending.spill is not None else 0
+            return {"name": self._full(path), "type": "file", "size": size}
         try:
             with _posix_errors(path):
                 info: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
@@ -616,10 +644,11 @@ class FsspecStorage:
         with _posix_errors(path):
             if opening is Opening.CREATE:
                 self._require_dir(_parent(path))
-                self.fs.pipe_file(self._full(path), b"")  # O_CREAT: the name exists now
-            elif truncate:
-                self.fs.pipe_file(self._full(path), b"")
+            # O_CREAT and O_TRUNC reach the store with the data, at the first sync or
+            # close: a file never closed leaves no empty object, nor an emptied one.
             content = self._share(path, emptied=opening is Opening.CREATE or truncate)
+            if opening is Opening.CREATE:
+                content.pending = True
             f = FsspecFile(self, content, writable=writable)
         self._files.add(f)
         return f
@@ -646,6 +675,10 @@ class FsspecStorage:
                 continue
             child = f"{path}/{name}" if path else name
             entries[name] = DirEntry(name, self._ino(child), _kind(info))
+        for child, content in self._contents.items():  # created here, not stored yet
+            if content.pending and _parent(child) == path:
+                name = child.rpartition("/")[2]
+                entries[name] = DirEntry(name, self._ino(child), FileKind.REGULAR)
         return [entries[name] for name in sorted(entries)]
 
     def readlink(self, path: str) -> str:
@@ -678,10 +711,12 @@ class FsspecStorage:
     def unlink(self, path: str) -> None:
         if path == "" or _kind(self._info(path)) is FileKind.DIRECTORY:
             raise posix_error(errno.EISDIR, path)
+        stored = self._pending(path) is None
         self._forget(path)  # open handles keep their reader first
-        with _posix_errors(path):
-            self.fs.rm_file(self._full(path))
-            self._keep_parent(path)
+        if stored:
+            with _posix_errors(path):
+                self.fs.rm_file(self._full(path))
+                self._keep_parent(path)
 
     def rename(self, src: str, dst: str) -> None:
         if src == "" or dst == "":
@@ -693,6 +728,7 @@ class FsspecStorage:
         if dst.startswith(src + "/"):
             raise posix_error(errno.EINVAL, dst)
         target = self._lookup(dst)
+        self._store_pending(src)
         with _posix_errors(dst):
             if target is not None:
                 target_is_dir = _kind(target) is FileKind.DIRECTORY
