@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -196,11 +196,14 @@ class WasiWorld:
                 failures.append(exc)
         self._close(failures)
 
-    def _close(self, failures: Sequence[UploadError]) -> None:
-        """Close the world once its clients are torn down, ``failures`` their uploads'."""
+    def _close(self, failures: Sequence[UploadError], *, stopped: bool = False) -> None:
+        """Close the world once its clients are torn down, ``failures`` their uploads';
+        ``stopped``: its one client was stopped, so what the implementation itself still
+        holds open (transparent types) is not published either."""
         held = [storage for storage in self.mounts.values()
                 if not any(storage is owned for owned in self._owned)]
-        self.world.close()
+        with self.abandoning() if stopped else nullcontext():
+            self.world.close()
         self._release_storages()
         if failures and any(getattr(storage, "unsaved", None) for storage in held):
             raise failures[0]  # in a storage the caller holds: the caller's to retry
@@ -310,7 +313,7 @@ class Session(Client):
             super().close()
         except UploadError as exc:
             failures.append(exc)
-        self.host._close(failures)
+        self.host._close(failures, stopped=self.stopped)
 
     def __enter__(self) -> Session:
         return self
