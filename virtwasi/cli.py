@@ -76,6 +76,7 @@ Examples:
 
 Interrupts and limits (exit codes):
   130, 143   SIGINT (Ctrl-C), SIGTERM: the guest is stopped, files are flushed and closed
+             (a remote file it was still writing is kept in the unsaved folder, not stored)
   124        --timeout: the guest ran longer than SECONDS (wall clock)
   152        --fuel: the guest used up its N units of fuel (about one per wasm instruction)
   137        --max-memory: the guest's linear memory would grow past BYTES; a growth past it
@@ -83,6 +84,8 @@ Interrupts and limits (exit codes):
              non-zero within 1 MiB of the limit is reported as having hit it
   134        the guest trapped
   2          virtwasi could not start the guest
+  1          the guest exited 0, but written data could not be stored on a remote mount:
+             one line per file, the data kept in $VIRTWASI_CACHE/unsaved (~/.cache/virtwasi)
 
 With --world, the world file says what serves the module (so --dir, --mount,
 --mount-option, --ro, --overlay, --impl, --quota and --audit do not apply), and ARGS after
