@@ -29,10 +29,12 @@ def endpoint(s3_endpoint: str) -> Iterator[Endpoint]:
     running.stop()
 
 
-def virtwasi(url: str, endpoint_url: str, *args: str) -> subprocess.Popen[str]:
+def virtwasi(url: str, endpoint_url: str, *args: str,
+             options: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     env = os.environ | {"AWS_ENDPOINT_URL": endpoint_url}
-    return subprocess.Popen([sys.executable, "-m", "virtwasi", "run", "--mount", f"/={url}",
-                             BLOCKTOOL, *args], env=env, text=True, stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "virtwasi", "run", *options, "--mount",
+                             f"/={url}", BLOCKTOOL, *args], env=env, text=True,
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -142,3 +144,13 @@ def test_a_file_created_and_closed_empty_is_stored_empty(
         out, err = guest.communicate("", timeout=120)
     assert (guest.returncode, out, err) == (0, "leave /empty: ok\nshut: ok\n", "")
     assert read(s3_fresh, s3_url, "empty") == b""
+
+
+def test_a_guest_stopped_by_a_limit_publishes_nothing_either(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "stream", "/t", options=("--timeout", "1")) as guest:
+        out, err = guest.communicate("", timeout=120)
+    assert (guest.returncode, out) == (124, "stream /t: writing\n")
+    assert "virtwasi: /t: not saved (still being written when the guest was stopped)" in err
+    assert read(s3_fresh, s3_url, "t") is None
+    assert list(kept_files(unsaved_dir)) == ["t"]
