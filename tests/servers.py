@@ -12,7 +12,9 @@ Every URL fixture gives a URL that ``virtwasi.storage.mounts.open_mount(url)`` (
 * ``http_url``: a factory, ``http_url(folder)`` serves a host folder read-only as
   ``http://127.0.0.1:PORT/`` until the test ends.
 
-Servers stop when their scope ends; nothing but 127.0.0.1 is contacted.
+Servers stop when their scope ends; nothing but 127.0.0.1 is contacted. ``s3_url`` and
+``ftp_url`` also point ``VIRTWASI_CACHE`` at the test's own folder, so that data a test
+leaves unsaved is kept there (``unsaved_dir``), never in the user's cache.
 """
 
 from __future__ import annotations
@@ -45,7 +47,14 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_url(s3_endpoint: str) -> str:
+def unsaved_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a run keeps what it could not store, for this test alone."""
+    monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "unsaved"
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str, unsaved_dir: Path) -> str:
     bucket = f"virtwasi-{next(_numbers)}"
     s3_filesystem(s3_endpoint).mkdir(bucket)
     return f"s3://{bucket}"
@@ -66,7 +75,7 @@ def ftp_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
 
 
 @pytest.fixture
-def ftp_url(ftp_root: tuple[str, Path]) -> str:
+def ftp_url(ftp_root: tuple[str, Path], unsaved_dir: Path) -> str:
     base, root = ftp_root
     name = f"test-{next(_numbers)}"
     (root / name).mkdir()

@@ -176,11 +176,16 @@ def test_open_flags(storage: FsspecStorage, mem: Any, root: str) -> None:
     assert not mem.exists(f"{root}/nodir")
 
     f = storage.open("new", create=True, writable=True)
-    assert mem.cat(f"{root}/new") == b""  # O_CREAT: the name exists at once
+    # O_CREAT: the name exists at once here, in the store with its data at close
+    assert storage.lstat("new").size == 0
+    assert "new" in [entry.name for entry in storage.listdir("")]
+    assert not mem.exists(f"{root}/new")
     f.close()
+    assert mem.cat(f"{root}/new") == b""
     t = storage.open("f", truncate=True)
-    assert mem.cat(f"{root}/f") == b""  # O_TRUNC: at once, not at close
+    assert mem.cat(f"{root}/f") == b"old content"  # O_TRUNC: at close, not at once
     t.close()
+    assert mem.cat(f"{root}/f") == b""
     ro = storage.open("new")
     assert errno_of(lambda: ro.write(b"x", 0)) == errno.EBADF
     assert errno_of(lambda: ro.truncate(0)) == errno.EBADF

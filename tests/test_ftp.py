@@ -79,7 +79,7 @@ def test_times_come_from_the_listing(ftp_url: str, ftp_folder: Path) -> None:
     assert open_mount(ftp_url).lstat("f").mtime_ns == 1_600_000_000 * 10**9
 
 
-def test_a_server_that_goes_away_is_eio_at_once(tmp_path: Path) -> None:
+def test_a_server_that_goes_away_is_eio_at_once(tmp_path: Path, unsaved_dir: Path) -> None:
     with ftp_server(tmp_path) as url:
         session = Session(HOLDER, mounts={"/": url})
         buffer = session.call("text")
@@ -88,10 +88,11 @@ def test_a_server_that_goes_away_is_eio_at_once(tmp_path: Path) -> None:
         session.write_memory(buffer, b"never stored")
         assert session.call("put", fd, 12) == 12
     assert session.call("shut", fd) == -Errno.IO  # the upload on close found no server
-    session.write_memory(buffer, b"g.txt\0")
-    assert session.call("create") == -Errno.IO
     session.close()
-    assert (tmp_path / "f.txt").read_bytes() == b""  # created, never reported written
+    assert not (tmp_path / "f.txt").exists()  # a name reaches the server with its data
+    [unsaved] = session.host.unsaved  # kept on the host instead
+    assert unsaved.kept is not None and unsaved.kept.read_bytes() == b"never stored"
+    assert unsaved.kept.is_relative_to(unsaved_dir)
 
 
 def test_no_server_is_a_one_line_error(tmp_path: Path,

@@ -118,8 +118,11 @@ def test_client_dies_three_ways_private_and_native_close_transparent_leaks() -> 
     code, out = transcript("client-dies")
     assert code == 0, out
     assert "[FAILS]" not in out and "All 5 claims held." in out
-    for death in ("exit", "trap", "torn down"):
+    for death in ("exit", "torn down"):
         assert row(out, death, *["closed; 51/51 B"] * 3, "1 LEAKED; 0/51 B")
+    # A trap may cut a write short: the virtual implementation keeps the line unsaved.
+    assert row(out, "trap", "closed; 51/51 B", *["closed; 0/51 B, kept unsaved"] * 2,
+               "1 LEAKED; 0/51 B")
     assert out.count("exited with code 7") == 4
     assert out.count("trapped: `unreachable` executed") == 4
     # Virtual stores show nothing before teardown (the spill); native writes went through.

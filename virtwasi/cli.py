@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -29,7 +30,7 @@ from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
-    from .runtime import GuestStopped, Session
+    from .runtime import GuestStopped, Session, Unsaved
     from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
@@ -76,6 +77,7 @@ Examples:
 
 Interrupts and limits (exit codes):
   130, 143   SIGINT (Ctrl-C), SIGTERM: the guest is stopped, files are flushed and closed
+             (a remote file it was still writing is kept in the unsaved folder, not stored)
   124        --timeout: the guest ran longer than SECONDS (wall clock)
   152        --fuel: the guest used up its N units of fuel (about one per wasm instruction)
   137        --max-memory: the guest's linear memory would grow past BYTES; a growth past it
@@ -83,6 +85,8 @@ Interrupts and limits (exit codes):
              non-zero within 1 MiB of the limit is reported as having hit it
   134        the guest trapped
   2          virtwasi could not start the guest
+  1          the guest exited 0, but written data could not be stored on a remote mount:
+             one line per file, the data kept in $VIRTWASI_CACHE/unsaved (~/.cache/virtwasi)
 
 With --world, the world file says what serves the module (so --dir, --mount,
 --mount-option, --ro, --overlay, --impl, --quota and --audit do not apply), and ARGS after
@@ -715,9 +719,29 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     so what the guest wrote and closed is stored."""
     from .engine import interrupt
 
+    unsaved: list[Unsaved] = []
     with interrupt.catching(interrupt.DEFAULT_SIGNALS) as signals:
         # A signal during teardown is recorded and ignored: the exit code stays the guest's.
-        return _run_guest(args, argv, signals.received if signals is not None else [])
+        code = _run_guest(args, argv, signals.received if signals is not None else [],
+                          unsaved)
+    return _report_unsaved(unsaved, code)
+
+
+def _report_unsaved(unsaved: Sequence[Unsaved], code: int) -> int:
+    """One line per file whose written data could not be stored; a run that would have
+    succeeded fails (1) then, and a failure keeps its own code."""
+    for item in unsaved:
+        print(f"virtwasi: {item}", file=sys.stderr, flush=True)
+    return 1 if unsaved and code == 0 else code
+
+
+@contextmanager
+def _collecting_unsaved(session: Session, unsaved: list[Unsaved]) -> Iterator[None]:
+    """Entered before the session, so that its exit sees the session closed."""
+    try:
+        yield
+    finally:
+        unsaved.extend(session.host.unsaved)
 
 
 def _signal_stop(signum: int) -> GuestStopped:
@@ -731,7 +755,8 @@ def _stopped(stop: GuestStopped) -> int:
     return stop.exit_code
 
 
-def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int]) -> int:
+def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int],
+               unsaved: list[Unsaved]) -> int:
     from .engine import interrupt
     from .layers.audit import AuditLogError
     from .runtime import GuestStopped, Session
@@ -765,7 +790,7 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
         return _fail(f"{module}: {exc}")
     code = 1
     try:
-        with session:
+        with _collecting_unsaved(session, unsaved), session:
             code = _in_session(session, args, module, guest_args, received)
     except AuditLogError as exc:  # the guest ran; only its log was lost
         print(f"virtwasi: --audit: {exc}", file=sys.stderr)

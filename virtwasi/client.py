@@ -17,6 +17,7 @@ import io
 import os
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -384,6 +385,7 @@ class Client:
         self.exit_code: int | None = None
         self._ended: GuestExit | GuestTrap | None = None  # by the start function
         self.exports: Mapping[str, Any]
+        self.stopped = False  # a trap, a signal or a limit ended a call: see close()
         guest_args = _arguments(args)
         environ = _environment(env)
         if name is not None and not isinstance(name, str):
@@ -532,6 +534,9 @@ class Client:
             return self._invoke(export, *args)
         except GuestExit as exit_:
             self.exit_code = exit_.code
+            raise
+        except (GuestTrap, GuestStopped, KeyboardInterrupt):
+            self.stopped = True
             raise
 
     def _invoke(self, export: str, *args: int | float) -> Any:
@@ -727,13 +732,18 @@ class Client:
 
     def close(self) -> None:
         """Tear the client instance down, closing and flushing what it left open, then
-        the stdio files opened here from paths."""
-        if not self.instance.destroyed:
-            self.host.world.destroy(self.instance)
-        tracer, self._tracer = self._tracer, None
-        if tracer is not None:
-            tracer.detach()
-        self._close_opened()
+        the stdio files opened here from paths. If a call was stopped or trapped
+        (:attr:`stopped`), a file it left open with data not yet stored on a remote mount
+        is not uploaded, as it may be half-written (see :class:`~virtwasi.runtime.WasiWorld`)."""
+        try:
+            if not self.instance.destroyed:
+                with self.host.abandoning() if self.stopped else nullcontext():
+                    self.host.world.destroy(self.instance)
+        finally:  # a file that could not be saved says so once the rest is closed
+            tracer, self._tracer = self._tracer, None
+            if tracer is not None:
+                tracer.detach()
+            self._close_opened()
 
     def _close_opened(self) -> None:
         opened, self._opened = self._opened, []

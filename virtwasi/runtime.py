@@ -8,7 +8,10 @@ given its storage capabilities as mounts; any number of wasm modules join it as 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,7 +43,7 @@ from .client import (
 from .compare.result import RunResult
 from .engine.interrupt import DEFAULT_SIGNALS
 from .native import native_implementation
-from .storage.base import Storage
+from .storage.base import Storage, UploadError
 from .storage.hostdir import HostDirStorage
 from .storage.mounts import MountError, MountSource, open_mounts, opened_here
 from .storage.readonly import ReadOnlyStorage
@@ -49,6 +52,22 @@ from .wasi.trace import TraceTarget
 from .world import Definition, Instance, Semantics, World
 
 IMPLEMENTATIONS = ("virtual", "native")
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """Written data a world's remote mount could not store, kept on the host instead:
+    ``path`` as the guest named it, ``reason`` (an upload's failure, or a file still being
+    written when its guest was stopped), and the host file ``kept`` (None if even keeping
+    it failed)."""
+
+    path: str
+    reason: str
+    kept: Path | None
+
+    def __str__(self) -> str:
+        where = f"; kept in {self.kept}" if self.kept is not None else ""
+        return f"{self.path}: not saved ({self.reason}){where}"
 
 
 class WasiWorld:
@@ -69,6 +88,12 @@ class WasiWorld:
     Signals and timeouts need epoch checks compiled into the guest, which cost a tight
     compute loop about a third more time: the default (no signals, no timeout) leaves them
     out, and leaves the process's signal handling alone.
+
+    Remote mounts opened here (S3, FTP) store what a guest wrote when it closes or syncs
+    a file, and at its teardown what it left open, unless the guest was stopped or
+    trapped: then a file left open is not published half-written. At :meth:`close`, a
+    failed upload is retried once; what still cannot be stored is copied under
+    :func:`~virtwasi.storage.spill.unsaved_folder` and listed in :attr:`unsaved`.
     """
 
     def __init__(
@@ -92,6 +117,7 @@ class WasiWorld:
         if mounts is None:
             mounts = {} if impl == "native" else {"/": "mem://"}
         self.mounts: dict[str, Storage] = open_mounts(mounts, read_only)
+        self.unsaved: list[Unsaved] = []
         # Storages opened here from a path or URL are this world's to release at close.
         self._owned = [self.mounts[g] for g, src in mounts.items() if opened_here(src)]
         try:
@@ -157,15 +183,72 @@ class WasiWorld:
         return joined
 
     def close(self) -> None:
-        """Tear every client down (closing what each left open), then the world."""
+        """Tear every client down (closing what each left open), then the world.
+
+        A failed upload to a remote mount opened here is retried, then kept (see
+        :attr:`unsaved`); one to a storage the caller opened raises its
+        :class:`~virtwasi.storage.base.UploadError`, the data waiting in the storage."""
+        failures = []
         for joined in self.clients:
-            joined.close()
-        self.world.close()
+            try:
+                joined.close()
+            except UploadError as exc:
+                failures.append(exc)
+        self._close(failures)
+
+    def _close(self, failures: Sequence[UploadError], *, stopped: bool = False) -> None:
+        """Close the world once its clients are torn down, ``failures`` their uploads';
+        ``stopped``: its one client was stopped, so what the implementation itself still
+        holds open (transparent types) is not published either."""
+        held = [storage for storage in self.mounts.values()
+                if not any(storage is owned for owned in self._owned)]
+        with self.abandoning() if stopped else nullcontext():
+            self.world.close()
         self._release_storages()
+        if failures and any(getattr(storage, "unsaved", None) for storage in held):
+            raise failures[0]  # in a storage the caller holds: the caller's to retry
+
+    def _remote(self) -> list[tuple[str, Any]]:
+        """The remote mounts opened here, (guest path, FsspecStorage)."""
+        module = sys.modules.get("virtwasi.storage.fsspec_storage")
+        if module is None:  # never imported: there is none
+            return []
+        return [(guest, storage) for guest, storage in self.mounts.items()
+                if isinstance(storage, module.FsspecStorage)
+                and any(storage is owned for owned in self._owned)]
+
+    @contextmanager
+    def abandoning(self) -> Iterator[None]:
+        """While this lasts, files closed on remote mounts are not uploaded if they hold
+        data written since they were last stored (a stopped guest's teardown)."""
+        module = sys.modules.get("virtwasi.storage.fsspec_storage")
+        with ExitStack() as stack:
+            if module is not None:
+                for storage in self.mounts.values():
+                    if isinstance(storage, module.FsspecStorage):
+                        stack.enter_context(storage.abandoning())
+            yield
 
     def _release_storages(self) -> None:
+        remote = self._remote()
         for storage in self._owned:
-            storage.close()
+            with suppress(UploadError):  # kept unsaved, retried and reported below
+                storage.close()
+        folder = None
+        for guest, storage in remote:
+            if not storage.unsaved:
+                continue
+            with suppress(UploadError):
+                storage.retry_uploads()  # once more at exit: the store may be back
+            if storage.unsaved:
+                from .storage.spill import unsaved_run_folder
+
+                folder = folder or unsaved_run_folder()
+                base = guest.rstrip("/")
+                self.unsaved += [Unsaved(f"{base}/{u.path}", u.reason, u.kept)
+                                 for u in storage.keep_unsaved(folder / guest.strip("/"))]
+            with suppress(UploadError):
+                storage.close()  # releases the filesystem once nothing is left unsaved
         self._owned.clear()
 
     def __enter__(self) -> WasiWorld:
@@ -225,8 +308,12 @@ class Session(Client):
         return self.host.world
 
     def close(self) -> None:
-        super().close()
-        self.host.close()
+        failures = []
+        try:
+            super().close()
+        except UploadError as exc:
+            failures.append(exc)
+        self.host._close(failures, stopped=self.stopped)
 
     def __enter__(self) -> Session:
         return self
@@ -258,6 +345,7 @@ __all__ = [
     "ImportFunc",
     "Limits",
     "Session",
+    "Unsaved",
     "WasiWorld",
     "run",
 ]

@@ -23,8 +23,16 @@ honestly rather than pretending:
 A failed upload raises :class:`UploadError` (``EIO``) and keeps the spill and the file
 open, so a later ``sync()`` or ``close()`` can retry and nothing written is silently lost;
 a file whose last close failed stays listed in :attr:`FsspecStorage.unsaved` until
-:meth:`FsspecStorage.retry_uploads` saves it. A store that cannot be reached (refused,
-reset, timed out) is ``EIO`` too, in seconds: see :mod:`.network` for the timeouts.
+:meth:`FsspecStorage.retry_uploads` saves it, or :meth:`FsspecStorage.keep_unsaved` copies
+it to a host folder.
+
+A file is never published half-written: while :meth:`FsspecStorage.abandoning` lasts (the
+teardown of a guest that was stopped or trapped), closing a file whose written data was
+never synced does not upload it; it stays in :attr:`FsspecStorage.unsaved` (which
+:meth:`~FsspecStorage.retry_uploads` leaves alone) for :meth:`~FsspecStorage.keep_unsaved`.
+
+A store that cannot be reached (refused, reset, timed out) is ``EIO`` too, in seconds: see
+:mod:`.network` for the timeouts.
 
 What each network store cannot do, and what the guest gets instead:
 
@@ -58,6 +66,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from glob import has_magic
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -151,25 +160,44 @@ def _parent(path: str) -> str:
 
 class _Content:
     """What every handle open on one name shares, as they would share an inode: the name to
-    upload to (None once unlinked), whether the stored content is known to be empty, and
-    the written bytes not uploaded yet."""
+    upload to (None once unlinked), whether the stored content is known to be empty, the
+    written bytes not uploaded yet, and whether the name is only ours so far (``pending``:
+    created here, no object stored yet)."""
 
-    __slots__ = ("dirty", "empty", "handles", "mtime_ns", "path", "spill")
+    __slots__ = ("dirty", "empty", "handles", "mtime_ns", "path", "pending", "spill")
 
     def __init__(self, path: str, *, empty: bool) -> None:
         self.path: str | None = path
         self.empty = empty
         self.spill: Spill | None = None
         self.dirty = False
+        self.pending = False
         self.mtime_ns = 0
         self.handles = 0
 
     def emptied(self) -> None:
-        """The name was truncated on open (``O_TRUNC``): empty for every handle."""
+        """The name was created or truncated on open: empty for every handle, and to be
+        stored so (at the next sync or close, not before: until then the store keeps what
+        it had, so that a file never closed is not left emptied)."""
         self.empty = True
-        self.dirty = False
+        self.dirty = True
         if self.spill is not None:
             self.spill.truncate(0)
+
+
+ABANDONED = "still being written when the guest was stopped"
+"""Why an abandoned file (see :meth:`FsspecStorage.abandoning`) was not saved."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UnsavedFile:
+    """Written data a storage could not store: ``path`` in the storage, ``reason`` (an
+    upload's failure, or :data:`ABANDONED`), and the host file it was ``kept`` in (None
+    if even that failed; then ``reason`` says why)."""
+
+    path: str
+    reason: str
+    kept: Path | None = None
 
 
 class FsspecFile:
@@ -181,6 +209,7 @@ class FsspecFile:
         self._writable = writable
         self._reader: Any = None
         self._closed = False
+        self._abandoned = False
         self._last = storage.lstat(content.path or "")
         content.handles += 1
 
@@ -298,28 +327,56 @@ class FsspecFile:
     def sync(self) -> None:
         self._check_open()
         content = self._content
-        if not content.dirty or content.path is None or content.spill is None:
+        if not content.dirty or content.path is None:
             return
+        full = self._storage._full(content.path)
         try:
-            content.spill.upload(self._storage.fs, self._storage._full(content.path))
+            if content.spill is None:
+                self._storage.fs.pipe_file(full, b"")  # created or truncated, never written
+            else:
+                content.spill.upload(self._storage.fs, full)
         except Exception as exc:
             raise UploadError(errno.EIO, f"not saved, upload failed: {exc}",
                               content.path) from exc
         content.dirty = False
+        content.pending = False
 
     def close(self) -> None:
-        if self._closed:
+        if self._closed or self._abandoned:
+            return
+        content = self._content
+        if (self._storage._abandoning and content.dirty and content.path is not None
+                and content.handles == 1):
+            # The last handle on data never synced, closed because its guest was stopped:
+            # not published half-written, kept (spill and all) for keep_unsaved().
+            self._abandoned = True
+            self._storage._unsaved[self] = ABANDONED
             return
         try:
             self.sync()
-        except UploadError:
+        except UploadError as exc:
             # Stay open, spill and all, held by the storage even once nobody else holds
             # this file (a torn-down client), so that retry_uploads() can save it.
-            self._storage._unsaved.add(self)
+            self._storage._unsaved[self] = f"upload failed: {exc.__cause__ or exc}"
             raise
+        self._release()
+
+    def _release(self) -> None:
         self._closed = True
         self._drop_reader()
         self._storage._release(self)
+
+    def _keep(self, dest: Path) -> None:
+        """Copy the written data to the host file ``dest`` (made with its folders)."""
+        spill = self._content.spill
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "xb") as out:
+            if spill is not None:
+                chunk = memoryview(bytearray(_COPY_CHUNK))
+                offset = 0
+                while n := spill.readinto(chunk, offset):
+                    out.write(chunk[:n])
+                    offset += n
 
 
 class FsspecStorage:
@@ -354,7 +411,9 @@ class FsspecStorage:
         self._next_ino = itertools.count(1)
         self._files: weakref.WeakSet[FsspecFile] = weakref.WeakSet()
         self._contents: dict[str, _Content] = {}  # by name, while a handle has it open
-        self._unsaved: set[FsspecFile] = set()  # closes whose upload failed
+        # Files closed but not stored: why (an upload's failure, or ABANDONED).
+        self._unsaved: dict[FsspecFile, str] = {}
+        self._abandoning = False
         self._ino("")
 
     @property
@@ -365,19 +424,58 @@ class FsspecStorage:
     @property
     def unsaved(self) -> list[str]:
         """Files closed while their upload failed (a client torn down while the store was
-        unreachable, say): their written data waits for :meth:`retry_uploads`."""
+        unreachable, say), whose written data waits for :meth:`retry_uploads`, and files
+        abandoned by a stopped guest (see :meth:`abandoning`)."""
         return sorted(f._name() for f in self._unsaved)
 
     def retry_uploads(self) -> None:
-        """Upload and close every :attr:`unsaved` file; ``UploadError`` if one still fails."""
+        """Upload and close every :attr:`unsaved` file whose upload failed; ``UploadError``
+        if one still fails. Abandoned files (see :meth:`abandoning`) are left as they are:
+        only :meth:`keep_unsaved` takes them."""
         failures = []
         for f in list(self._unsaved):
+            if f._abandoned:
+                continue
             try:
                 f.close()
             except UploadError as exc:
                 failures.append(exc)
         if failures:
             raise failures[0]
+
+    @contextmanager
+    def abandoning(self) -> Iterator[None]:
+        """While this lasts, a close of the last handle on data written since it was last
+        stored does not upload it: the file was not closed by a guest that ran to its end,
+        so its content may be half-written. It is kept in :attr:`unsaved` instead."""
+        self._abandoning = True
+        try:
+            yield
+        finally:
+            self._abandoning = False
+
+    def keep_unsaved(self, folder: Path) -> list[UnsavedFile]:
+        """Copy the written data of every :attr:`unsaved` file to ``folder``/its path and
+        release it; what was kept, by path. A file that cannot be copied stays unsaved
+        (``kept`` None)."""
+        kept: list[UnsavedFile] = []
+        done: set[int] = set()  # handles sharing one content are kept once
+        for f in sorted(self._unsaved, key=lambda f: f._name()):
+            reason = self._unsaved[f]
+            if id(f._content) in done:
+                f._release()
+                continue
+            name = f._name()
+            dest = folder / name.lstrip("/")
+            try:
+                f._keep(dest)
+            except OSError as exc:
+                kept.append(UnsavedFile(name, f"{reason}; could not keep a copy: {exc}"))
+                continue
+            done.add(id(f._content))
+            kept.append(UnsavedFile(name, reason, dest))
+            f._release()
+        return kept
 
     def close(self) -> None:
         """Close every file still open through this storage, uploading what each holds,
@@ -423,6 +521,7 @@ class FsspecStorage:
         content = self._contents.get(path)
         if content is None:
             content = self._contents[path] = _Content(path, empty=emptied)
+            content.dirty = emptied  # to be stored empty, even if nothing is written
         elif emptied:
             content.emptied()
             for f in self._handles(content):
@@ -432,7 +531,7 @@ class FsspecStorage:
     def _release(self, f: FsspecFile) -> None:
         """``f`` closed: the last handle on a content drops its spill."""
         self._files.discard(f)
-        self._unsaved.discard(f)
+        self._unsaved.pop(f, None)
         content = f._content
         content.handles -= 1
         if content.handles == 0:
@@ -471,7 +570,25 @@ class FsspecStorage:
 
     # -- fsspec's view of one path -------------------------------------------------------
 
+    def _pending(self, path: str) -> _Content | None:
+        """The content of ``path`` if it was created here and is not stored yet."""
+        content = self._contents.get(path)
+        return content if content is not None and content.pending else None
+
+    def _store_pending(self, under: str) -> None:
+        """Store the names created here under ``under`` (or it) empty, for an operation
+        that needs them in the store (a rename); their data follows at close or sync."""
+        for path, content in list(self._contents.items()):
+            if content.pending and (path == under or path.startswith(under + "/")):
+                with _posix_errors(path):
+                    self.fs.pipe_file(self._full(path), b"")
+                content.pending = False
+
     def _info(self, path: str) -> dict[str, Any]:
+        pending = self._pending(path)
+        if pending is not None:
+            size = pending.spill.size if pending.spill is not None else 0
+            return {"name": self._full(path), "type": "file", "size": size}
         try:
             with _posix_errors(path):
                 info: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
@@ -527,10 +644,11 @@ class FsspecStorage:
         with _posix_errors(path):
             if opening is Opening.CREATE:
                 self._require_dir(_parent(path))
-                self.fs.pipe_file(self._full(path), b"")  # O_CREAT: the name exists now
-            elif truncate:
-                self.fs.pipe_file(self._full(path), b"")
+            # O_CREAT and O_TRUNC reach the store with the data, at the first sync or
+            # close: a file never closed leaves no empty object, nor an emptied one.
             content = self._share(path, emptied=opening is Opening.CREATE or truncate)
+            if opening is Opening.CREATE:
+                content.pending = True
             f = FsspecFile(self, content, writable=writable)
         self._files.add(f)
         return f
@@ -557,6 +675,10 @@ class FsspecStorage:
                 continue
             child = f"{path}/{name}" if path else name
             entries[name] = DirEntry(name, self._ino(child), _kind(info))
+        for child, content in self._contents.items():  # created here, not stored yet
+            if content.pending and _parent(child) == path:
+                name = child.rpartition("/")[2]
+                entries[name] = DirEntry(name, self._ino(child), FileKind.REGULAR)
         return [entries[name] for name in sorted(entries)]
 
     def readlink(self, path: str) -> str:
@@ -589,10 +711,12 @@ class FsspecStorage:
     def unlink(self, path: str) -> None:
         if path == "" or _kind(self._info(path)) is FileKind.DIRECTORY:
             raise posix_error(errno.EISDIR, path)
+        stored = self._pending(path) is None
         self._forget(path)  # open handles keep their reader first
-        with _posix_errors(path):
-            self.fs.rm_file(self._full(path))
-            self._keep_parent(path)
+        if stored:
+            with _posix_errors(path):
+                self.fs.rm_file(self._full(path))
+                self._keep_parent(path)
 
     def rename(self, src: str, dst: str) -> None:
         if src == "" or dst == "":
@@ -604,6 +728,7 @@ class FsspecStorage:
         if dst.startswith(src + "/"):
             raise posix_error(errno.EINVAL, dst)
         target = self._lookup(dst)
+        self._store_pending(src)
         with _posix_errors(dst):
             if target is not None:
                 target_is_dir = _kind(target) is FileKind.DIRECTORY

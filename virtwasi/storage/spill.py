@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 import fsspec.callbacks
@@ -108,3 +110,22 @@ class _ProgressCallback(fsspec.callbacks.Callback):  # type: ignore[misc]
 def _remove_spill(fd: int, path: str) -> None:
     os.close(fd)
     os.unlink(path)
+
+
+def unsaved_folder() -> Path:
+    """Where written data that could not be stored is kept for the user to recover:
+    ``$VIRTWASI_CACHE/unsaved``, or ``unsaved`` in virtwasi's cache folder
+    (``~/.cache/virtwasi``, or under ``$XDG_CACHE_HOME``), also when ``VIRTWASI_CACHE=off``
+    turns the module cache off: unsaved data is never dropped."""
+    configured = os.environ.get("VIRTWASI_CACHE")
+    if configured and configured != "off":
+        return Path(configured) / "unsaved"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "virtwasi" / "unsaved"
+
+
+def unsaved_run_folder() -> Path:
+    """A folder of :func:`unsaved_folder` for this run (time and process id), not made yet:
+    what one run could not store, under the paths it had in its storage."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return unsaved_folder() / f"{stamp}-{os.getpid()}"

@@ -1,0 +1,156 @@
+"""What `virtwasi run` promises about data written to a remote mount (S3, a moto server).
+
+A file whose close or fsync answered 0 is stored whole; a file a stopped guest was still
+writing is never published; data that could not be stored is retried once at exit, then
+kept under ``$VIRTWASI_CACHE/unsaved/`` and reported, one line per file, exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+from test_s3 import Endpoint, Fresh
+
+BLOCKTOOL = str(FIXTURES / "blocktool.wasm")
+
+
+@pytest.fixture
+def endpoint(s3_endpoint: str) -> Iterator[Endpoint]:
+    running = Endpoint()
+    yield running
+    running.stop()
+
+
+def virtwasi(url: str, endpoint_url: str, *args: str,
+             options: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    env = os.environ | {"AWS_ENDPOINT_URL": endpoint_url}
+    return subprocess.Popen([sys.executable, "-m", "virtwasi", "run", *options, "--mount",
+                             f"/={url}", BLOCKTOOL, *args], env=env, text=True,
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def read(fresh: Fresh, url: str, key: str) -> bytes | None:
+    """The object's content as a new client sees it, None if there is none."""
+    path = f"{url.removeprefix('s3://')}/{key}"
+    fs = fresh()
+    return fs.cat(path) if fs.exists(path) else None
+
+
+def kept_files(unsaved_dir: Path) -> dict[str, bytes]:
+    """What the unsaved folder holds, by path below the run's own folder."""
+    return {"/".join(p.relative_to(unsaved_dir).parts[1:]): p.read_bytes()
+            for p in sorted(unsaved_dir.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_close_is_kept_and_fails_the_run_although_the_guest_exits_0(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "leave", "/f.txt", "precious", "wait",
+                  "shut") as guest:
+        assert guest.stdout is not None
+        assert guest.stdout.readline() == "leave /f.txt: ok\n"
+        endpoint.stop()
+        out, err = guest.communicate("", timeout=120)
+    # The guest saw EIO from close and went on to exit 0, as most programs do.
+    assert out.splitlines() == ["wait: done", "shut: errno 29 (I/O error)"]
+    assert guest.returncode == 1
+    [line] = err.splitlines()
+    match = re.fullmatch(r"virtwasi: /f\.txt: not saved \(upload failed: .+\); kept in (.+)",
+                         line)
+    assert match is not None, line
+    assert Path(match[1]).read_bytes() == b"precious"
+    assert Path(match[1]).is_relative_to(unsaved_dir)
+    assert kept_files(unsaved_dir) == {"f.txt": b"precious"}
+    assert read(s3_fresh, s3_url, "f.txt") != b"precious"
+
+
+def test_the_retry_at_exit_stores_what_a_failed_close_kept(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "leave", "/f.txt", "precious", "wait", "shut",
+                  "wait") as guest:
+        assert guest.stdout is not None and guest.stdin is not None
+        assert guest.stdout.readline() == "leave /f.txt: ok\n"
+        endpoint.stop()
+        guest.stdin.write("\n")
+        guest.stdin.flush()
+        assert guest.stdout.readline() == "wait: done\n"
+        assert guest.stdout.readline() == "shut: errno 29 (I/O error)\n"  # server gone
+        endpoint.restart()  # back before the guest exits
+        out, err = guest.communicate("", timeout=120)
+    assert (guest.returncode, out, err) == (0, "wait: done\n", "")
+    assert read(s3_fresh, s3_url, "f.txt") == b"precious"
+    assert kept_files(unsaved_dir) == {}
+
+
+def test_a_file_open_at_a_normal_exit_is_stored(s3_url: str, s3_fresh: Fresh,
+                                                endpoint: Endpoint, unsaved_dir: Path) -> None:
+    # As a process's exit on Linux: what it wrote is in the file, closed or not.
+    with virtwasi(s3_url, endpoint.url, "leave", "/f.txt", "left open") as guest:
+        out, err = guest.communicate("", timeout=120)
+    assert (guest.returncode, out, err) == (0, "leave /f.txt: ok\n", "")
+    assert read(s3_fresh, s3_url, "f.txt") == b"left open"
+    assert kept_files(unsaved_dir) == {}
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_file_being_written_when_a_signal_stops_the_guest_is_kept_not_published(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path,
+        signum: int, code: int) -> None:
+    s3_fresh().pipe_file(f"{s3_url.removeprefix('s3://')}/big", b"the previous version")
+    with virtwasi(s3_url, endpoint.url, "stream", "/big") as guest:  # O_TRUNC, then writes
+        assert guest.stdout is not None
+        assert guest.stdout.readline() == "stream /big: writing\n"
+        guest.send_signal(signum)
+        _, err = guest.communicate("", timeout=120)
+    assert guest.returncode == code
+    lines = err.splitlines()
+    assert len(lines) == 2, err  # the signal's line, then the file's
+    match = re.fullmatch(r"virtwasi: /big: not saved \(still being written when the guest "
+                         r"was stopped\); kept in (.+)", lines[1])
+    assert match is not None, lines
+    kept = Path(match[1]).read_bytes()
+    assert 0 < len(kept) <= 1 << 20
+    assert kept == bytes(ord("a") + i % 26 for i in range(len(kept)))  # what was written
+    assert kept_files(unsaved_dir) == {"big": kept}
+    # Nothing of it published, not even the truncation: the store keeps what it had.
+    assert read(s3_fresh, s3_url, "big") == b"the previous version"
+
+
+def test_a_file_created_by_a_stopped_guest_leaves_no_object(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "stream", "/new") as guest:
+        assert guest.stdout is not None
+        assert guest.stdout.readline() == "stream /new: writing\n"
+        guest.send_signal(signal.SIGINT)
+        _, err = guest.communicate("", timeout=120)
+    assert guest.returncode == 130
+    assert "virtwasi: /new: not saved (still being written" in err
+    assert read(s3_fresh, s3_url, "new") is None  # not even an empty object
+    assert list(kept_files(unsaved_dir)) == ["new"]
+
+
+def test_a_file_created_and_closed_empty_is_stored_empty(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "leave", "/empty", "", "shut") as guest:
+        out, err = guest.communicate("", timeout=120)
+    assert (guest.returncode, out, err) == (0, "leave /empty: ok\nshut: ok\n", "")
+    assert read(s3_fresh, s3_url, "empty") == b""
+
+
+def test_a_guest_stopped_by_a_limit_publishes_nothing_either(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "stream", "/t", options=("--timeout", "1")) as guest:
+        out, err = guest.communicate("", timeout=120)
+    assert (guest.returncode, out) == (124, "stream /t: writing\n")
+    assert "virtwasi: /t: not saved (still being written when the guest was stopped)" in err
+    assert read(s3_fresh, s3_url, "t") is None
+    assert list(kept_files(unsaved_dir)) == ["t"]
