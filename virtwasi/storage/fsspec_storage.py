@@ -181,6 +181,7 @@ class _Content:
         it had, so that a file never closed is not left emptied)."""
         self.empty = True
         self.dirty = True
+        self.mtime_ns = time.time_ns()  # truncating changes the file, as on Linux
         if self.spill is not None:
             self.spill.truncate(0)
 
@@ -314,6 +315,8 @@ class FsspecFile:
             with suppress(OSError):  # gone behind our back: report what we last knew
                 self._last = self._storage.lstat(content.path)
         if content.spill is None:
+            if content.dirty and content.empty:  # truncated here, stored at sync or close
+                return dataclasses.replace(self._last, size=0, mtime_ns=content.mtime_ns)
             return self._last
         mtime_ns = content.mtime_ns if content.dirty else self._last.mtime_ns
         return dataclasses.replace(self._last, size=content.spill.size, mtime_ns=mtime_ns)
@@ -522,6 +525,8 @@ class FsspecStorage:
         if content is None:
             content = self._contents[path] = _Content(path, empty=emptied)
             content.dirty = emptied  # to be stored empty, even if nothing is written
+            if emptied:
+                content.mtime_ns = time.time_ns()
         elif emptied:
             content.emptied()
             for f in self._handles(content):
@@ -589,6 +594,12 @@ class FsspecStorage:
         if pending is not None:
             size = pending.spill.size if pending.spill is not None else 0
             return {"name": self._full(path), "type": "file", "size": size}
+        local = self._contents.get(path)
+        if local is not None and local.dirty and local.empty and local.spill is None:
+            # Truncated by an open here: empty for this world until it reaches the store.
+            with _posix_errors(path):
+                stored: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
+            return {**stored, "size": 0}
         try:
             with _posix_errors(path):
                 info: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
