@@ -67,23 +67,24 @@ def open_close(held: int) -> float:
         return median_us(once, 2000)
 
 
-def lookup(entries: int) -> float:
+def directory_of(entries: int) -> MemoryStorage:
+    """A tree whose directory ``d`` holds ``entries`` empty files."""
     tree = MemoryStorage()
     tree.mkdir("d")
     for i in range(entries):
         tree.open(f"d/f{i}", create=True).close()
-    with Session(GUEST, mounts={"/": tree}) as session:
+    return tree
+
+
+def lookup(entries: int) -> float:
+    with Session(GUEST, mounts={"/": directory_of(entries)}) as session:
         adapter = session.adapter
         length = put_name(session, f"d/f{entries // 2}")
         return median_us(lambda: adapter.path_filestat_get(3, 0, NAME, length, STAT), 5000)
 
 
 def listing(entries: int) -> float:
-    tree = MemoryStorage()
-    tree.mkdir("d")
-    for i in range(entries):
-        tree.open(f"d/f{i}", create=True).close()
-    with Session(GUEST, mounts={"/": tree}) as session:
+    with Session(GUEST, mounts={"/": directory_of(entries)}) as session:
         adapter = session.adapter
         length = put_name(session, "d")
         readdir = int(Rights.FD_READ | Rights.FD_READDIR)
