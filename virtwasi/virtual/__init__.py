@@ -41,17 +41,13 @@ def virtual_implementation(mounts: Sequence[tuple[str, Storage]]) -> Definition:
         return Descriptor(mounts[index][1], "", FileKind.DIRECTORY, None,
                           READ | MUTATE_DIRECTORY)
 
-    def is_same_object(d: Descriptor, other: Descriptor) -> bool:
-        a, b = calls.stat(d), calls.stat(other)
-        return d.storage is other.storage and (a.dev, a.ino) == (b.dev, b.ino)
-
     functions: dict[str, Callable[..., Any]] = {
         "read": calls.read, "write": calls.write, "append": calls.append,
         "advise": calls.advise, "sync_data": calls.sync, "sync": calls.sync,
         "get_flags": lambda d: d.flags, "get_type": lambda d: d.kind,
         "set_size": calls.set_size, "set_times": calls.set_times,
         "read_directory": listing, "stat": calls.stat,
-        "open_at": open_at, "is_same_object": is_same_object,
+        "open_at": open_at, "is_same_object": calls.is_same_object,
         "metadata_hash": calls.metadata_hash,
         "read_directory_entry": next_entry,
         "preopen_paths": lambda: [guest for guest, _ in mounts], "preopen": preopen,

@@ -140,3 +140,7 @@ def advise(d: Descriptor, offset: int, length: int, advice: int) -> None:
 def metadata_hash(d: Descriptor) -> tuple[int, int]:
     st = stat(d)
     return st.ino, st.dev
+
+
+def is_same_object(d: Descriptor, other: Descriptor) -> bool:
+    return d.storage is other.storage and metadata_hash(d) == metadata_hash(other)

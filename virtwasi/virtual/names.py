@@ -29,11 +29,6 @@ from ..storage.opening import Opening, open_rule
 from .descriptors import Descriptor, timestamp
 
 
-def _directory(d: Descriptor) -> Descriptor:
-    d.require_directory()
-    return d
-
-
 def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
     d.require_directory()
     return paths.resolve(d.storage, d.path, path, follow=False)
@@ -156,7 +151,7 @@ def link_at(d: Descriptor, path_flags: int, old_path: str, new: Descriptor,
 def set_times_at(d: Descriptor, path_flags: int, path: str, atime: NewTimestamp,
                  mtime: NewTimestamp) -> None:
     follow = bool(path_flags & SYMLINK_FOLLOW)
-    _directory(d)
+    d.require_directory()
     found = paths.resolve(d.storage, d.path, path, follow=follow)
     a, m = timestamp(atime), timestamp(mtime)
     if found.stat is None:

@@ -155,6 +155,7 @@ class Preview1(CommonImports):
         # Bound once: looking an export up by name on every call costs more than the call.
         self._read = wasi.read.lowered
         self._write = wasi.write.lowered
+        self._append = wasi.append.lowered
         self._stat = wasi.stat.lowered
         self._stat_at = wasi.stat_at.lowered
         self.memory: GuestMemory
@@ -226,9 +227,7 @@ class Preview1(CommonImports):
         destructor may answer an error, as a close does)."""
         if type(entry) is not Opened:
             return
-        listing, entry.listing = entry.listing, None
-        if listing is not None:
-            self._client.end(self._stream, listing.stream)
+        self._end_listing(entry)
         self._client.end(self._descriptor, entry.handle)
 
     # -- reading and writing -----------------------------------------------------------
@@ -245,7 +244,7 @@ class Preview1(CommonImports):
             entry = self.entry(fd)
         if isinstance(entry, Opened):
             if entry.append:
-                total = self.wasi.append(entry.handle, buf)
+                total = self._append(entry.handle, buf)
                 entry.position = self._stat(entry.handle).size
             else:
                 total = self._write(entry.handle, buf, entry.position)
@@ -302,7 +301,7 @@ class Preview1(CommonImports):
         buf = self.memory.first_buffer(iovs, count)
         entry = self._positional(fd, Rights.FD_WRITE)
         if entry.append:  # Linux appends whatever the offset, and so does wasmtime
-            written = self.wasi.append(entry.handle, buf)
+            written = self._append(entry.handle, buf)
         else:
             written = self._write(entry.handle, buf, offset)
         self.memory.pack(U32, nwritten, written)

@@ -110,8 +110,8 @@ class TransparentPreview1(Preview1):
         # Frees slot fd - 2 of the shared table, whoever opened it: a double close, or a
         # close of a guessed number, closes whatever file holds that number now.
         known = self._known.pop(fd, None)
-        if known is not None and known.listing is not None:
-            self._client.end(self._stream, known.listing.stream)
+        if known is not None:
+            self._end_listing(known)
         self._client.end(self._descriptor, index_of(fd))
 
     def fd_renumber(self, fd: int, to: int) -> None:
