@@ -1,0 +1,31 @@
+"""WASI 0.2 components: the binary read into a typed model (:func:`read_component`).
+
+:func:`wasm_kind` tells a component from a core module by the preamble alone. A component
+reads into a :class:`Component` whose index spaces hold each definition at its index, in
+the order the binary defines them (:mod:`.model`), with types named as in the canonical ABI
+(:mod:`.types`). Anything unreadable is one :class:`ComponentReadError`: a
+:class:`MalformedBinary` (truncated, corrupt, an index not yet defined) with the byte offset,
+or an :class:`UnsupportedFeature` naming what virtwasi does not handle yet.
+"""
+
+from .binary import (
+    ComponentReadError,
+    MalformedBinary,
+    UnsupportedFeature,
+    WasmKind,
+    wasm_kind,
+)
+from .model import Component, Sort
+from .reader import MAX_NESTING, read_component
+
+__all__ = [
+    "MAX_NESTING",
+    "Component",
+    "ComponentReadError",
+    "MalformedBinary",
+    "Sort",
+    "UnsupportedFeature",
+    "WasmKind",
+    "read_component",
+    "wasm_kind",
+]
