@@ -152,13 +152,18 @@ class StringEncoding(enum.Enum):
 
 @dataclass(frozen=True)
 class CanonOptions:
-    string_encoding: StringEncoding = StringEncoding.UTF8
+    string_encoding: StringEncoding | None = None
+    """As given in the binary; None means the default, :attr:`encoding` tells it."""
     memory: int | None = None
     """Core memory index."""
     realloc: int | None = None
     """Core func index."""
     post_return: int | None = None
     """Core func index."""
+
+    @property
+    def encoding(self) -> StringEncoding:
+        return self.string_encoding or StringEncoding.UTF8
 
 
 @dataclass(frozen=True)
