@@ -212,7 +212,7 @@ _SORT_TEXT = {Sort.CORE_FUNC: "func", Sort.CORE_TABLE: "table", Sort.CORE_MEMORY
 
 def _block(head: str, body: list[str], args: bool = False) -> list[str]:
     if not body:
-        return [f"{head})" if args else f"{head})"]
+        return [f"{head})"]
     if args:
         return [head, *("    " + b for b in body), "  )", ")"]
     return [head, *("  " + b for b in body), ")"]
@@ -298,7 +298,7 @@ def _type(d: Any, n: int) -> list[str]:
     return [f"{head} {_valtype_text(d)})"]
 
 
-def _valtype_text(d: Any) -> str:  # noqa: PLR0911 - one case per type kind
+def _valtype_text(d: Any) -> str:
     match d:
         case PrimValType():
             return d.value

@@ -288,7 +288,8 @@ SPACE_FIELDS: dict[Sort, str] = {
 class Scope:
     """One tuple per sort: entry ``i`` is the definition of index ``i`` of that sort."""
 
-    core_funcs: tuple[CoreExportAlias | Canon, ...] = ()
+    core_funcs: tuple[CoreExportAlias | CanonLower | ResourceNew | ResourceDrop | ResourceRep,
+                      ...] = ()
     core_tables: tuple[CoreExportAlias, ...] = ()
     core_memories: tuple[CoreExportAlias, ...] = ()
     core_globals: tuple[CoreExportAlias, ...] = ()
