@@ -122,6 +122,14 @@ def componentize(module: Path, out: Path) -> bytes:
     return out.read_bytes()
 
 
+def from_wit(wit: Path, out: Path, encoding: str = "utf8") -> bytes:
+    """A component of the world in ``wit`` around the dummy core module wasm-tools makes."""
+    core = out.with_suffix(".core.wasm")
+    wasm_tools("component", "embed", "--dummy", "--encoding", encoding, wit, "-o", core)
+    wasm_tools("component", "new", core, "-o", out)
+    return out.read_bytes()
+
+
 # -- wasm-tools' print, folded ----------------------------------------------------------------
 
 _MODULE_START = re.compile(r"^(\s*)\(core module \(;(\d+);\)$")
@@ -376,3 +384,18 @@ def _core_extern(module: ModuleType, t: Any) -> str:
         case CoreGlobalType(t=v, mutable=mutable):
             return f"(global (mut {v.value}))" if mutable else f"(global {v.value})"
     raise AssertionError(f"no text for {t!r}")
+
+
+_NAMED = re.compile(r"\((core func|core memory|core table|core global|core type|core module"
+                    r"|core instance|func|type|component|instance) "
+                    r'\$("[^"]*"|[^\s()]+)(?: \(@name "([^"]*)"\))? \(;(\d+);\)')
+
+
+def printed_names(binary: bytes) -> set[tuple[Sort, int, str]]:
+    """The names ``wasm-tools print`` gives to the outermost component's definitions."""
+    found = set()
+    for line in wasm_tools("print", "--skeleton", stdin=binary).decode().splitlines():
+        if line.startswith("  (") and not line.startswith("   "):
+            for sort, name, real, index in _NAMED.findall(line):
+                found.add((Sort(sort), int(index), real or name.strip('"')))
+    return found

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
-from componentkit import componentize, parse_wat, printed, render, wasm_tools
+from componentkit import (
+    componentize,
+    from_wit,
+    parse_wat,
+    printed,
+    printed_names,
+    render,
+    wasm_tools,
+)
 from conftest import FIXTURES
 
 from virtwasi.component import (
@@ -36,6 +45,7 @@ from virtwasi.component.model import (
     StringEncoding,
     SubResource,
 )
+from virtwasi.component.names import component_names
 from virtwasi.component.types import (
     CoreFuncRef,
     CoreGlobalType,
@@ -50,6 +60,7 @@ from virtwasi.component.types import (
 )
 
 KINDS = FIXTURES / "components" / "kinds.wat"
+SHAPES = FIXTURES / "components" / "shapes.wit"
 PROGRAMS = ["hello", "fileops", "echo", "dirs"]
 PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
 
@@ -117,6 +128,24 @@ def test_a_real_program_as_a_component_reads_as_wasm_tools_prints_it(program: by
     assert render(read_component(program)) == printed(program)
 
 
+@pytest.mark.parametrize("encoding", ["utf8", "utf16", "compact-utf16"])
+def test_a_world_of_every_wit_type_reads_as_wasm_tools_prints_it(
+        encoding: str, tmp_path: Path) -> None:
+    binary = from_wit(SHAPES, tmp_path / "shapes.wasm", encoding)
+    component = read_component(binary)
+    assert render(component) == printed(binary)
+    # The exported resource is defined here, with its destructor; its methods are lifted
+    # with the encoding asked for, and a post-return to free what they returned.
+    defined = [t for t in component.types if isinstance(t, ResourceType)]
+    assert len(defined) == 1 and defined[0].dtor is not None
+    lifts = [f for f in component.funcs if isinstance(f, CanonLift)]
+    assert lifts and all(f.options.post_return is not None for f in lifts)
+    expected = {"utf8": StringEncoding.UTF8, "utf16": StringEncoding.UTF16,
+                "compact-utf16": StringEncoding.LATIN1_UTF16}[encoding]
+    given = {f.options.string_encoding for f in lifts} - {None}
+    assert given == {expected}
+
+
 def test_imports_exports_modules_and_lowers_agree_with_wasm_tools(program: bytes) -> None:
     component = read_component(program)
     wit = wasm_tools("component", "wit", stdin=program).decode()
@@ -130,6 +159,21 @@ def test_imports_exports_modules_and_lowers_agree_with_wasm_tools(program: bytes
     # The adapter's own module is kept whole, ready for wasmtime.
     assert all(m.data[:8] == b"\x00asm\x01\x00\x00\x00" for m in component.core_modules
                if isinstance(m, CoreModule))
+
+
+def test_the_name_section_names_what_wasm_tools_names(program: bytes) -> None:
+    names = component_names(read_component(program))
+    expected = printed_names(program)
+    assert len(expected) > 50
+    assert {(sort, index, names.of(sort, index)) for sort, index, _ in expected} == expected
+
+
+def test_a_broken_name_section_keeps_the_names_before_the_break() -> None:
+    names = b"\x00\x02\x01c" + b"\x01\x06\x03\x01\x00\x02t0" + b"\x01\x09\x03\x02\x00\x01"
+    binary = PREAMBLE + section(0, b"\x0ecomponent-name" + names)
+    found = component_names(read_component(binary))
+    assert found.component == "c" and found.of(Sort.TYPE, 0) == "t0"
+    assert found.of(Sort.TYPE, 1) is None
 
 
 def test_each_index_names_its_definition(kinds: bytes) -> None:

@@ -303,14 +303,14 @@ def _instance(r: ByteReader, scope: _Scope) -> None:
         args = []
         for _ in range(r.count("instantiate argument")):
             name = r.name("argument name")
-            sort = _sort(r)
+            sort = read_sort(r)
             args.append(InstantiateArg(name, sort, scope.index(r, sort)))
         scope.add(Sort.INSTANCE, Instantiate(component, tuple(args)))
     elif kind == 0x01:
         exports = []
         for _ in range(r.count("inline export")):
             name, _attributes = _extern_name(r)
-            sort = _sort(r)
+            sort = read_sort(r)
             exports.append(InlineExport(name, sort, scope.index(r, sort)))
         scope.add(Sort.INSTANCE, InlineExports(tuple(exports)))
     else:
@@ -322,7 +322,7 @@ def _alias(r: ByteReader, scope: _Scope) -> None:
 
 
 def _read_alias(r: ByteReader, scope: _Scope) -> tuple[Sort, Any]:
-    sort = _sort(r)
+    sort = read_sort(r)
     at = r.offset
     kind = r.byte("alias")
     if kind == 0x00:
@@ -404,7 +404,7 @@ def _import(r: ByteReader, scope: _Scope) -> Import:
 def _export(r: ByteReader, scope: _Scope) -> Export:
     name, attributes = _extern_name(r)
     at = r.offset
-    sort = _sort(r)
+    sort = read_sort(r)
     if sort not in _EXTERN_SORTS:
         raise r.malformed(f"a component cannot export a {sort.value}", at)
     index = scope.index(r, sort)
@@ -458,7 +458,7 @@ def _core_sort(r: ByteReader) -> Sort:
     return _CORE_SORTS[code]
 
 
-def _sort(r: ByteReader) -> Sort:
+def read_sort(r: ByteReader) -> Sort:
     at = r.offset
     code = r.byte("sort")
     if code == 0x00:
