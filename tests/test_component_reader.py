@@ -234,6 +234,8 @@ UNSUPPORTED = {
     "(component (core func (canon context.get i32 0)))": "canon context.get",
     '(component (import "v" (value string)))': "value imports and exports",
     "(component (core type (struct)))": "core GC types",
+    "(component (core type (module (type (struct)))))": "core GC types",
+    "(component (core type (module (import \"a\" \"t\" (tag)))))": "core tags",
     ('(component (core module $m (func (export "f"))) (core instance $i (instantiate $m))'
      ' (type $f (func)) (func (type $f) (canon lift (core func $i "f") async)))'):
         "the async canon option",
@@ -295,6 +297,7 @@ def test_every_corrupted_byte_reads_or_is_one_clear_error(kinds: bytes) -> None:
     (section(7, b"\x01\x72\x01\x02\xff\xfe\x7f"), "at byte 13: field label is not valid UTF-8"),
     (section(7, b"\x01\x7f\x00"), "at byte 12: 1 unread bytes at the end of section"),
     (section(6, b"\x01\x03\x02\x01\x00"), "at byte 12: outer alias reaches 1 scopes out"),
+    (section(3, b"\x01\x50\x01\x01\x50\x00"), "at byte 14: a module type declared inside"),
     (section(9, b"\x00\x00\x00"), "at byte 8: the start section (component values) is not"),
     (section(1, b"\x00asm\x02\x00\x00\x00"), "at byte 10: a core module section without"),
 ])

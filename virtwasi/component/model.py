@@ -17,7 +17,7 @@ that walks the scopes (instantiation), since exports of instances need instances
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .types import CoreFuncType, DefValType, FuncType, ModuleType, ResourceType
@@ -49,7 +49,7 @@ class Sort(enum.Enum):
 class CoreModule:
     """A core module, kept as its bytes (wasmtime compiles it)."""
 
-    data: bytes
+    data: bytes = field(repr=False)
     offset: int
     """Where the module's own preamble starts in the file, for messages."""
 
@@ -270,7 +270,7 @@ class ExportDecl:
 @dataclass(frozen=True)
 class CustomSection:
     name: str
-    data: bytes
+    data: bytes = field(repr=False)
 
 
 # -- scopes -----------------------------------------------------------------------------------
@@ -284,22 +284,30 @@ SPACE_FIELDS: dict[Sort, str] = {
 }
 
 
+def _space() -> Any:
+    return field(default=(), repr=False)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scope:
-    """One tuple per sort: entry ``i`` is the definition of index ``i`` of that sort."""
+    """One tuple per sort: entry ``i`` is the definition of index ``i`` of that sort.
+
+    The spaces stay out of ``repr``: the declarations or definitions show each entry once.
+    """
 
     core_funcs: tuple[CoreExportAlias | CanonLower | ResourceNew | ResourceDrop | ResourceRep,
-                      ...] = ()
-    core_tables: tuple[CoreExportAlias, ...] = ()
-    core_memories: tuple[CoreExportAlias, ...] = ()
-    core_globals: tuple[CoreExportAlias, ...] = ()
-    core_types: tuple[CoreFuncType | ModuleType | OuterAlias, ...] = ()
-    core_modules: tuple[CoreModule | Import | Export | Alias, ...] = ()
-    core_instances: tuple[CoreInstantiate | CoreInlineExports, ...] = ()
-    funcs: tuple[CanonLift | Import | Export | ExportDecl | Alias, ...] = ()
-    types: tuple[TypeDefinition | Import | Export | ExportDecl | Alias, ...] = ()
-    components: tuple[Component | Import | Export | Alias, ...] = ()
-    instances: tuple[Instantiate | InlineExports | Import | Export | ExportDecl | Alias, ...] = ()
+                      ...] = _space()
+    core_tables: tuple[CoreExportAlias, ...] = _space()
+    core_memories: tuple[CoreExportAlias, ...] = _space()
+    core_globals: tuple[CoreExportAlias, ...] = _space()
+    core_types: tuple[CoreFuncType | ModuleType | OuterAlias, ...] = _space()
+    core_modules: tuple[CoreModule | Import | Export | Alias, ...] = _space()
+    core_instances: tuple[CoreInstantiate | CoreInlineExports, ...] = _space()
+    funcs: tuple[CanonLift | Import | Export | ExportDecl | Alias, ...] = _space()
+    types: tuple[TypeDefinition | Import | Export | ExportDecl | Alias, ...] = _space()
+    components: tuple[Component | Import | Export | Alias, ...] = _space()
+    instances: tuple[Instantiate | InlineExports | Import | Export | ExportDecl | Alias,
+                     ...] = _space()
 
     def space(self, sort: Sort) -> tuple[Any, ...]:
         """The index space of ``sort``."""

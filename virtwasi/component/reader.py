@@ -675,10 +675,9 @@ def _module_type(r: ByteReader, parent: _Scope) -> ModuleType:
             scope.declarations.append(CoreImportDecl(
                 r.name("import module"), r.name("import field"), _core_extern(r, scope)))
         elif tag == 0x01:
-            type_at = r.offset
-            if r.byte("core type") != 0x60:
-                raise r.malformed("a module type may only declare core func types", type_at)
-            scope.add(Sort.CORE_TYPE, _core_functype(r))
+            if r.peek("core type") == 0x50:
+                raise r.malformed("a module type declared inside a module type")
+            scope.add(Sort.CORE_TYPE, _core_type(r, scope))
         elif tag == 0x02:
             if r.byte("alias sort") != 0x10 or r.byte("alias kind") != 0x01:
                 raise r.malformed("a module type may only alias outer core types", at)
