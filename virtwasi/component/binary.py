@@ -88,10 +88,11 @@ class ByteReader:
             raise self.malformed(f"unexpected end of {what}")
 
     def byte(self, what: str = "data") -> int:
-        self._need(1, what)
-        value = self.data[self.offset]
-        self.offset += 1
-        return value
+        offset = self.offset
+        if offset >= self.end:
+            raise self.malformed(f"unexpected end of {what}")
+        self.offset = offset + 1
+        return self.data[offset]
 
     def peek(self, what: str = "data") -> int:
         self._need(1, what)
@@ -106,6 +107,9 @@ class ByteReader:
     def u32(self, what: str = "integer") -> int:
         """An unsigned LEB128 of at most 5 bytes whose value fits 32 bits."""
         start = self.offset
+        if start < self.end and self.data[start] < 0x80:  # most are one byte
+            self.offset = start + 1
+            return self.data[start]
         result = 0
         for shift in range(0, 35, 7):
             value = self.byte(what)
@@ -132,6 +136,10 @@ class ByteReader:
     def s33(self, what: str = "type") -> int:
         """A signed LEB128 of at most 5 bytes, the encoding of type codes and type indices."""
         start = self.offset
+        if start < self.end and self.data[start] < 0x80:  # a type code or a small index
+            self.offset = start + 1
+            value = self.data[start]
+            return value - 0x80 if value & 0x40 else value
         result = 0
         for shift in range(0, 35, 7):
             value = self.byte(what)

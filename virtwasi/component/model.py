@@ -38,6 +38,10 @@ class Sort(enum.Enum):
     COMPONENT = "component"
     INSTANCE = "instance"
 
+    # Members are singletons compared by identity: hashing by identity agrees, and runs in C
+    # (the reader looks spaces up by sort for every index it reads).
+    __hash__ = object.__hash__
+
     @property
     def is_core(self) -> bool:
         return self.value.startswith("core ")

@@ -110,6 +110,7 @@ _CORE_SORTS: Final = {
     0x12: Sort.CORE_INSTANCE,
 }
 _SORTS: Final = {0x01: Sort.FUNC, 0x03: Sort.TYPE, 0x04: Sort.COMPONENT, 0x05: Sort.INSTANCE}
+_ALL_SORTS: Final = tuple(Sort)
 _EXTERN_SORTS: Final = frozenset(
     {Sort.CORE_MODULE, Sort.FUNC, Sort.TYPE, Sort.COMPONENT, Sort.INSTANCE})
 _OUTER_SORTS: Final = frozenset({Sort.CORE_MODULE, Sort.CORE_TYPE, Sort.TYPE, Sort.COMPONENT})
@@ -181,7 +182,7 @@ class _Scope:
         self.depth: int = 0 if parent is None else parent.depth + 1
         if self.depth > MAX_NESTING:
             raise MalformedBinary(f"nested more than {MAX_NESTING} levels deep", at)
-        self.spaces: dict[Sort, list[Any]] = {sort: [] for sort in Sort}
+        self.spaces: dict[Sort, list[Any]] = {sort: [] for sort in _ALL_SORTS}
         self.declarations: list[Any] = []
 
     def add(self, sort: Sort, definition: Any) -> None:
