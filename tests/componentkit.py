@@ -39,6 +39,7 @@ from virtwasi.component.model import (
     ExportDecl,
     ExternType,
     Import,
+    InlineExport,
     InlineExports,
     InstanceType,
     Instantiate,
@@ -133,6 +134,7 @@ def from_wit(wit: Path, out: Path, encoding: str = "utf8") -> bytes:
 # -- wasm-tools' print, folded ----------------------------------------------------------------
 
 _MODULE_START = re.compile(r"^(\s*)\(core module \(;(\d+);\)$")
+_EMPTY_MODULE = re.compile(r"^(\s*)\(core module \(;(\d+);\)\)$")
 _CANON = re.compile(r"\(canon (lift|lower) (\((?:core )?func \d+\))(.*?)\)\)$")
 
 
@@ -145,6 +147,9 @@ def printed(binary: bytes) -> list[str]:
         if closing is not None:
             if line == closing:
                 closing = None
+            continue
+        if _EMPTY_MODULE.match(line):
+            lines.append(f"{line[:-1]} ...)")
             continue
         started = _MODULE_START.match(line)
         if started:
@@ -170,7 +175,7 @@ def _normal_options(line: str) -> str:
 def render(component: Component) -> list[str]:
     lines = ["(component"]
     _scope_body(component, component.definitions, "  ", lines)
-    return [*lines, ")"]
+    return [*lines, ")"] if len(lines) > 1 else ["(component)"]
 
 
 def _counter(scope: Scope, sort: Sort, counts: dict[Sort, int], definition: Any) -> int:
@@ -244,7 +249,8 @@ def _definition(d: Any, n: int) -> list[str]:
                 if withs else [f"(instance (;{n};) (instantiate {c}))"]
         case InlineExports(exports=exports):
             return _block(f"(instance (;{n};)",
-                          [f'(export "{e.name}" ({e.sort.value} {e.index}))' for e in exports])
+                          [f'(export "{e.name}"{_attributes(e)} ({e.sort.value} {e.index}))'
+                           for e in exports])
         case CoreExportAlias(sort=s, instance=i, name=name):
             return [f'(alias core export {i} "{name}" ({s.value} (;{n};)))']
         case ExportAlias(sort=s, instance=i, name=name):
@@ -261,17 +267,27 @@ def _definition(d: Any, n: int) -> list[str]:
             op = {ResourceNew: "new", ResourceDrop: "drop", ResourceRep: "rep"}[type(d)]
             return [f"(core func (;{n};) (canon resource.{op} {d.resource}))"]
         case Import(name=name, t=t):
-            return [f'(import "{name}" {_extern(t, n)})']
+            return [f'(import "{name}"{_attributes(d)} {_extern(t, n)})']
         case ExportDecl(name=name, t=t):
-            return [f'(export (;{n};) "{name}" {_extern(t, None)})']
+            return [f'(export (;{n};) "{name}"{_attributes(d)} {_extern(t, None)})']
         case Export(name=name, sort=s, index=i, t=t):
             typed = "" if t is None else " " + _extern(t, None)
-            return [f'(export (;{n};) "{name}" ({s.value} {i}){typed})']
+            return [f'(export (;{n};) "{name}"{_attributes(d)} ({s.value} {i}){typed})']
         case Component():
             body: list[str] = []
             _scope_body(d, d.definitions, "", body)
             return _block(f"(component (;{n};)", body)
     return _type(d, n)
+
+
+def _attributes(d: Import | Export | ExportDecl | InlineExport) -> str:
+    return "".join(f' ({a.kind} "{_escaped(a.value)}")' for a in d.attributes)
+
+
+def _escaped(text: str) -> str:
+    """A string as the text format writes it: controls, quotes and backslashes escaped."""
+    return "".join(f"\\u{{{ord(c):x}}}" if ord(c) < 0x20 or c in '"\\\x7f' else c
+                   for c in text)
 
 
 def _options(o: CanonOptions) -> str:
@@ -337,8 +353,9 @@ def _valtype_text(d: Any) -> str:
         case FuncType(params=params, result=result):
             text = "(func" + "".join(f' (param "{name}" {_val(t)})' for name, t in params)
             return text + ("" if result is None else f" (result {_val(result)})") + ")"
-        case ResourceType(dtor=dtor):
-            return "(resource (rep i32)" + ("" if dtor is None else f" (dtor {dtor})") + ")"
+        case ResourceType(rep=rep, dtor=dtor):
+            dtor_text = "" if dtor is None else f" (dtor {dtor})"
+            return f"(resource (rep {rep.value}){dtor_text})"
     raise AssertionError(f"no text for {d!r}")
 
 
@@ -379,8 +396,9 @@ def _core_extern(module: ModuleType, t: Any) -> str:
             return f"(func (type {i}){inline})"
         case CoreTableType(element=e, minimum=lo, maximum=hi):
             return f"(table {lo}{'' if hi is None else f' {hi}'} {e.value})"
-        case CoreMemoryType(minimum=lo, maximum=hi):
-            return f"(memory {lo}{'' if hi is None else f' {hi}'})"
+        case CoreMemoryType(minimum=lo, maximum=hi, shared=shared, memory64=wide):
+            return (f"(memory {'i64 ' if wide else ''}{lo}{'' if hi is None else f' {hi}'}"
+                    f"{' shared' if shared else ''})")
         case CoreGlobalType(t=v, mutable=mutable):
             return f"(global (mut {v.value}))" if mutable else f"(global {v.value})"
     raise AssertionError(f"no text for {t!r}")

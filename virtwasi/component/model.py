@@ -105,6 +105,7 @@ class InlineExport:
     name: str
     sort: Sort
     index: int
+    attributes: tuple[NameAttribute, ...] = ()
 
 
 @dataclass(frozen=True)

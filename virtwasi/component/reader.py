@@ -310,9 +310,9 @@ def _instance(r: ByteReader, scope: _Scope) -> None:
     elif kind == 0x01:
         exports = []
         for _ in range(r.count("inline export")):
-            name, _attributes = _extern_name(r)
+            name, attributes = _extern_name(r)
             sort = read_sort(r)
-            exports.append(InlineExport(name, sort, scope.index(r, sort)))
+            exports.append(InlineExport(name, sort, scope.index(r, sort), attributes))
         scope.add(Sort.INSTANCE, InlineExports(tuple(exports)))
     else:
         raise r.malformed(f"unknown instance kind {kind:#04x}", at)
@@ -569,10 +569,11 @@ def _deftype(r: ByteReader, scope: _Scope, *, in_type: bool) -> Frame:
         if in_type:
             raise r.malformed("a resource type defined inside a component or instance type", at)
         rep_at = r.offset
-        if _core_valtype(r) is not CoreValType.I32:
-            raise r.malformed("a resource represented by something other than i32", rep_at)
+        rep = _core_valtype(r)
+        if rep not in (CoreValType.I32, CoreValType.I64):  # i64 with 64-bit memories
+            raise r.malformed(f"a resource represented by {rep.value}", rep_at)
         dtor = scope.index(r, Sort.CORE_FUNC) if r.flag("resource destructor") else None
-        return ResourceType(CoreValType.I32, dtor)
+        return ResourceType(rep, dtor)
     if code in _UNSUPPORTED_TYPES:
         raise r.unsupported(_UNSUPPORTED_TYPES[code], at)
     raise r.malformed(f"unknown type opcode {code:#04x}", at)
@@ -676,8 +677,9 @@ def _module_type(r: ByteReader, parent: _Scope) -> ModuleType:
             scope.declarations.append(CoreImportDecl(
                 r.name("import module"), r.name("import field"), _core_extern(r, scope)))
         elif tag == 0x01:
+            # Here 0x50 is a GC subtype, not a module type: module types do not nest.
             if r.peek("core type") == 0x50:
-                raise r.malformed("a module type declared inside a module type")
+                raise r.unsupported("core GC types (rec, sub, struct, array)")
             scope.add(Sort.CORE_TYPE, _core_type(r, scope))
         elif tag == 0x02:
             if r.byte("alias sort") != 0x10 or r.byte("alias kind") != 0x01:

@@ -114,7 +114,7 @@ class ResourceType:
     """A resource type defined by this component: a fresh type at each instantiation."""
 
     rep: CoreValType
-    """The core representation (always ``i32`` today)."""
+    """The core representation: ``i32`` (``i64`` for components with 64-bit memories)."""
     dtor: int | None
     """The core function index of the destructor, called with the representation."""
 
