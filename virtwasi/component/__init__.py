@@ -6,6 +6,14 @@ the order the binary defines them (:mod:`.model`), with types named as in the ca
 (:mod:`.types`). Anything unreadable is one :class:`ComponentReadError`: a
 :class:`MalformedBinary` (truncated, corrupt, an index not yet defined) with the byte offset,
 or an :class:`UnsupportedFeature` naming what virtwasi does not handle yet.
+
+Following a definition is following indices through the spaces of its scope::
+
+    c = read_component(data)                 # a C program wrapped by the preview 1 adapter
+    c.core_funcs[13]   # ResourceDrop(resource=27)
+    c.types[27]        # ExportAlias(sort=Sort.TYPE, instance=13, name='directory-entry-stream')
+    c.instances[13]    # Import(name='wasi:filesystem/types@0.2.12', t=ExternType(INSTANCE, 24))
+    c.types[24]        # InstanceType(declarations=...), whose own spaces hold the export
 """
 
 from .binary import (

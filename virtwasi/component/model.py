@@ -205,6 +205,7 @@ class ResourceRep:
 
 
 Canon = CanonLift | CanonLower | ResourceNew | ResourceDrop | ResourceRep
+"""What a canon section defines: a func (lift) or a core func (the others)."""
 
 
 # -- imports, exports and their types ---------------------------------------------------------
@@ -384,5 +385,3 @@ class Component(Scope):
                                      if isinstance(c, Component)]))
         return found
 
-
-Definition = Any
