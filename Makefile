@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FIXTURE_DEBS := clang lld wasi-libc libclang-rt-dev-wasm32 wabt
 
-.PHONY: setup system-packages test lint fixtures bench demo clean
+.PHONY: setup system-packages npm test lint fixtures bench demo clean
 
 # The virtual environment, rebuilt when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -29,7 +29,19 @@ system-packages:
 		echo "run: sudo apt-get install -y $$missing"; exit 1; \
 	fi
 
-test: $(STAMP)
+# npm fetches the component tests' preview 1 adapter (jco's) at test time; Debian's npm
+# when the machine has no Node.js of its own.
+npm:
+	@if command -v npm >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	else \
+		echo "missing: npm (the component tests fetch jco's adapter with it)"; \
+		echo "run: sudo apt-get install -y npm"; exit 1; \
+	fi
+
+test: $(STAMP) npm
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
