@@ -21,9 +21,8 @@ import errno
 import fcntl
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _RECORD, _DATA = ".json", ".spill"
 _YOUNG_S = 60  # an empty record younger than this may be one being written right now
@@ -144,8 +143,7 @@ class SpillRecord:
         os.close(self._fd)
 
 
-@dataclass(frozen=True)
-class Recovered:
+class Recovered(NamedTuple):
     """A spill left by a process that died: the ``url`` it was meant for, why it was not
     saved, and where its data is ``kept`` now (None: it was held in memory, lost)."""
 
@@ -254,8 +252,7 @@ def _keep(data: Path, run: str, url: str, reason: str) -> Path:
 # -- the unsaved folder ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeptFile:
+class KeptFile(NamedTuple):
     """A file in :func:`unsaved_folder`: its ``path``, the ``url`` it was meant for (None if
     not recorded), why it was kept, its size and when it was kept."""
 
