@@ -264,3 +264,45 @@ def test_virtwasi_unsaved_discards_only_what_it_is_given(
     gone = command("unsaved", "--discard", str(kept[0]))
     assert (gone.returncode, gone.stdout) == (0, f"discarded {kept[0]}\n")
     assert not kept[0].exists() and kept[1].exists()
+
+
+def test_a_run_leaves_the_spill_of_a_living_virtwasi_alone(
+        s3_url: str, s3_fresh: Fresh, endpoint: Endpoint, unsaved_dir: Path) -> None:
+    with virtwasi(s3_url, endpoint.url, "grow", "/big", str(BIG), "wait") as writer:
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == f"grow /big: {BIG} bytes\n"
+        other = command("run", str(FIXTURES / "hello.wasm"))
+        assert (other.returncode, other.stderr) == (0, "")
+        out, err = writer.communicate("\n", timeout=120)
+    assert (writer.returncode, out, err) == (0, "wait: done\n", "")
+    assert read(s3_fresh, s3_url, "big") == pattern(BIG)  # stored whole at exit
+    assert kept_files(unsaved_dir) == {}
+    assert command("unsaved").stdout == f"nothing kept in {unsaved_dir}\n"
+
+
+def test_what_a_killed_virtwasi_was_writing_over_ftp_is_stored_with_the_credentials_given(
+        ftp_url: str, ftp_folder: Path, unsaved_dir: Path) -> None:
+    with subprocess.Popen([sys.executable, "-m", "virtwasi", "run", "--mount", f"/={ftp_url}",
+                           BLOCKTOOL, "grow", "/big", str(BIG), "wait"], text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as guest:
+        assert guest.stdout is not None
+        assert guest.stdout.readline() == f"grow /big: {BIG} bytes\n"
+        guest.kill()
+        guest.communicate(timeout=120)
+    assert not (ftp_folder / "big").exists()
+    [entry] = command("unsaved").stdout.splitlines()  # the run that finds it is this one
+    user, password = ftp_url.removeprefix("ftp://").partition("@")[0].split(":")
+    # Recorded without the password: the store needs it given again.
+    assert password not in entry
+    manifests = list(unsaved_dir.glob("*.json"))
+    assert manifests and not [p for p in manifests if password in p.read_text()]
+    host = ftp_url.partition("@")[2]
+    assert f": for ftp://{host}/big, {BIG} bytes, kept " in entry
+    refused = command("unsaved", "--store", "--all")
+    assert refused.returncode == 1 and "not stored" in refused.stderr
+    stored = command("unsaved", "--store", "--all", "--mount-option", f"ftp.username={user}",
+                     "--mount-option", f"ftp.password={password}")
+    assert stored.returncode == 0, stored.stderr
+    assert (ftp_folder / "big").read_bytes() == pattern(BIG)
+    assert kept_files(unsaved_dir) == {}

@@ -204,10 +204,10 @@ def _recover(path: Path) -> Recovered | None:
         if not text and time.time() - st.st_mtime < _YOUNG_S:
             return None  # being made (created, not yet locked)
         try:
-            record: dict[str, Any] = json.loads(text)
+            record = json.loads(text)
         except ValueError:
-            record = {}
-        return _settle(path, record)
+            record = None
+        return _settle(path, record if isinstance(record, dict) else {})
     finally:
         os.close(fd)
 
@@ -215,26 +215,27 @@ def _recover(path: Path) -> Recovered | None:
 def _settle(path: Path, record: dict[str, Any]) -> Recovered | None:
     """Keep what a dead process's record says was not stored, then remove the record."""
     data = path.with_suffix(_DATA)
-    url = str(record.get("url") or "an unknown destination")
+    url = record.get("url")
     since = record.get("unstored_since")
     recovered = None
-    # Kept unless stored, or meant for nowhere lasting (a store that died with its process).
-    if not record or (since is not None and record.get("url")):
+    # Kept unless stored, or meant for nowhere lasting (a store that died with its process);
+    # a record that cannot be read is kept too, as meant for an unknown destination.
+    if not record or (since is not None and url):
         who = f"virtwasi process {record.get('pid', '?')}"
         reason = f"{who} was killed while writing it, {since or 'at an unknown time'}"
         kept = None
         if data.exists():
-            run = str(record.get("run") or f"unknown-{record.get('pid', '')}")
-            kept = _keep(data, run, url, reason)
-        recovered = Recovered(url, reason, kept)
+            run = os.path.basename(str(record.get("run") or "")) or f"unknown-{path.stem}"
+            kept = _keep(data, run, str(url) if url else None, reason)
+        recovered = Recovered(str(url or "an unknown destination"), reason, kept)
     path.unlink(missing_ok=True)  # the data is kept, or was stored: done either way
     data.unlink(missing_ok=True)
     return recovered
 
 
-def _keep(data: Path, run: str, url: str, reason: str) -> Path:
+def _keep(data: Path, run: str, url: str | None, reason: str) -> Path:
     """Move ``data`` into the unsaved run folder ``run``, at a path made of ``url``."""
-    scheme, _, rest = url.partition("://")
+    scheme, _, rest = (url or "unknown://spill").partition("://")
     relative = Path(scheme, *[part for part in rest.split("/") if part not in ("", ".", "..")])
     dest = unsaved_folder() / run / relative
     n = 1
