@@ -49,22 +49,22 @@ def spill_folder() -> Path:
     return cache_folder() / "spill"
 
 
-_run_name = ""
-
-
-def run_name() -> str:
-    """This process's folder name under :func:`unsaved_folder`: when it first needed one,
-    and its process id."""
-    global _run_name
-    if not _run_name or not _run_name.endswith(f"-{os.getpid()}"):  # a fork is a new run
-        _run_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    return _run_name
-
-
 def unsaved_run_folder() -> Path:
-    """A folder of :func:`unsaved_folder` for this run, not made yet: what one run could
-    not store, under the paths it had in its storage."""
-    return unsaved_folder() / run_name()
+    """A folder of :func:`unsaved_folder` for what a run could not store at its end (the
+    time and process id), not made yet: the files go under the paths they had."""
+    return unsaved_folder() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+_process_run = ""
+
+
+def _process_run_name() -> str:
+    """The folder name under :func:`unsaved_folder` for the spills of this process, should
+    it be killed: when it first wrote a spill, and its process id."""
+    global _process_run
+    if not _process_run.endswith(f"-{os.getpid()}"):  # unset, or a fork: a new process
+        _process_run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    return _process_run
 
 
 def _stamp(seconds: float) -> str:
@@ -108,7 +108,7 @@ class SpillRecord:
         import json
 
         since = None if self._since is None else _stamp(self._since)
-        text = json.dumps({"pid": os.getpid(), "run": run_name(), "url": self.url,
+        text = json.dumps({"pid": os.getpid(), "run": _process_run_name(), "url": self.url,
                            "unstored_since": since}).encode()
         os.pwrite(self._fd, text, 0)
         os.ftruncate(self._fd, len(text))
