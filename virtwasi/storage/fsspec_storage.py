@@ -12,7 +12,7 @@ honestly rather than pretending:
 * inode numbers are synthetic, stable per path for the storage's lifetime, and move with a
   rename;
 * reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole); writes go
-  to a local spill (memory, then a temporary file) uploaded whole by ``sync()`` and
+  to a local spill (memory, then a file: :mod:`.spill`) uploaded whole by ``sync()`` and
   ``close()``, because object stores cannot write in place. Every handle open on one name
   shares its spill, as handles share an inode, so they see each other's writes at once;
   other clients of the store see them once uploaded.
@@ -254,7 +254,7 @@ class FsspecFile:
     def _ensure_spill(self, *, copy: bool = True) -> Spill:
         content = self._content
         if content.spill is None:
-            spill = Spill(_SPILL_IN_MEMORY)
+            spill = Spill(_SPILL_IN_MEMORY, self._storage.url(content.path))
             if copy and not content.empty:
                 chunk = memoryview(bytearray(_COPY_CHUNK))
                 offset = 0
@@ -502,6 +502,19 @@ class FsspecStorage:
         if self._owns_fs:
             release_filesystem(self.fs)
 
+    def url(self, path: str | None) -> str | None:
+        """Where ``path`` is stored, as a URL without credentials (for the user to find
+        it); None for a store that lives only as long as this process (``memory://``) or
+        a name that is gone."""
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple | list) else (
+            self.fs.protocol,)
+        if path is None or "memory" in protocols:
+            return None
+        full = self._full(path)
+        if isinstance(self.fs, FTPFileSystem):
+            return f"ftp://{self.fs.host}:{self.fs.port}/{full.lstrip('/')}"
+        return str(self.fs.unstrip_protocol(full))
+
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _full(self, path: str) -> str:
@@ -554,6 +567,8 @@ class FsspecStorage:
             for f in self._handles(content):
                 f._keep_readable()
             content.path = None
+            if content.spill is not None:
+                content.spill.retarget(None)  # its data is meant for nowhere now
 
     def _moved(self, src: str, dst: str) -> None:
         """Inode numbers and open files follow a rename, as they would on a disk."""
@@ -572,6 +587,9 @@ class FsspecStorage:
             del self._contents[content.path]
             content.path = renamed(content.path)
         self._contents.update((content.path, content) for content in moved if content.path)
+        for content in moved:
+            if content.spill is not None and content.path is not None:
+                content.spill.retarget(self.url(content.path))
 
     # -- fsspec's view of one path -------------------------------------------------------
 
