@@ -20,6 +20,7 @@ missing S3 key costs two (s3fs then lists the prefix to find a directory).
 from __future__ import annotations
 
 import email.utils
+import io
 from datetime import UTC, datetime
 from glob import has_magic
 from typing import Any
@@ -137,6 +138,15 @@ class Layout:
     def keep_dir(self, fs: Any, full: str) -> None:
         """An entry of directory ``full`` was removed: make sure the directory stays."""
 
+    def move_file(self, fs: Any, src: str, dst: str, size: int) -> None:
+        """Move the file ``src`` (of ``size`` bytes) to ``dst``, which is free."""
+        if has_magic(src) or has_magic(dst):
+            # fsspec's generic mv globs its arguments: "f[1]" would move "f1". Copy literally.
+            fs.cp_file(src, dst)
+            fs.rm_file(src)
+        else:
+            fs.mv(src, dst)
+
     def move_dir(self, fs: Any, src: str, dst: str) -> None:
         if not (has_magic(src) or has_magic(dst)):
             fs.mv(src, dst, recursive=True)
@@ -170,6 +180,10 @@ class ListedLayout(Layout):
     lookup_by_listing = True
 
 
+# A file this small (as far as the mount knows) is read whole at its first read.
+_WHOLE = 8 << 20
+# The largest object S3 copies in one request is 5 GiB.
+_ONE_COPY = 5 << 30
 # A page of ListObjectsV2 holds this many keys and prefixes (S3's own default).
 _PAGE = 1000
 
@@ -209,7 +223,10 @@ class ObjectStoreLayout(Layout):
             request["ContinuationToken"] = page["NextContinuationToken"]
 
     def open_read(self, fs: Any, full: str, size: int) -> Any:
-        return fs.open(full, "rb", size=size)  # s3fs would ask the size again (a HEAD)
+        if size <= _WHOLE:
+            # One GET of the object as it is now, where s3fs's file would HEAD it first.
+            return io.BytesIO(fs.cat_file(full, max_concurrency=1))  # else s3fs HEADs first
+        return fs.open(full, "rb", size=size)
 
     def make_dir(self, fs: Any, full: str) -> None:
         fs.pipe_file(full + "/", b"")  # s3fs's mkdir makes nothing below a bucket
@@ -220,6 +237,18 @@ class ObjectStoreLayout(Layout):
     def keep_dir(self, fs: Any, full: str) -> None:
         if not fs.exists(full):
             fs.pipe_file(full + "/", b"")
+
+    def move_file(self, fs: Any, src: str, dst: str, size: int) -> None:
+        if size >= _ONE_COPY:
+            fs.cp_file(src, dst)  # a copy in parts
+        else:
+            # One CopyObject: s3fs's cp_file would HEAD the source first, for its size.
+            source_bucket, source_key, _ = fs.split_path(src)
+            bucket, key, _ = fs.split_path(dst)
+            fs.call_s3("copy_object", Bucket=bucket, Key=key,
+                       CopySource={"Bucket": source_bucket, "Key": source_key})
+            fs.invalidate_cache(dst)
+        fs.rm_file(src)
 
     def move_dir(self, fs: Any, src: str, dst: str) -> None:
         keys = [str(key) for key in fs.find(src)]  # every object below, markers included

@@ -65,7 +65,6 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from glob import has_magic
 from pathlib import Path
 from typing import Any, Literal
 
@@ -825,7 +824,7 @@ class FsspecStorage:
             if not is_dir:
                 moving = self._stored(src)  # stored just now if it was pending
             try:
-                self._move(self._full(src), self._full(dst), is_dir)
+                self._move(self._full(src), self._full(dst), is_dir, moving.size)
             finally:  # half done or not, what was under both names must be asked again
                 self._gone(dst, is_dir=is_dir)
                 self._gone(src, is_dir=is_dir)
@@ -849,15 +848,11 @@ class FsspecStorage:
             return  # other entries keep it
         self._layout.keep_dir(self.fs, self._full(parent))
 
-    def _move(self, src: str, dst: str, is_dir: bool) -> None:
+    def _move(self, src: str, dst: str, is_dir: bool, size: int) -> None:
         if is_dir:
             self._layout.move_dir(self.fs, src, dst)
-        elif has_magic(src) or has_magic(dst):
-            # fsspec's generic mv globs its arguments: "f[1]" would move "f1". Copy literally.
-            self.fs.cp_file(src, dst)
-            self.fs.rm_file(src)
         else:
-            self.fs.mv(src, dst)
+            self._layout.move_file(self.fs, src, dst, size)
 
     def symlink(self, target: str, path: str) -> None:
         raise posix_error(errno.ENOTSUP, path)
