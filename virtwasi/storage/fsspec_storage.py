@@ -11,7 +11,12 @@ honestly rather than pretending:
   archive's root, an implied directory) reports when the storage was opened;
 * inode numbers are synthetic, stable per path for the storage's lifetime, and move with a
   rename;
-* reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole); writes go
+* what a remote store said of a name is kept (:mod:`.metadata`): exact about this
+  storage's own changes, trusted for ``cache_ttl`` seconds about everyone else's. On S3
+  and FTP a name is looked up in its parent's listing, which answers for its siblings too
+  (on S3 its first page only: a huge directory is not listed whole to find one name);
+* reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole; an S3
+  object of up to 8 MiB is one GET at the first read); writes go
   to a local spill (memory, then a temporary file) uploaded whole by ``sync()`` and
   ``close()``, because object stores cannot write in place. Every handle open on one name
   shares its spill, as handles share an inode, so they see each other's writes at once;
