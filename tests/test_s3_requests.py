@@ -21,6 +21,7 @@ from virtwasi.storage.loopback import counting_proxy, s3_options
 from virtwasi.storage.mounts import MountSource, Remote, open_mount
 
 FSTOOL = str(FIXTURES / "fstool.wasm")
+BATCH = str(FIXTURES / "batch.wasm")
 Fresh = Callable[[], Any]
 
 
@@ -40,22 +41,23 @@ def bucket(s3_url: str, s3_fresh: Fresh) -> str:
     return name
 
 
-def guest(source: MountSource, *commands: str) -> list[str]:
-    result = run(FSTOOL, list(commands), mounts={"/": source})
+def guest(source: MountSource, *commands: str, module: str = FSTOOL) -> list[str]:
+    result = run(module, list(commands), mounts={"/": source})
     return result.stdout.decode().splitlines()
 
 
-def counted(proxy: tuple[str, list[str]], bucket: str,
-            *commands: str, **options: Any) -> tuple[list[str], list[str]]:
-    """fstool's output for ``commands`` on a new mount of ``bucket`` through the proxy, and
-    the requests they made beyond those of opening the mount."""
+def counted(proxy: tuple[str, list[str]], bucket: str, *commands: str,
+            module: str = FSTOOL) -> tuple[list[str], list[str]]:
+    """The output of ``module`` (fstool) run with ``commands`` on a new mount of
+    ``bucket`` through the proxy, and the requests it made beyond those of opening the
+    mount."""
     endpoint, log = proxy
-    mount = Remote(f"s3://{bucket}", {**s3_options(endpoint), **options})
+    mount = Remote(f"s3://{bucket}", s3_options(endpoint))
     start = len(log)
     guest(mount)
     opening = len(log) - start
     start = len(log)
-    out = guest(mount, *commands)
+    out = guest(mount, *commands, module=module)
     return out, log[start + opening:]
 
 
@@ -109,6 +111,28 @@ def test_what_this_world_changes_it_sees_at_once(proxy: tuple[str, list[str]], b
     fresh = s3_fresh()
     assert sorted(fresh.ls(bucket)) == [f"{bucket}/{name}" for name in ("d", "folder",
                                                                         "moved.txt")]
+
+
+def test_a_folder_read_in_order_is_fetched_ahead_once(proxy: tuple[str, list[str]],
+                                                      bucket: str, s3_fresh: Fresh) -> None:
+    out, asked = counted(proxy, bucket, "/folder", "/out", module=BATCH)
+    assert out == [f"100 files, {sum(range(100))} bytes"]
+    reads = sorted(line for line in asked if line.startswith(f"GET /{bucket}/folder/"))
+    assert reads == [f"GET /{bucket}/folder/f{i:03}" for i in range(100)]  # each once
+    # The two listings (/ and /folder), the marker of /out, and one PUT per file.
+    assert len(asked) == 2 + 1 + 100 + 100, asked
+    assert s3_fresh().cat_file(f"{bucket}/out/f042") == b"X" * 42
+
+
+def test_what_was_fetched_ahead_is_not_read_once_this_world_changed_it(
+        proxy: tuple[str, list[str]], bucket: str) -> None:
+    # Reading f001 after f000 fetches the next files ahead; f002 is then rewritten here.
+    out, _ = counted(proxy, bucket, "cat", "/folder/f000", "cat", "/folder/f001", "put",
+                     "/folder/f002", "rewritten", "cat", "/folder/f002", "rm", "/folder/f003",
+                     "cat", "/folder/f003")
+    assert out == ["cat /folder/f000: ", "cat /folder/f001: x", "put /folder/f002: ok",
+                   "cat /folder/f002: rewritten", "rm /folder/f003: ok",
+                   "cat /folder/f003: errno 44 (No such file or directory)"]
 
 
 def another_writer(s3_fresh: Fresh, bucket: str) -> None:

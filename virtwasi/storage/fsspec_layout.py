@@ -19,8 +19,10 @@ missing S3 key costs two (s3fs then lists the prefix to find a directory).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import io
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from glob import has_magic
 from typing import Any
@@ -119,6 +121,11 @@ class Layout:
     def open_read(self, fs: Any, full: str, size: int) -> Any:
         """``full`` opened for reading, its ``size`` already known."""
         return fs.open(full, "rb")
+
+    def fetch(self, fs: Any, full: str) -> Future[bytes] | None:
+        """The whole content of ``full``, fetched concurrently with whatever the caller
+        does next; None where the store cannot (see :mod:`.readahead`)."""
+        return None
 
     def describe(self, info: dict[str, Any]) -> dict[str, Any]:
         """info() as the store answered it, with the type it means."""
@@ -227,6 +234,12 @@ class ObjectStoreLayout(Layout):
             # One GET of the object as it is now, where s3fs's file would HEAD it first.
             return io.BytesIO(fs.cat_file(full, max_concurrency=1))  # else s3fs HEADs first
         return fs.open(full, "rb", size=size)
+
+    def fetch(self, fs: Any, full: str) -> Future[bytes] | None:
+        loop = getattr(fs, "loop", None)  # s3fs runs its requests on fsspec's own loop
+        if loop is None or not loop.is_running():
+            return None
+        return asyncio.run_coroutine_threadsafe(fs._cat_file(full, max_concurrency=1), loop)
 
     def make_dir(self, fs: Any, full: str) -> None:
         fs.pipe_file(full + "/", b"")  # s3fs's mkdir makes nothing below a bucket

@@ -16,7 +16,8 @@ honestly rather than pretending:
   and FTP a name is looked up in its parent's listing, which answers for its siblings too
   (on S3 its first page only: a huge directory is not listed whole to find one name);
 * reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole; an S3
-  object of up to 8 MiB is one GET at the first read); writes go
+  object of up to 8 MiB is one GET at the first read, and a folder's small objects read
+  in order are fetched ahead: :mod:`.readahead`); writes go
   to a local spill (memory, then a temporary file) uploaded whole by ``sync()`` and
   ``close()``, because object stores cannot write in place. Every handle open on one name
   shares its spill, as handles share an inode, so they see each other's writes at once;
@@ -63,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import io
 import itertools
 import os
 import socket
@@ -84,6 +86,7 @@ from .fsspec_layout import time_ns as _time_ns
 from .metadata import UNKNOWN, Entry, MetadataCache
 from .network import listings_ttl
 from .opening import Opening, open_rule
+from .readahead import SMALL, ReadAhead
 from .spill import Spill
 
 # The one table: fsspec's exceptions to POSIX errnos (first match wins).
@@ -242,9 +245,7 @@ class FsspecFile:
         if self._reader is None:
             if self.path is None:
                 raise posix_error(errno.ENOENT, self._name())
-            storage = self._storage
-            self._reader = storage._layout.open_read(storage.fs, storage._full(self.path),
-                                                     self._last.size)
+            self._reader = self._storage._open_stored(self.path, self._last.size)
         return self._reader
 
     def _drop_reader(self) -> None:
@@ -354,6 +355,7 @@ class FsspecFile:
         content.pending = False
         size = content.spill.size if content.spill is not None else 0
         self._storage._cache.note(content.path, Entry(FileKind.REGULAR, size, content.mtime_ns))
+        self._storage._ahead.forget(content.path)
 
     def close(self) -> None:
         if self._closed or self._abandoned:
@@ -427,6 +429,8 @@ class FsspecStorage:
         if cache_ttl == "filesystem":
             cache_ttl = listings_ttl(fs)
         self._cache = MetadataCache(cache_ttl if remote_store(fs) else 0)
+        self._ahead = ReadAhead(lambda path: self._layout.fetch(self.fs, self._full(path)))
+        self._in_order: tuple[str, int, list[str]] = ("", -1, [])  # see _small_files
         self._root: str = fs._strip_protocol(root).rstrip("/")
         self._dev = next(_devices)
         # What an entry the store keeps no time for (an archive's root, a directory that
@@ -518,6 +522,7 @@ class FsspecStorage:
                 failures.append(exc)
         if failures:
             raise failures[0]
+        self._ahead.close()
         if self._closed or self._unsaved:
             return
         self._closed = True
@@ -842,6 +847,32 @@ class FsspecStorage:
         if is_dir:
             self._cache.forget_below(path)
         self._cache.note(path, None)
+        self._ahead.forget(path)
+
+    # -- reading stored content ----------------------------------------------------------
+
+    def _open_stored(self, path: str, size: int) -> Any:
+        """A reader of ``path`` as stored (``size`` bytes, as far as this mount knows), and
+        what to read ahead of it, if its folder is being read in order."""
+        data = self._ahead.take(path)
+        reader = (io.BytesIO(data) if data is not None
+                  else self._layout.open_read(self.fs, self._full(path), size))
+        if size <= SMALL:
+            self._ahead.read(path, self._small_files(_parent(path)))
+        return reader
+
+    def _small_files(self, folder: str) -> list[str]:
+        """The small regular files of ``folder`` in listing order, if it was listed."""
+        listing = self._cache.listing(folder)
+        if listing is None:
+            return []
+        known, count, paths = self._in_order
+        if known != folder or count != len(listing):
+            prefix = f"{folder}/" if folder else ""
+            paths = [prefix + name for name, entry in sorted(listing.items())
+                     if entry.kind is FileKind.REGULAR and entry.size <= SMALL]
+            self._in_order = (folder, len(listing), paths)
+        return paths
 
     def _keep_parent(self, path: str) -> None:
         """``path`` was removed: its directory stays, even where directories are prefixes."""
