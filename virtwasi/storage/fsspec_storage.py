@@ -745,8 +745,9 @@ class FsspecStorage:
             content = self._share(path, emptied=opening is Opening.CREATE or truncate)
             if opening is Opening.CREATE:
                 content.pending = True
-            f = FsspecFile(self, content, writable=writable,
-                           last=self._make_stat(path, self._entry(path)))
+            if entry is None or opening is Opening.CREATE or truncate:
+                entry = Entry(FileKind.REGULAR, 0, 0 if entry is None else entry.mtime_ns)
+            f = FsspecFile(self, content, writable=writable, last=self._make_stat(path, entry))
         self._files.add(f)
         return f
 
