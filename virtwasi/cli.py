@@ -852,7 +852,7 @@ def _store_kept(kept: KeptFile, options: Mapping[str, dict[str, Any]]) -> str | 
     given = {protocol: opts for protocol, opts in options.items()
              if protocol in chain_protocols(kept.url)}
     try:
-        fs, target = open_url(kept.url, given)
+        fs, target, _ = open_url(kept.url, given)
     except ImportError as exc:
         return str(exc)
     except Exception as exc:  # fsspec backends raise whatever their libraries raise
