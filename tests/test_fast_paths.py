@@ -8,6 +8,7 @@ the call just the same. The fast walk in path resolution must find what the full
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from virtwasi.world import (
     Trap,
     World,
     borrow,
+    given,
+    lent,
     own,
     value,
 )
@@ -181,3 +184,85 @@ def test_the_fast_walk_finds_what_the_full_walk_finds(
                 status = _walk(paths.status, storage, start, path, follow=follow)
                 expected = slow.stat if isinstance(slow, paths.Resolved) else slow
                 assert status == expected, (start, path)
+
+
+def maker_world(semantics: str) -> tuple[World, Instance, Context, Any, list[str]]:
+    """A definer whose ``open`` answers a representation (the world makes the handle) and
+    whose destructor notes what it ended; the client's context and its view of it."""
+    closed: list[str] = []
+
+    def lib(ctx: Context) -> dict[str, Func | ResourceType]:
+        thing = ctx.resource_type("thing", destructor=lambda rep: closed.append(rep["name"]))
+
+        def make(name: str) -> dict[str, str]:
+            return {"name": name}
+
+        def open_(rep: dict[str, str], name: str) -> Any:
+            return {"name": f"{rep['name']}/{name}"} if name != "int" else 7
+
+        f = ctx.func
+        return {"thing": thing,
+                "new": f(make, [value], [given(thing)], "new", representations=True),
+                "open": f(open_, [lent(thing), value], [given(thing)], "open",
+                          representations=True)}
+
+    world = World(semantics)
+    lib_inst = world.instantiate("lib", lib)
+    contexts: list[Context] = []
+
+    def client(ctx: Context) -> dict[str, Func | ResourceType]:
+        contexts.append(ctx)
+        return {}
+
+    client_inst = world.instantiate("client", client, {"lib": lib_inst})
+    return world, client_inst, contexts[0], contexts[0].imports["lib"], closed
+
+
+SEMANTICS = ["component-model", "proposal-2021", "transparent"]
+
+
+def holdings(world: World) -> list[tuple[str, tuple[Any, ...]]]:
+    return [(inst.name, tuple((h.index, h.kind, h.alive, h.refs, h.lends)
+                              for h in inst.holdings())) for inst in world.instances]
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_lowered_call_that_makes_a_handle_gives_what_the_membrane_gives(
+        semantics: str) -> None:
+    answers = []
+    for fast in (False, True):
+        world, client, _, imports, _ = maker_world(semantics)
+        root = imports.new("root")
+        bound: BoundFunc = imports["open"]
+        call = bound.lowered if fast else bound
+        got = [outcome(call, root, "a"), outcome(call, root, "b")]
+        for bad in (0, -1, 99, "1", None, True):
+            got.append(outcome(call, bad, "a"))
+        got.append(outcome(call, root))  # one argument short
+        try:
+            call(root, "int")
+        except TypeError as exc:  # a representation that would read as a handle
+            got.append(("type-error", str(exc)))
+        answers.append((got, holdings(world), client.active))
+    assert answers[0] == answers[1]
+    assert answers[0][0][0] == ("returned", 2)
+    assert answers[0][0][-1][0] == "type-error"
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_bound_ender_ends_as_end_does(semantics: str) -> None:
+    answers = []
+    for fast in (False, True):
+        world, _, ctx, imports, closed = maker_world(semantics)
+        thing = imports["thing"]
+        assert isinstance(thing, ResourceType)
+        end = ctx.ender(thing) if fast else partial(ctx.end, thing)
+        root = imports.new("root")
+        a, b = imports.open(root, "a"), imports.open(root, "b")
+        got = [outcome(end, a), outcome(end, a)]  # the second: a freed slot
+        for bad in (0, -1, 99, "1", None):
+            got.append(outcome(end, bad))
+        got.append(outcome(end, b))
+        answers.append((got, list(closed), holdings(world)))
+    assert answers[0] == answers[1]
+    assert answers[0][1] == ["root/a", "root/b"]

@@ -244,23 +244,10 @@ def serve(ctx: Context, functions: Mapping[str, Callable[..., Any]],
     ``destructors`` gives the destructor of ``descriptor`` and of
     ``directory-entry-stream``; the two types are defined here, by ``ctx``'s instance.
     Each function of ``functions`` takes representations where the interface has a handle
-    (the world hands them over) and returns a representation where it returns one (a new
-    handle is made of it here), once for every implementation.
+    (the world hands them over) and returns a representation where it returns one (the
+    world makes the new handle of it, in the caller's table), once for every
+    implementation.
     """
     types = {name: ctx.resource_type(name, destructor=destructor)
              for name, destructor in destructors.items()}
-    made = {name: types[function.result.value] for name, function in FUNCTIONS.items()
-            if function.result not in (None, Slot.VALUE)}
-    return export(ctx, types, {
-        name: _making(ctx, made[name], fn) if name in made else fn
-        for name, fn in functions.items()}, representations=True)
-
-
-def _making(ctx: Context, rtype: ResourceType, fn: Callable[..., Any]) -> Callable[..., int]:
-    """``fn``, with the representation it returns made a new handle of ``rtype``."""
-    new = ctx.resource_new
-
-    def making(*args: Any) -> int:
-        return new(rtype, fn(*args))
-
-    return making
+    return export(ctx, types, functions, representations=True)

@@ -56,8 +56,13 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
     caller.active += 1
     try:
         if func.rep_only and not func.handle_results:
-            return _call_with_reps(caller, callee, func, args)
-        return _call_with_frame(caller, callee, func, args)
+            result = _call_with_reps(caller, callee, func, args)
+        else:
+            result = _call_with_frame(caller, callee, func, args)
+        if func.makes is not None:  # a representation: its new handle goes to the caller
+            handles.require_representation(func.makes, result)
+            return handles.grant(caller, func.makes, result)[0]
+        return result
     finally:
         caller.active -= 1
 
@@ -73,8 +78,11 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     parameters.
     """
     lifts = func.lifts
-    if (not func.rep_only or func.handle_results or len(lifts) != 1 or lifts[0][0] != 0
-            or len(func.params) > 3):
+    if (func.makes is not None and func.rep_only and len(lifts) == 1 and lifts[0][0] == 0
+            and not func.handle_results):
+        return _lowered_making(caller, func)
+    if (not func.rep_only or func.handle_results or func.makes is not None or len(lifts) != 1
+            or lifts[0][0] != 0 or len(func.params) > 3):
         return lambda *args: call(caller, func, args)
     callee, rtype, fn, table = func._instance, lifts[0][2], func._fn, caller.table
 
@@ -137,6 +145,40 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
             caller.active -= 1
 
     return (lent, lent1, lent2)[len(func.params) - 1]
+
+
+def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
+    """:func:`lowered` for a call that lends a descriptor first and returns a new handle
+    made of the representation the callee answers (``Func.makes``): the lending of
+    ``lent``, then :func:`handles.maker`'s step, decided once for this caller."""
+    callee, rtype, fn, table = func._instance, func.lifts[0][2], func._fn, caller.table
+    make = handles.maker(caller, func.makes)  # type: ignore[arg-type]
+    rest = len(func.params) - 1
+
+    def making(h: Any, *args: Any) -> Any:
+        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
+                or len(args) != rest):
+            return call(caller, func, (h, *args))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h, *args))
+        caller.active += 1
+        try:
+            handle.lends += 1
+            callee.active += 1
+            try:
+                rep = fn(resource.rep, *args)
+            finally:
+                callee.active -= 1
+                handle.lends -= 1
+            return make(rep)
+        finally:
+            caller.active -= 1
+
+    return making
 
 
 def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:

@@ -129,6 +129,7 @@ class Func:
         "handle_params",
         "handle_results",
         "lifts",
+        "makes",
         "name",
         "params",
         "rep_only",
@@ -179,10 +180,17 @@ class Func:
         self.rep_only = all(op == Lift.REP for _, op, _ in self.lifts)
         if representations:
             self._fn = _taking_representations(fn, instance, self.params, self.lifts)
+        # With representations, a single handle result of a type this instance defined is
+        # returned as a representation: the world makes the handle, in the caller's table.
+        self.makes: ResourceType | None = None
+        if (representations and len(self.results) == 1
+                and isinstance(self.results[0], HandleParam)
+                and self.results[0].rtype._definer is instance):
+            self.makes = self.results[0].rtype
         self.handle_results: tuple[HandleSlot, ...] = tuple(
             (i, t.kind, t.rtype)
             for i, t in enumerate(self.results)
-            if mediated and isinstance(t, HandleParam)
+            if mediated and isinstance(t, HandleParam) and self.makes is None
         )
 
     def __repr__(self) -> str:
