@@ -200,8 +200,12 @@ def maker_world(semantics: str) -> tuple[World, Instance, Context, Any, list[str
         def open_(rep: dict[str, str], name: str) -> Any:
             return {"name": f"{rep['name']}/{name}"} if name != "int" else 7
 
+        def peek(rep: dict[str, str], extra: str) -> tuple[str, str, int]:
+            return rep["name"], extra, ctx.handle_count  # the copy a 2021 call holds
+
         f = ctx.func
         return {"thing": thing,
+                "peek": f(peek, [lent(thing), value], [value], "peek", representations=True),
                 "new": f(make, [value], [given(thing)], "new", representations=True),
                 "open": f(open_, [lent(thing), value], [given(thing)], "open",
                           representations=True)}
@@ -235,9 +239,10 @@ def test_a_lowered_call_that_makes_a_handle_gives_what_the_membrane_gives(
         root = imports.new("root")
         bound: BoundFunc = imports["open"]
         call = bound.lowered if fast else bound
-        got = [outcome(call, root, "a"), outcome(call, root, "b")]
+        peek = imports["peek"].lowered if fast else imports["peek"]
+        got = [outcome(call, root, "a"), outcome(call, root, "b"), outcome(peek, root, "x")]
         for bad in (0, -1, 99, "1", None, True):
-            got.append(outcome(call, bad, "a"))
+            got += [outcome(call, bad, "a"), outcome(peek, bad, "x")]
         got.append(outcome(call, root))  # one argument short
         try:
             call(root, "int")

@@ -81,6 +81,9 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     if (func.makes is not None and func.rep_only and len(lifts) == 1 and lifts[0][0] == 0
             and not func.handle_results):
         return _lowered_making(caller, func)
+    if (len(lifts) == 1 and lifts[0][:2] == (0, Lift.SHARED) and func._on_reps is not None
+            and lifts[0][2]._definer is func._instance and not func.handle_results):
+        return _lowered_shared(caller, func)
     if (not func.rep_only or func.handle_results or func.makes is not None or len(lifts) != 1
             or lifts[0][0] != 0 or len(func.params) > 3):
         return lambda *args: call(caller, func, args)
@@ -179,6 +182,46 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
             caller.active -= 1
 
     return making
+
+
+def _lowered_shared(caller: Instance, func: Func) -> Callable[..., Any]:
+    """:func:`lowered` under proposal-2021 for a call whose one handle, first, is a shared
+    copy of the callee's own type read as its representation: the copy is made in the
+    callee's table for the call and dropped after it, as :func:`_call_with_frame` does,
+    without the frame; the callee reads the representation it would read from the copy."""
+    callee, rtype, on_reps = func._instance, func.lifts[0][2], func._on_reps
+    assert on_reps is not None
+    table, callee_table = caller.table, callee.table
+    make = None if func.makes is None else handles.maker(caller, func.makes)
+    rest = len(func.params) - 1
+
+    def shared(h: Any, *args: Any) -> Any:
+        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
+                or len(args) != rest):
+            return call(caller, func, (h, *args))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h, *args))
+        caller.active += 1
+        try:
+            copy = handles.share(handle)
+            index = callee_table.add(copy)
+            callee.active += 1
+            try:
+                result = on_reps(resource.rep, *args)
+            finally:
+                callee.active -= 1
+                if callee_table.peek(index) is copy:
+                    callee_table.remove(index)
+                    handles.release(copy)
+            return result if make is None else make(result)
+        finally:
+            caller.active -= 1
+
+    return shared
 
 
 def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:

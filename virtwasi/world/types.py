@@ -126,6 +126,7 @@ class Func:
     __slots__ = (
         "_fn",
         "_instance",
+        "_on_reps",
         "handle_params",
         "handle_results",
         "lifts",
@@ -178,6 +179,8 @@ class Func:
         )
         # The hot path of a virtualizer: every handle is a borrow of its own type.
         self.rep_only = all(op == Lift.REP for _, op, _ in self.lifts)
+        # What takes the representations themselves (the membrane may hand them over).
+        self._on_reps = fn if representations else None
         if representations:
             self._fn = _taking_representations(fn, instance, self.params, self.lifts)
         # With representations, a single handle result of a type this instance defined is
