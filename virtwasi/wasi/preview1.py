@@ -179,6 +179,9 @@ class Preview1(CommonImports):
         self._get_type = wasi.get_type.lowered
         self._get_flags = wasi.get_flags.lowered
         self._end_descriptor = client.ender(self._descriptor)
+        self._read_directory = wasi.read_directory.lowered
+        self._read_directory_entry = wasi.read_directory_entry.lowered
+        self._end_stream = client.ender(self._stream)
         self.memory: GuestMemory
         self.table = FdTable([
             Stdio(stdin, None, Rights.FD_READ),
@@ -453,7 +456,7 @@ class Preview1(CommonImports):
 
     def _new_listing(self, entry: Opened) -> Listing:
         self._end_listing(entry)
-        stream = self.wasi.read_directory(entry.handle)
+        stream = self._read_directory(entry.handle)
         ino = self._stat(entry.handle).ino
         entry.listing = Listing(stream, [(b".", ino, _DIRECTORY), (b"..", ino, _DIRECTORY)])
         return entry.listing
@@ -461,12 +464,12 @@ class Preview1(CommonImports):
     def _end_listing(self, entry: Opened) -> None:
         listing, entry.listing = entry.listing, None
         if listing is not None:
-            self._client.end(self._stream, listing.stream)
+            self._end_stream(listing.stream)
 
     def _dirent(self, listing: Listing, index: int) -> tuple[bytes, int, int] | None:
         entries = listing.entries
         while index >= len(entries) and not listing.ended:
-            found = self.wasi.read_directory_entry(listing.stream)
+            found = self._read_directory_entry(listing.stream)
             if found is None:
                 listing.ended = True
             else:
