@@ -44,8 +44,8 @@ def stat_at(d: Descriptor, path_flags: int, path: str) -> Stat:
 
 
 def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: int
-            ) -> Descriptor:
-    """The descriptor to hand out (the caller makes the handle)."""
+            ) -> tuple[Descriptor, FileKind, int]:
+    """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if d.kind is not FileKind.DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
     check_open(open_flags, flags)
@@ -63,12 +63,13 @@ def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: i
                         open_directories=True)
     if opening is Opening.DIRECTORY:
         assert found.stat is not None
-        return Descriptor(d.storage, found.path, FileKind.DIRECTORY, None,
-                          READ | (d.flags & MUTATE_DIRECTORY), ino=found.stat.ino)
+        flags = READ | (d.flags & MUTATE_DIRECTORY)
+        return (Descriptor(d.storage, found.path, FileKind.DIRECTORY, None, flags,
+                           ino=found.stat.ino), FileKind.DIRECTORY, flags)
     file = d.storage.open(found.path, create=create, exclusive=exclusive,
                           truncate=bool(open_flags & TRUNCATE), writable=writable)
-    return Descriptor(d.storage, found.path, FileKind.REGULAR, file,
-                      flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY)
+    flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
+    return Descriptor(d.storage, found.path, FileKind.REGULAR, file, flags), FileKind.REGULAR, flags
 
 
 def create_directory_at(d: Descriptor, path: str) -> None:

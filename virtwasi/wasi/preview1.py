@@ -176,8 +176,6 @@ class Preview1(CommonImports):
         self._stat = wasi.stat.lowered
         self._stat_at = wasi.stat_at.lowered
         self._open_at = wasi.open_at.lowered
-        self._get_type = wasi.get_type.lowered
-        self._get_flags = wasi.get_flags.lowered
         self._end_descriptor = client.ender(self._descriptor)
         self._read_directory = wasi.read_directory.lowered
         self._read_directory_entry = wasi.read_directory_entry.lowered
@@ -189,17 +187,20 @@ class Preview1(CommonImports):
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
         for index, guest in enumerate(wasi.preopen_paths()):
-            self.table.add(self._opened(wasi.preopen(index), preopen=guest))
+            self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
     def _type(self, name: str) -> ResourceType:
         rtype = self.wasi[name]
         assert isinstance(rtype, ResourceType)
         return rtype
 
-    def _opened(self, handle: int, *, preopen: str | None = None, append: bool = False,
-                nonblock: bool = False) -> Opened:
-        kind = self._get_type(handle)
-        flags = self._get_flags(handle)
+    def _described(self, handle: int, *, preopen: str | None = None) -> Opened:
+        """What ``handle`` is, as the implementation describes it when asked."""
+        return self._opened(handle, self.wasi.get_type(handle), self.wasi.get_flags(handle),
+                            preopen=preopen)
+
+    def _opened(self, handle: int, kind: FileKind, flags: int, *, preopen: str | None = None,
+                append: bool = False, nonblock: bool = False) -> Opened:
         rights, inheriting = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
             append = nonblock = False
@@ -481,9 +482,9 @@ class Preview1(CommonImports):
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
         check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         name = self.path(path, length)  # the path before the fd, as in wasmtime
-        handle = self._open_at(self.handle(fd), dirflags & _SYMLINK_FOLLOW, name, oflags,
-                               descriptor_flags(oflags, base, fdflags))
-        opened = self._opened(handle, append=bool(fdflags & _APPEND),
+        handle, kind, flags = self._open_at(self.handle(fd), dirflags & _SYMLINK_FOLLOW, name,
+                                            oflags, descriptor_flags(oflags, base, fdflags))
+        opened = self._opened(handle, kind, flags, append=bool(fdflags & _APPEND),
                               nonblock=bool(fdflags & _NONBLOCK))
         self.memory.pack(U32, fd_ptr, self.place(opened))
 

@@ -16,6 +16,7 @@ from .trap import Trap, TrapReason
 
 if TYPE_CHECKING:
     from .instance import Instance
+    from .types import Func
 
 
 def require_definer(rtype: ResourceType, inst: Instance, action: str) -> None:
@@ -86,14 +87,18 @@ def first_kind(holder: Instance) -> HandleKind:
     return HandleKind.OWN
 
 
-def maker(holder: Instance, rtype: ResourceType) -> Callable[[Any], int]:
+def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
     """What a call into ``rtype``'s definer that returns a representation (a ``Func`` that
     ``makes``) does with it: :func:`new` in the definer and the move of the handle to
     ``holder`` in one step, that is :func:`grant`, with the table and the kind decided
-    once."""
+    once. With more than one result, the representation is the first of a tuple of
+    them, and the handle takes its place."""
+    rtype = func.makes
+    assert rtype is not None
     kind = first_kind(holder)
     add = holding_table(holder, rtype).add
     live = rtype._live
+    count = len(func.results)
 
     def make(rep: Any) -> int:
         if isinstance(rep, int) and not isinstance(rep, bool):
@@ -102,7 +107,21 @@ def maker(holder: Instance, rtype: ResourceType) -> Callable[[Any], int]:
         live.add(resource)
         return add(Handle(resource, kind))
 
-    return make
+    if count == 1:
+        return make
+
+    def make_first(results: Any) -> tuple[Any, ...]:
+        if type(results) is not tuple or len(results) != count:
+            callee = rtype._definer
+            raise Trap(
+                TrapReason.BAD_CALL,
+                f"{callee.name}.{func.name} must return {count} result(s), returned "
+                f"{results!r}",
+                instance=callee.name,
+            )
+        return (make(results[0]), *results[1:])
+
+    return make_first
 
 
 def rep(inst: Instance, rtype: ResourceType, index: int) -> Any:

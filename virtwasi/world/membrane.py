@@ -60,8 +60,7 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
         else:
             result = _call_with_frame(caller, callee, func, args)
         if func.makes is not None:  # a representation: its new handle goes to the caller
-            handles.require_representation(func.makes, result)
-            return handles.grant(caller, func.makes, result)[0]
+            return handles.maker(caller, func)(result)
         return result
     finally:
         caller.active -= 1
@@ -155,7 +154,7 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
     made of the representation the callee answers (``Func.makes``): the lending of
     ``lent``, then :func:`handles.maker`'s step, decided once for this caller."""
     callee, rtype, fn, table = func._instance, func.lifts[0][2], func._fn, caller.table
-    make = handles.maker(caller, func.makes)  # type: ignore[arg-type]
+    make = handles.maker(caller, func)
     rest = len(func.params) - 1
 
     def making(h: Any, *args: Any) -> Any:
@@ -192,7 +191,7 @@ def _lowered_shared(caller: Instance, func: Func) -> Callable[..., Any]:
     callee, rtype, on_reps = func._instance, func.lifts[0][2], func._on_reps
     assert on_reps is not None
     table, callee_table = caller.table, callee.table
-    make = None if func.makes is None else handles.maker(caller, func.makes)
+    make = None if func.makes is None else handles.maker(caller, func)
     rest = len(func.params) - 1
 
     def shared(h: Any, *args: Any) -> Any:

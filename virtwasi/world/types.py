@@ -183,12 +183,13 @@ class Func:
         self._on_reps = fn if representations else None
         if representations:
             self._fn = _taking_representations(fn, instance, self.params, self.lifts)
-        # With representations, a single handle result of a type this instance defined is
-        # returned as a representation: the world makes the handle, in the caller's table.
+        # With representations, a first result that is a handle of a type this instance
+        # defined (the others plain values) is returned as a representation: the world
+        # makes the handle, in the caller's table.
         self.makes: ResourceType | None = None
-        if (representations and len(self.results) == 1
-                and isinstance(self.results[0], HandleParam)
-                and self.results[0].rtype._definer is instance):
+        if (representations and self.results and isinstance(self.results[0], HandleParam)
+                and self.results[0].rtype._definer is instance
+                and all(isinstance(t, Value) for t in self.results[1:])):
             self.makes = self.results[0].rtype
         self.handle_results: tuple[HandleSlot, ...] = tuple(
             (i, t.kind, t.rtype)
