@@ -87,6 +87,16 @@ _pack_fdstat = FDSTAT.pack_into
 _pack_filestat = FILESTAT.pack_into
 
 
+def _short_string(view: memoryview, ptr: int, length: int) -> str | None:
+    """What ``GuestMemory.string`` answers, for a hot call, when the string is in bounds
+    and valid UTF-8; None otherwise (ask ``string``, which says what is wrong)."""
+    end = ptr + length
+    try:
+        return str(view[ptr:end], "utf-8") if end <= len(view) else None
+    except UnicodeDecodeError:
+        return None
+
+
 def rights_of(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     """The rights preview 1 reports for a descriptor of ``kind`` with descriptor
     ``flags``: wasmtime's, less what the flags deny (a descriptor reached through a
@@ -481,12 +491,26 @@ class Preview1(CommonImports):
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
         check_open_flags(dirflags, oflags, base, inheriting, fdflags)
-        name = self.path(path, length)  # the path before the fd, as in wasmtime
-        handle, kind, flags = self._open_at(self.handle(fd), dirflags & _SYMLINK_FOLLOW, name,
+        memory = self.memory
+        name = _short_string(memory.view, path, length)
+        if name is None:  # the path before the fd, as in wasmtime
+            name = memory.string(path, length)
+        try:
+            entry: Entry | None = self.table.slots[fd]
+        except IndexError:
+            entry = None
+        if type(entry) is not Opened:
+            entry = self.opened(fd)
+        handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
                                             oflags, descriptor_flags(oflags, base, fdflags))
         opened = self._opened(handle, kind, flags, append=bool(fdflags & _APPEND),
                               nonblock=bool(fdflags & _NONBLOCK))
-        self.memory.pack(U32, fd_ptr, self.place(opened))
+        new_fd = self.place(opened)
+        view = memory.view
+        if fd_ptr & 3 or fd_ptr + 4 > len(view):
+            memory.pack(U32, fd_ptr, new_fd)
+        else:
+            _pack_u32(view, fd_ptr, new_fd)
 
     def place(self, opened: Opened) -> int:
         """The fd a newly opened descriptor gets."""
@@ -502,12 +526,7 @@ class Preview1(CommonImports):
         if type(entry) is not Opened:
             entry = self.opened(fd)
         memory = self.memory
-        view = memory.view
-        end = path + length
-        try:
-            name = str(view[path:end], "utf-8") if end <= len(view) else None
-        except UnicodeDecodeError:
-            name = None
+        name = _short_string(memory.view, path, length)
         if name is None:
             name = memory.string(path, length)
         st = self._stat_at(entry.handle, flags, name)
