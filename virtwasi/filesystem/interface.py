@@ -75,7 +75,8 @@ NOW = Now.NOW
 NewTimestamp = int | Now | None
 
 
-@dataclass(frozen=True, slots=True)
+# A value, as Stat is: hashable, never changed, not frozen (listing makes one per entry).
+@dataclass(slots=True, unsafe_hash=True)
 class DirectoryEntry:
     type: DescriptorType
     name: str
