@@ -2,7 +2,8 @@
 
 A lowered membrane call (what the preview 1 adapter binds) must trap as ``membrane.call``
 does, with the same reason and message, and lend the handle and mark both instances busy for
-the call just the same. The fast walk in path resolution must find what the full walk finds.
+the call just the same. The fast walk in path resolution must find what the full walk finds,
+and an open of a plain name, decided by the storage alone, must do what the full walk does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import pytest
 
 from virtwasi.filesystem import paths
 from virtwasi.filesystem.errors import FsError
+from virtwasi.filesystem.interface import MUTATE_DIRECTORY, READ, SYMLINK_FOLLOW, WRITE
+from virtwasi.storage.base import FileKind
 from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.readonly import ReadOnlyStorage
+from virtwasi.virtual.descriptors import Descriptor, close_descriptor
+from virtwasi.virtual.names import open_at
 from virtwasi.wasi.abi import Errno
 from virtwasi.wasi.errnos import WasiError
 from virtwasi.world import (
@@ -184,6 +190,45 @@ def test_the_fast_walk_finds_what_the_full_walk_finds(
                 status = _walk(paths.status, storage, start, path, follow=follow)
                 expected = slow.stat if isinstance(slow, paths.Resolved) else slow
                 assert status == expected, (start, path)
+
+
+def _snapshot(storage: MemoryStorage) -> list[tuple[Any, ...]]:
+    found = []
+    for directory in ("", "d", "d/e"):
+        for entry in storage.listdir(directory):
+            path = f"{directory}/{entry.name}" if directory else entry.name
+            st = storage.lstat(path)  # all but the device, which each tree has its own of
+            found.append((path, st.kind, st.size, st.ino, st.nlink, st.mtime_ns))
+    return found
+
+
+def _opened(storage: Any, start: str, *args: Any) -> Any:
+    try:
+        desc, kind, flags = open_at(Descriptor(storage, start, FileKind.DIRECTORY, None,
+                                               READ | MUTATE_DIRECTORY), *args)
+    except (FsError, OSError) as exc:
+        return type(exc), getattr(exc, "code", None) or getattr(exc, "errno", None)
+    close_descriptor(desc)
+    return desc.path, desc.kind, desc.flags, desc.ino, kind, flags
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_an_open_of_a_plain_name_answers_what_the_full_walk_answers(
+        read_only: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage's own open decides a plain name; the answer, and what the open did to
+    the tree, are the full walk's, for every kind of name and every flag."""
+    shortcut = paths.plain_name
+    for start, path_flags, open_flags, flags in itertools.product(
+            ("", "d"), (0, SYMLINK_FOLLOW), range(16), (READ, READ | WRITE, WRITE)):
+        for name in [*NAMES, "new", "x" * 300, "a\0b"]:
+            answers = []
+            for plain in (shortcut, lambda start, path: None):
+                monkeypatch.setattr(paths, "plain_name", plain)
+                tree = _tree()
+                storage = ReadOnlyStorage(tree) if read_only else tree
+                got = _opened(storage, start, path_flags, name, open_flags, flags)
+                answers.append((got, _snapshot(tree)))
+            assert answers[0] == answers[1], (start, name, path_flags, open_flags, flags)
 
 
 def maker_world(semantics: str) -> tuple[World, Instance, Context, Any, list[str]]:

@@ -54,6 +54,19 @@ def _join(parts: list[str]) -> str:
     return "/".join(parts)
 
 
+def plain_name(start: str, path: str) -> str | None:
+    """Where ``path`` leads from the directory ``start`` when it is one name with nothing to
+    resolve but, maybe, a symlink in it: no ``/``, not ``.`` or ``..``, no NUL, too short to
+    be over ``NAME_MAX``. None for any other path, which :func:`resolve` walks."""
+    if (0 < len(path) <= _SHORT and "/" not in path and path != "." and path != ".."
+            and "\0" not in path):
+        if not start:
+            return path
+        if start[0] != "/" and start[-1] != "/" and "//" not in start:
+            return f"{start}/{path}"
+    return None
+
+
 def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, Stat | None] | None:
     """The walk of :func:`resolve` for the common case, without its bookkeeping: ``path`` is
     plain components, meets no symlink it would follow and exists (or only its last
