@@ -186,6 +186,8 @@ class Preview1(CommonImports):
         self._stat = wasi.stat.lowered
         self._stat_at = wasi.stat_at.lowered
         self._open_at = wasi.open_at.lowered
+        self._get_type = wasi.get_type.lowered
+        self._get_flags = wasi.get_flags.lowered
         self._end_descriptor = client.ender(self._descriptor)
         self._read_directory = wasi.read_directory.lowered
         self._read_directory_entry = wasi.read_directory_entry.lowered
@@ -206,7 +208,7 @@ class Preview1(CommonImports):
 
     def _described(self, handle: int, *, preopen: str | None = None) -> Opened:
         """What ``handle`` is, as the implementation describes it when asked."""
-        return self._opened(handle, self.wasi.get_type(handle), self.wasi.get_flags(handle),
+        return self._opened(handle, self._get_type(handle), self._get_flags(handle),
                             preopen=preopen)
 
     def _opened(self, handle: int, kind: FileKind, flags: int, *, preopen: str | None = None,
