@@ -217,10 +217,11 @@ class Context:
         under every semantics, to a specific ``own``/``borrow``/``shared``. With
         ``representations``, every lent parameter of a type this instance defined reaches
         ``fn`` as its representation, under every semantics (what :meth:`rep_of` would
-        give), at no cost where a borrow already arrives as one; and a single handle
-        result of such a type is returned by ``fn`` as a representation, of which the
-        world makes the new handle straight in the caller's table (what
-        :meth:`resource_new` and returning the handle would do, in one step)."""
+        give), at no cost where a borrow already arrives as one; and a first result that
+        is a handle of such a type (any other result a plain value) is returned by ``fn``
+        as a representation, of which the world makes the new handle straight in the
+        caller's table (what :meth:`resource_new` and returning the handle would do, in
+        one step)."""
         return Func(self._live(), name or fn.__name__, fn, params, results, representations)
 
     # -- handles -----------------------------------------------------------------------

@@ -71,10 +71,13 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
 
     The virtualizer's hot shape (its first parameter a borrow of the callee's own type, no
     other handle, no handle result, at most three parameters) gets a closure that lifts
-    inline: one table index, one identity check on the type, one liveness check. Anything
-    unusual (an instance torn down, a bad or foreign index, a null handle) goes through
-    :func:`call`, which raises the exact trap. The caller must pass exactly the function's
-    parameters.
+    inline: one table index, one identity check on the type, one liveness check. So do the
+    same shape returning a new handle made of a representation (``Func.makes``: an open),
+    and, under proposal-2021, the same shapes with a shared copy of the callee's own type
+    read as its representation. Anything unusual (an instance torn down, a bad or foreign
+    index, a null handle) goes through :func:`call`, which raises the exact trap. The
+    caller must pass exactly the function's parameters (a wrong count, too, goes through
+    :func:`call` for the shapes with any number of them).
     """
     lifts = func.lifts
     if (func.makes is not None and func.rep_only and len(lifts) == 1 and lifts[0][0] == 0
