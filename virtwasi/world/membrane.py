@@ -74,7 +74,8 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     inline: one table index, one identity check on the type, one liveness check. So do the
     same shape returning a new handle made of a representation (``Func.makes``: an open),
     and, under proposal-2021, the same shapes with a shared copy of the callee's own type
-    read as its representation. Anything unusual (an instance torn down, a bad or foreign
+    read as its representation, and under transparent semantics a call that makes a
+    handle (it lifts nothing). Anything unusual (an instance torn down, a bad or foreign
     index, a null handle) goes through :func:`call`, which raises the exact trap. The
     caller must pass exactly the function's parameters (a wrong count, too, goes through
     :func:`call` for the shapes with any number of them).
@@ -83,6 +84,8 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     if (func.makes is not None and func.rep_only and len(lifts) == 1 and lifts[0][0] == 0
             and not func.handle_results):
         return _lowered_making(caller, func)
+    if func.makes is not None and not lifts and not func.handle_results:
+        return _lowered_unlifted_making(caller, func)
     if (len(lifts) == 1 and lifts[0][:2] == (0, Lift.SHARED) and func._on_reps is not None
             and lifts[0][2]._definer is func._instance and not func.handle_results):
         return _lowered_shared(caller, func)
@@ -179,6 +182,30 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
             finally:
                 callee.active -= 1
                 handle.lends -= 1
+            return make(rep)
+        finally:
+            caller.active -= 1
+
+    return making
+
+
+def _lowered_unlifted_making(caller: Instance, func: Func) -> Callable[..., Any]:
+    """:func:`lowered` for a call that lifts nothing (under transparent semantics every
+    handle is a bare index) and returns a new handle made of a representation."""
+    callee, fn = func._instance, func._fn
+    make = handles.maker(caller, func)
+    count = len(func.params)
+
+    def making(*args: Any) -> Any:
+        if caller.destroyed or callee.destroyed or len(args) != count:
+            return call(caller, func, args)
+        caller.active += 1
+        try:
+            callee.active += 1
+            try:
+                rep = fn(*args)
+            finally:
+                callee.active -= 1
             return make(rep)
         finally:
             caller.active -= 1
