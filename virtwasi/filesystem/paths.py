@@ -24,7 +24,9 @@ MAX_SYMLINKS = 40
 _SHORT = NAME_MAX // 4  # no path this long or shorter has a component over NAME_MAX bytes
 
 
-@dataclass(frozen=True, slots=True)
+# A value: never change one. Not declared frozen because a frozen dataclass costs a
+# microsecond more to make, and every open makes one; it stays hashable as if it were.
+@dataclass(slots=True, unsafe_hash=True)
 class Resolved:
     path: str
     """Where the path leads, relative to the storage's root."""
@@ -50,6 +52,19 @@ def _too_long(name: str) -> bool:
 
 def _join(parts: list[str]) -> str:
     return "/".join(parts)
+
+
+def plain_name(start: str, path: str) -> str | None:
+    """Where ``path`` leads from the directory ``start`` when it is one name with nothing to
+    resolve but, maybe, a symlink in it: no ``/``, not ``.`` or ``..``, no NUL, too short to
+    be over ``NAME_MAX``. None for any other path, which :func:`resolve` walks."""
+    if (0 < len(path) <= _SHORT and "/" not in path and path != "." and path != ".."
+            and "\0" not in path):
+        if not start:
+            return path
+        if start[0] != "/" and start[-1] != "/" and "//" not in start:
+            return f"{start}/{path}"
+    return None
 
 
 def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, Stat | None] | None:

@@ -56,7 +56,8 @@ def _existing(d: HostDescriptor, path: str, follow: bool = False
 
 
 def open_at(d: HostDescriptor, path_flags: int, path: str, open_flags: int, flags: int
-            ) -> HostDescriptor:
+            ) -> tuple[HostDescriptor, FileKind, int]:
+    """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if type(d) is not HostDirectory:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
     check_open(open_flags, flags)
@@ -91,8 +92,10 @@ def open_at(d: HostDescriptor, path_flags: int, path: str, open_flags: int, flag
         os.close(fd)
         raise
     if kind is FileKind.DIRECTORY:
-        return HostDirectory(fd, READ | (d.flags & MUTATE_DIRECTORY))
-    return HostFile(fd, kind, flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY)
+        flags = READ | (d.flags & MUTATE_DIRECTORY)
+        return HostDirectory(fd, flags), kind, flags
+    flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
+    return HostFile(fd, kind, flags), kind, flags
 
 
 def stat_at(d: HostDescriptor, path_flags: int, path: str) -> Stat:

@@ -63,7 +63,8 @@ class Stat:
     ctime_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+# A value, as Stat is: hashable, never changed, not frozen (listing makes one per entry).
+@dataclass(slots=True, unsafe_hash=True)
 class DirEntry:
     name: str
     ino: int

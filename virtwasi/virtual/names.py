@@ -28,6 +28,8 @@ from ..storage.base import FileKind, Stat
 from ..storage.opening import Opening, open_rule
 from .descriptors import Descriptor, timestamp
 
+_REGULAR = FileKind.REGULAR
+
 
 def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
     d.require_directory()
@@ -44,31 +46,47 @@ def stat_at(d: Descriptor, path_flags: int, path: str) -> Stat:
 
 
 def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: int
-            ) -> Descriptor:
-    """The descriptor to hand out (the caller makes the handle)."""
+            ) -> tuple[Descriptor, FileKind, int]:
+    """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if d.kind is not FileKind.DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
     check_open(open_flags, flags)
     create = bool(open_flags & CREATE)
     exclusive = create and bool(open_flags & EXCLUSIVE)
+    truncate, writable = bool(open_flags & TRUNCATE), bool(flags & WRITE)
+    flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
+    full = None if open_flags & DIRECTORY else paths.plain_name(d.path, path)
+    if full is not None:
+        # Nothing to walk: the storage's open decides by the open rule itself, as the
+        # Storage protocol requires, so a regular file or a missing name needs no status
+        # first. What it refuses (a directory to open, a symlink to follow, a refusal
+        # that a missing name would answer first) is decided in full below.
+        try:
+            file = d.storage.open(full, create=create, exclusive=exclusive,
+                                  truncate=truncate, writable=writable)
+        except FileNotFoundError:
+            raise  # the full walk would find nothing there either
+        except OSError:
+            pass
+        else:
+            return Descriptor(d.storage, full, _REGULAR, file, flags), _REGULAR, flags
     # O_CREAT|O_EXCL never follows a final symlink: the name exists, that is enough.
     follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
     found = paths.resolve(d.storage, d.path, path, follow=follow)
-    writable = bool(flags & WRITE)
     opening = open_rule(found.path, None if found.stat is None else found.stat.kind,
                         create=create, exclusive=exclusive,
-                        truncate=bool(open_flags & TRUNCATE), writable=writable,
+                        truncate=truncate, writable=writable,
                         must_be_directory=found.must_be_directory or bool(
                             open_flags & DIRECTORY),
                         open_directories=True)
     if opening is Opening.DIRECTORY:
         assert found.stat is not None
-        return Descriptor(d.storage, found.path, FileKind.DIRECTORY, None,
-                          READ | (d.flags & MUTATE_DIRECTORY), ino=found.stat.ino)
-    file = d.storage.open(found.path, create=create, exclusive=exclusive,
-                          truncate=bool(open_flags & TRUNCATE), writable=writable)
-    return Descriptor(d.storage, found.path, FileKind.REGULAR, file,
-                      flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY)
+        flags = READ | (d.flags & MUTATE_DIRECTORY)
+        return (Descriptor(d.storage, found.path, FileKind.DIRECTORY, None, flags,
+                           ino=found.stat.ino), FileKind.DIRECTORY, flags)
+    file = d.storage.open(found.path, create=create, exclusive=exclusive, truncate=truncate,
+                          writable=writable)
+    return Descriptor(d.storage, found.path, _REGULAR, file, flags), _REGULAR, flags
 
 
 def create_directory_at(d: Descriptor, path: str) -> None:

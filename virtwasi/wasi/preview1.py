@@ -78,6 +78,7 @@ MUTATING_RIGHTS = int(
     | Rights.PATH_UNLINK_FILE)
 MAX_POSITION = 2**64 - 1
 _SYNC_FDFLAGS = int(Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)
+_APPEND, _NONBLOCK = int(Fdflags.APPEND), int(Fdflags.NONBLOCK)
 _SYMLINK_FOLLOW = int(Lookupflags.SYMLINK_FOLLOW)
 
 # Bound once for the hot calls (plain ints: IntFlag arithmetic costs a microsecond).
@@ -86,11 +87,32 @@ _pack_fdstat = FDSTAT.pack_into
 _pack_filestat = FILESTAT.pack_into
 
 
+def _short_string(view: memoryview, ptr: int, length: int) -> str | None:
+    """What ``GuestMemory.string`` answers, for a hot call, when the string is in bounds
+    and valid UTF-8; None otherwise (ask ``string``, which says what is wrong)."""
+    end = ptr + length
+    try:
+        return str(view[ptr:end], "utf-8") if end <= len(view) else None
+    except UnicodeDecodeError:
+        return None
+
+
 def rights_of(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     """The rights preview 1 reports for a descriptor of ``kind`` with descriptor
     ``flags``: wasmtime's, less what the flags deny (a descriptor reached through a
     directory that may not be changed, with no ``mutate-directory``, has no right that
-    could change the tree)."""
+    could change the tree). Worked out once for each combination: an open asks again."""
+    key = (kind, flags, preopen)
+    found = _RIGHTS.get(key)
+    if found is None:
+        found = _RIGHTS[key] = _work_out_rights(kind, flags, preopen)
+    return found
+
+
+_RIGHTS: dict[tuple[FileKind, int, bool], tuple[int, int]] = {}
+
+
+def _work_out_rights(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     if kind is FileKind.DIRECTORY:
         base, inheriting = ((PREOPEN_RIGHTS, int(PREOPEN_INHERITING)) if preopen
                             else (int(DIRECTORY_RIGHTS), int(DIRECTORY_RIGHTS)))
@@ -123,20 +145,25 @@ def _timestamp(given: int, flags: int, set_flag: int, now_flag: int) -> NewTimes
     return given if flags & set_flag else None
 
 
+_FD_READ, _FD_WRITE = int(Rights.FD_READ), int(Rights.FD_WRITE)
+_CREAT_OR_TRUNC = int(Oflags.CREAT | Oflags.TRUNC)
+_SYNC_OF_FDFLAG = ((int(Fdflags.SYNC), int(DescriptorFlags.FILE_INTEGRITY_SYNC)),
+                   (int(Fdflags.DSYNC), int(DescriptorFlags.DATA_INTEGRITY_SYNC)),
+                   (int(Fdflags.RSYNC), int(DescriptorFlags.REQUESTED_WRITE_SYNC)))
+
+
 def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
     """The descriptor flags a ``path_open`` asks for: asked for neither reading nor writing,
     wasmtime opens for reading; creating or truncating opens for writing too."""
     flags = MUTATE_DIRECTORY
-    if base & Rights.FD_READ or not base & Rights.FD_WRITE:
+    if base & _FD_READ or not base & _FD_WRITE:
         flags |= READ
-    if base & Rights.FD_WRITE or oflags & (Oflags.CREAT | Oflags.TRUNC):
+    if base & _FD_WRITE or oflags & _CREAT_OR_TRUNC:
         flags |= WRITE
-    if fdflags & Fdflags.SYNC:
-        flags |= DescriptorFlags.FILE_INTEGRITY_SYNC
-    if fdflags & Fdflags.DSYNC:
-        flags |= DescriptorFlags.DATA_INTEGRITY_SYNC
-    if fdflags & Fdflags.RSYNC:
-        flags |= DescriptorFlags.REQUESTED_WRITE_SYNC
+    if fdflags & _SYNC_FDFLAGS:
+        for fdflag, flag in _SYNC_OF_FDFLAG:
+            if fdflags & fdflag:
+                flags |= flag
     return flags
 
 
@@ -158,6 +185,13 @@ class Preview1(CommonImports):
         self._append = wasi.append.lowered
         self._stat = wasi.stat.lowered
         self._stat_at = wasi.stat_at.lowered
+        self._open_at = wasi.open_at.lowered
+        self._get_type = wasi.get_type.lowered
+        self._get_flags = wasi.get_flags.lowered
+        self._end_descriptor = client.ender(self._descriptor)
+        self._read_directory = wasi.read_directory.lowered
+        self._read_directory_entry = wasi.read_directory_entry.lowered
+        self._end_stream = client.ender(self._stream)
         self.memory: GuestMemory
         self.table = FdTable([
             Stdio(stdin, None, Rights.FD_READ),
@@ -165,17 +199,20 @@ class Preview1(CommonImports):
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
         for index, guest in enumerate(wasi.preopen_paths()):
-            self.table.add(self._opened(wasi.preopen(index), preopen=guest))
+            self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
     def _type(self, name: str) -> ResourceType:
         rtype = self.wasi[name]
         assert isinstance(rtype, ResourceType)
         return rtype
 
-    def _opened(self, handle: int, *, preopen: str | None = None, append: bool = False,
-                nonblock: bool = False) -> Opened:
-        kind = self.wasi.get_type(handle)
-        flags = self.wasi.get_flags(handle)
+    def _described(self, handle: int, *, preopen: str | None = None) -> Opened:
+        """What ``handle`` is, as the implementation describes it when asked."""
+        return self._opened(handle, self._get_type(handle), self._get_flags(handle),
+                            preopen=preopen)
+
+    def _opened(self, handle: int, kind: FileKind, flags: int, *, preopen: str | None = None,
+                append: bool = False, nonblock: bool = False) -> Opened:
         rights, inheriting = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
             append = nonblock = False
@@ -227,8 +264,9 @@ class Preview1(CommonImports):
         destructor may answer an error, as a close does)."""
         if type(entry) is not Opened:
             return
-        self._end_listing(entry)
-        self._client.end(self._descriptor, entry.handle)
+        if entry.listing is not None:
+            self._end_listing(entry)
+        self._end_descriptor(entry.handle)
 
     # -- reading and writing -----------------------------------------------------------
     # The hot calls do inline what entry() and memory.pack() do, and fall back to them for
@@ -431,7 +469,7 @@ class Preview1(CommonImports):
 
     def _new_listing(self, entry: Opened) -> Listing:
         self._end_listing(entry)
-        stream = self.wasi.read_directory(entry.handle)
+        stream = self._read_directory(entry.handle)
         ino = self._stat(entry.handle).ino
         entry.listing = Listing(stream, [(b".", ino, _DIRECTORY), (b"..", ino, _DIRECTORY)])
         return entry.listing
@@ -439,12 +477,12 @@ class Preview1(CommonImports):
     def _end_listing(self, entry: Opened) -> None:
         listing, entry.listing = entry.listing, None
         if listing is not None:
-            self._client.end(self._stream, listing.stream)
+            self._end_stream(listing.stream)
 
     def _dirent(self, listing: Listing, index: int) -> tuple[bytes, int, int] | None:
         entries = listing.entries
         while index >= len(entries) and not listing.ended:
-            found = self.wasi.read_directory_entry(listing.stream)
+            found = self._read_directory_entry(listing.stream)
             if found is None:
                 listing.ended = True
             else:
@@ -455,12 +493,26 @@ class Preview1(CommonImports):
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
         check_open_flags(dirflags, oflags, base, inheriting, fdflags)
-        name = self.path(path, length)  # the path before the fd, as in wasmtime
-        handle = self.wasi.open_at(self.handle(fd), dirflags & _SYMLINK_FOLLOW, name, oflags,
-                                   descriptor_flags(oflags, base, fdflags))
-        opened = self._opened(handle, append=bool(fdflags & Fdflags.APPEND),
-                              nonblock=bool(fdflags & Fdflags.NONBLOCK))
-        self.memory.pack(U32, fd_ptr, self.place(opened))
+        memory = self.memory
+        name = _short_string(memory.view, path, length)
+        if name is None:  # the path before the fd, as in wasmtime
+            name = memory.string(path, length)
+        try:
+            entry: Entry | None = self.table.slots[fd]
+        except IndexError:
+            entry = None
+        if type(entry) is not Opened:
+            entry = self.opened(fd)
+        handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
+                                            oflags, descriptor_flags(oflags, base, fdflags))
+        opened = self._opened(handle, kind, flags, append=bool(fdflags & _APPEND),
+                              nonblock=bool(fdflags & _NONBLOCK))
+        new_fd = self.place(opened)
+        view = memory.view
+        if fd_ptr & 3 or fd_ptr + 4 > len(view):
+            memory.pack(U32, fd_ptr, new_fd)
+        else:
+            _pack_u32(view, fd_ptr, new_fd)
 
     def place(self, opened: Opened) -> int:
         """The fd a newly opened descriptor gets."""
@@ -476,12 +528,7 @@ class Preview1(CommonImports):
         if type(entry) is not Opened:
             entry = self.opened(fd)
         memory = self.memory
-        view = memory.view
-        end = path + length
-        try:
-            name = str(view[path:end], "utf-8") if end <= len(view) else None
-        except UnicodeDecodeError:
-            name = None
+        name = _short_string(memory.view, path, length)
         if name is None:
             name = memory.string(path, length)
         st = self._stat_at(entry.handle, flags, name)
