@@ -7,7 +7,8 @@ that would leave the starting directory: an absolute path, an absolute symlink t
 ``..`` above the start (``EPERM``). More than 40 symlinks is ``ELOOP``. A trailing ``/``
 (or a final ``.``/``..``) means the last component must be a directory. A component longer
 than ``NAME_MAX`` bytes is ``ENAMETOOLONG`` when the walk reaches it, as on Linux, whatever
-the storage could hold (an object store would take the name).
+the storage could hold (an object store would take the name); a whole path of ``PATH_MAX``
+bytes or more is, before the walk starts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.base import NAME_MAX, FileKind, Stat
+from ..storage.base import NAME_MAX, PATH_MAX, FileKind, Stat
 from .errors import ErrorCode, FsError
 
 MAX_SYMLINKS = 40
@@ -59,7 +60,8 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
     full walk starts over."""
     if "\0" in path or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
         return None
-    if len(path) > _SHORT and any(_too_long(part) for part in path.split("/")):
+    if len(path) > _SHORT and (len(path) >= PATH_MAX // 4
+                               or any(_too_long(part) for part in path.split("/"))):
         return None  # the full walk says where, after the components before it
     where = start
     if "/" in path:
@@ -94,12 +96,21 @@ def status(storage: Lookup, start: str, path: str, *, follow: bool) -> Stat | No
     return resolve(storage, start, path, follow=follow).stat
 
 
-def resolve(storage: Lookup, start: str, path: str, *, follow: bool) -> Resolved:
+def resolve(storage: Lookup, start: str, path: str, *, follow: bool,
+            create: bool = False) -> Resolved:
     """Resolve ``path`` from the directory ``start`` (a storage path). ``follow`` says
-    whether a symlink in the last component is followed."""
+    whether a symlink in the last component is followed. ``create`` is an open's
+    ``O_CREAT``, which makes only regular files: a name written with a trailing ``/`` is
+    then ``EISDIR`` once its parents are walked, whatever it is (Linux never looks it up)."""
+    if create and path.endswith("/") and path.rstrip("/").rpartition("/")[2] not in (
+            "", ".", ".."):
+        resolve(storage, start, path.rstrip("/"), follow=False)
+        raise FsError(ErrorCode.IS_DIRECTORY, f"{path!r}: an open creates no directory")
     plain = _plain(storage, start, path, follow)
     if plain is not None:
         return Resolved(plain[0], plain[1], False)
+    if len(path) >= PATH_MAX // 4 and "\0" not in path and len(os.fsencode(path)) >= PATH_MAX:
+        raise FsError(ErrorCode.NAME_TOO_LONG, f"a path of {len(path)} characters")
     if path.startswith("/"):
         raise FsError(ErrorCode.NOT_PERMITTED, f"absolute path {path!r} leaves the directory")
     if "\0" in path:

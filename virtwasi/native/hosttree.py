@@ -38,10 +38,10 @@ class DirTree:
             return os.readlink(name, dir_fd=parent)
 
 
-def resolve(fd: int, path: str, *, follow: bool) -> paths.Resolved:
+def resolve(fd: int, path: str, *, follow: bool, create: bool = False) -> paths.Resolved:
     """Resolve the guest's ``path`` inside the directory ``fd``; the result's path is
     relative to it (``""`` is the directory itself)."""
-    return paths.resolve(DirTree(fd), "", path, follow=follow)
+    return paths.resolve(DirTree(fd), "", path, follow=follow, create=create)
 
 
 def resolve_entry(fd: int, path: str) -> tuple[paths.Resolved, bool]:

@@ -62,7 +62,8 @@ def open_at(d: HostDescriptor, path_flags: int, path: str, open_flags: int, flag
     check_open(open_flags, flags)
     exclusive = open_flags & CREATE and open_flags & EXCLUSIVE
     # O_CREAT|O_EXCL never follows a last symlink, not even a dangling one.
-    found = resolve(d.fd, path, follow=bool(path_flags & SYMLINK_FOLLOW) and not exclusive)
+    found = resolve(d.fd, path, follow=bool(path_flags & SYMLINK_FOLLOW) and not exclusive,
+                    create=bool(open_flags & CREATE))
     if found.stat is None:
         if open_flags & CREATE and found.must_be_directory:
             raise FsError(ErrorCode.IS_DIRECTORY, "open cannot create a directory")

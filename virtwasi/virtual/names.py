@@ -53,7 +53,7 @@ def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: i
     exclusive = create and bool(open_flags & EXCLUSIVE)
     # O_CREAT|O_EXCL never follows a final symlink: the name exists, that is enough.
     follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
-    found = paths.resolve(d.storage, d.path, path, follow=follow)
+    found = paths.resolve(d.storage, d.path, path, follow=follow, create=create)
     writable = bool(flags & WRITE)
     opening = open_rule(found.path, None if found.stat is None else found.stat.kind,
                         create=create, exclusive=exclusive,
