@@ -144,7 +144,7 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool,
         try:
             stat = storage.lstat(candidate)
         except FileNotFoundError:
-            if last:
+            if last and "." not in pending:  # "new/." needs "new" as a directory to stand in
                 walked.append(part)
                 return Resolved(_join([*base, *walked]), None, must_be_directory)
             raise FsError(ErrorCode.NO_ENTRY, f"{candidate!r} does not exist") from None
@@ -181,14 +181,55 @@ def resolve_entry(storage: Lookup, start: str, path: str) -> tuple[Resolved, boo
     return resolve(storage, start, stripped, follow=False), stripped != path
 
 
+def walk_parents(storage: Lookup, start: str, path: str, *, slash: bool = False) -> None:
+    """Raise what walking the directories ``path`` passes through raises: every component
+    before the last, and with ``slash`` the last too when it is written with a trailing
+    ``/`` (as a link's paths are walked). A link or rename walks both of its paths so in
+    wasmtime before the system call looks at either last name (a NUL in it, its length,
+    whether it exists)."""
+    head = path if slash and path.endswith("/") else path.rstrip("/")
+    head = head if head.endswith("/") else head[:head.rfind("/") + 1]
+    if head and "\0" not in head and resolve(storage, start, head, follow=True).stat is None:
+        raise FsError(ErrorCode.NO_ENTRY, f"{head!r} does not exist")
+
+
+def names_dot(path: str) -> bool:
+    """The last component of ``path`` is ``.`` or ``..`` (trailing slashes aside)."""
+    return path.rstrip("/").rpartition("/")[2] in (".", "..")
+
+
+def check_rename_source(source: Resolved, *, dots: bool) -> None:
+    """rename's rules once its old name is resolved by :func:`resolve_entry` (both names'
+    parents walked), before the new name is looked at, as Linux and wasmtime answer them:
+    either name written ending in ``.`` or ``..`` (``dots``) is ``EBUSY``, then a missing
+    old name ``ENOENT``."""
+    if dots:
+        raise FsError(ErrorCode.BUSY, "cannot rename a directory someone stands in")
+    if source.stat is None:
+        raise FsError(ErrorCode.NO_ENTRY)
+
+
 def check_rename(source: Resolved, source_slash: bool, target: Resolved,
                  target_slash: bool) -> None:
     """rename's rules for names written with trailing slashes (each resolved by
-    :func:`resolve_entry`), as Linux and wasmtime answer them: a slash on either side
-    says both are directories."""
-    if source.stat is None:
-        raise FsError(ErrorCode.NO_ENTRY)
+    :func:`resolve_entry`, the old one checked by :func:`check_rename_source`), as Linux
+    and wasmtime answer them: a slash on either side says both are directories."""
+    assert source.stat is not None
     if (source_slash or target_slash) and source.stat.kind is not FileKind.DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY, "a trailing slash names a directory")
     if target_slash and target.stat is not None and target.stat.kind is not FileKind.DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY, "a trailing slash names a directory")
+
+
+def check_symlink_target(target: str, *, walked: bool) -> None:
+    """What symlink refuses of a target, as Linux and wasmtime answer: an absolute one
+    before anything else (``EPERM``: it would point outside); once the new name's parents
+    are walked (``walked``), an empty one (``ENOENT``) or one holding NUL (``EINVAL``),
+    before the name itself is looked at (``EEXIST`` comes after)."""
+    if not walked:
+        if target.startswith("/"):
+            raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
+    elif not target:
+        raise FsError(ErrorCode.NO_ENTRY, "a symlink needs a target")
+    elif "\0" in target:
+        raise FsError(ErrorCode.INVALID, "a path may not contain NUL")

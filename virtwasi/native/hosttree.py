@@ -44,6 +44,11 @@ def resolve(fd: int, path: str, *, follow: bool, create: bool = False) -> paths.
     return paths.resolve(DirTree(fd), "", path, follow=follow, create=create)
 
 
+def walk_parents(fd: int, path: str, *, slash: bool = False) -> None:
+    """The errors of the directories ``path`` passes through (see :func:`paths.walk_parents`)."""
+    paths.walk_parents(DirTree(fd), "", path, slash=slash)
+
+
 def resolve_entry(fd: int, path: str) -> tuple[paths.Resolved, bool]:
     """The name ``path`` ends in, never followed (see :func:`paths.resolve_entry`)."""
     return paths.resolve_entry(DirTree(fd), "", path)

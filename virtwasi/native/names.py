@@ -30,16 +30,11 @@ from ..storage.base import FileKind, Stat
 from ..storage.hostdir import to_stat
 from . import times
 from .descriptors import HostDescriptor, HostDirectory, HostFile, directory_of
-from .hosttree import parent_of, resolve, resolve_entry
+from .hosttree import parent_of, resolve, resolve_entry, walk_parents
 
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang (cleared once open);
 # O_NOCTTY: nor may a terminal become the runtime's controlling one.
 _OPEN = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-
-
-def _names_dot(path: str) -> bool:
-    """The last component is ``.`` or ``..`` (trailing slashes aside)."""
-    return path.rstrip("/").rpartition("/")[2] in (".", "..")
 
 
 def _found(d: HostDescriptor, path: str, follow: bool) -> tuple[HostDirectory, Resolved]:
@@ -168,9 +163,13 @@ def unlink_file_at(d: HostDescriptor, path: str) -> None:
 
 def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: str) -> None:
     source, target = directory_of(d), directory_of(new)
+    walk_parents(source.fd, old_path)
+    walk_parents(target.fd, new_path)
     found, found_slash = resolve_entry(source.fd, old_path)
+    dots = paths.names_dot(old_path) or paths.names_dot(new_path)
+    paths.check_rename_source(found, dots=dots or found.path == "")
     to, to_slash = resolve_entry(target.fd, new_path)
-    if _names_dot(old_path) or _names_dot(new_path) or "" in (found.path, to.path):
+    if to.path == "":  # the directory itself, reached without a dot (as "d/..")
         raise FsError(ErrorCode.BUSY, "cannot rename a directory someone stands in")
     paths.check_rename(found, found_slash, to, to_slash)
     with parent_of(source.fd, found.path) as (src, src_name), \
@@ -180,15 +179,13 @@ def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: s
 
 def symlink_at(d: HostDescriptor, link_target: str, path: str) -> None:
     directory = directory_of(d)
+    paths.check_symlink_target(link_target, walked=False)
     found = resolve(directory.fd, path, follow=False)
+    paths.check_symlink_target(link_target, walked=True)
     if found.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if found.must_be_directory:
         raise FsError(ErrorCode.NO_ENTRY, "a symlink is not a directory")
-    if link_target.startswith("/"):
-        raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
-    if "\0" in link_target:
-        raise FsError(ErrorCode.INVALID, "a path may not contain NUL")
     with parent_of(directory.fd, found.path) as (parent, name):
         os.symlink(link_target, name, dir_fd=parent)
 
@@ -198,10 +195,12 @@ def link_at(d: HostDescriptor, path_flags: int, old_path: str, new: HostDescript
     source, target = directory_of(d), directory_of(new)
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
+    walk_parents(source.fd, old_path, slash=True)
+    walk_parents(target.fd, new_path, slash=True)
     found = resolve(source.fd, old_path, follow=False)
-    to = resolve(target.fd, new_path, follow=False)
-    if found.stat is None:
+    if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)
+    to = resolve(target.fd, new_path, follow=False)
     if to.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if to.must_be_directory:

@@ -106,20 +106,24 @@ def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> N
         raise FsError(ErrorCode.CROSS_DEVICE)
     d.require_directory()
     new.require_directory()
+    paths.walk_parents(d.storage, d.path, old_path)
+    paths.walk_parents(new.storage, new.path, new_path)
     found, found_slash = paths.resolve_entry(d.storage, d.path, old_path)
+    dots = paths.names_dot(old_path) or paths.names_dot(new_path)
+    paths.check_rename_source(found, dots=dots)
     target, target_slash = paths.resolve_entry(new.storage, new.path, new_path)
     paths.check_rename(found, found_slash, target, target_slash)
     d.storage.rename(found.path, target.path)
 
 
 def symlink_at(d: Descriptor, target: str, path: str) -> None:
+    paths.check_symlink_target(target, walked=False)
     found = _parent_and_name(d, path)
+    paths.check_symlink_target(target, walked=True)
     if found.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if found.must_be_directory:
         raise FsError(ErrorCode.NO_ENTRY, "a symlink is not a directory")
-    if target.startswith("/"):
-        raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
     d.storage.symlink(target, found.path)
 
 
@@ -137,10 +141,12 @@ def link_at(d: Descriptor, path_flags: int, old_path: str, new: Descriptor,
     d.require_directory()
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
+    paths.walk_parents(d.storage, d.path, old_path, slash=True)
+    paths.walk_parents(new.storage, new.path, new_path, slash=True)
     found = paths.resolve(d.storage, d.path, old_path, follow=False)
-    target = _parent_and_name(new, new_path)
-    if found.stat is None:
+    if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)
+    target = _parent_and_name(new, new_path)
     if target.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if target.must_be_directory:
