@@ -88,7 +88,8 @@ class GuestMemory:
         # One byte more than fits is enough to know the copy would run out of memory.
         scratch = memoryview(bytearray(min(size, max(len(view) - ptr, 0) + 1)))
         got = read(scratch)
-        self.window(ptr, got)[:] = scratch[:got]
+        if got:  # nothing read is nothing copied, wherever the buffer points
+            self.window(ptr, got)[:] = scratch[:got]
         return got
 
     def first_iovec(self, ptr: int, count: int) -> tuple[int, int]:
