@@ -183,14 +183,30 @@ def resolve_entry(storage: Lookup, start: str, path: str) -> tuple[Resolved, boo
 
 def walk_parents(storage: Lookup, start: str, path: str, *, slash: bool = False) -> None:
     """Raise what walking the directories ``path`` passes through raises: every component
-    before the last, and with ``slash`` the last too when it is written with a trailing
-    ``/`` (as a link's paths are walked). A link or rename walks both of its paths so in
-    wasmtime before the system call looks at either last name (a NUL in it, its length,
-    whether it exists)."""
-    head = path if slash and path.endswith("/") else path.rstrip("/")
-    head = head if head.endswith("/") else head[:head.rfind("/") + 1]
+    before the last; the whole of an empty path (``ENOENT``), an absolute one or one
+    ending in ``.`` or ``..``; and with ``slash`` the whole of one written with a trailing
+    ``/`` (as a link's paths are walked)."""
+    if not path:
+        raise FsError(ErrorCode.NO_ENTRY, "an empty path names nothing")
+    if path.startswith("/") or names_dot(path) or (slash and path.endswith("/")):
+        head = path
+    else:
+        head = path.rstrip("/")
+        head = head[:head.rfind("/") + 1]
     if head and "\0" not in head and resolve(storage, start, head, follow=True).stat is None:
         raise FsError(ErrorCode.NO_ENTRY, f"{head!r} does not exist")
+
+
+def walk_two(old: tuple[Lookup, str, str], new: tuple[Lookup, str, str], *,
+             slash: bool = False) -> None:
+    """What a link or rename answers before the system call looks at either last name, as
+    wasmtime walks them: the directories of the old name then of the new one (each a
+    storage, start and path, walked by :func:`walk_parents`), then a NUL in either
+    (``EINVAL``)."""
+    for storage, start, path in (old, new):
+        walk_parents(storage, start, path, slash=slash)
+    if "\0" in old[2] or "\0" in new[2]:
+        raise FsError(ErrorCode.INVALID, "a path may not contain NUL")
 
 
 def names_dot(path: str) -> bool:

@@ -44,9 +44,12 @@ def resolve(fd: int, path: str, *, follow: bool, create: bool = False) -> paths.
     return paths.resolve(DirTree(fd), "", path, follow=follow, create=create)
 
 
-def walk_parents(fd: int, path: str, *, slash: bool = False) -> None:
-    """The errors of the directories ``path`` passes through (see :func:`paths.walk_parents`)."""
-    paths.walk_parents(DirTree(fd), "", path, slash=slash)
+def walk_two(old_fd: int, old_path: str, new_fd: int, new_path: str, *,
+             slash: bool = False) -> None:
+    """What a link or rename answers before looking at either last name (see
+    :func:`paths.walk_two`)."""
+    paths.walk_two((DirTree(old_fd), "", old_path), (DirTree(new_fd), "", new_path),
+                   slash=slash)
 
 
 def resolve_entry(fd: int, path: str) -> tuple[paths.Resolved, bool]:

@@ -30,7 +30,7 @@ from ..storage.base import FileKind, Stat
 from ..storage.hostdir import to_stat
 from . import times
 from .descriptors import HostDescriptor, HostDirectory, HostFile, directory_of
-from .hosttree import parent_of, resolve, resolve_entry, walk_parents
+from .hosttree import parent_of, resolve, resolve_entry, walk_two
 
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang (cleared once open);
 # O_NOCTTY: nor may a terminal become the runtime's controlling one.
@@ -163,8 +163,7 @@ def unlink_file_at(d: HostDescriptor, path: str) -> None:
 
 def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: str) -> None:
     source, target = directory_of(d), directory_of(new)
-    walk_parents(source.fd, old_path)
-    walk_parents(target.fd, new_path)
+    walk_two(source.fd, old_path, target.fd, new_path)
     found, found_slash = resolve_entry(source.fd, old_path)
     dots = paths.names_dot(old_path) or paths.names_dot(new_path)
     paths.check_rename_source(found, dots=dots or found.path == "")
@@ -195,8 +194,7 @@ def link_at(d: HostDescriptor, path_flags: int, old_path: str, new: HostDescript
     source, target = directory_of(d), directory_of(new)
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
-    walk_parents(source.fd, old_path, slash=True)
-    walk_parents(target.fd, new_path, slash=True)
+    walk_two(source.fd, old_path, target.fd, new_path, slash=True)
     found = resolve(source.fd, old_path, follow=False)
     if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)

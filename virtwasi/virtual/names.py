@@ -106,8 +106,7 @@ def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> N
         raise FsError(ErrorCode.CROSS_DEVICE)
     d.require_directory()
     new.require_directory()
-    paths.walk_parents(d.storage, d.path, old_path)
-    paths.walk_parents(new.storage, new.path, new_path)
+    paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path))
     found, found_slash = paths.resolve_entry(d.storage, d.path, old_path)
     dots = paths.names_dot(old_path) or paths.names_dot(new_path)
     paths.check_rename_source(found, dots=dots)
@@ -141,8 +140,8 @@ def link_at(d: Descriptor, path_flags: int, old_path: str, new: Descriptor,
     d.require_directory()
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
-    paths.walk_parents(d.storage, d.path, old_path, slash=True)
-    paths.walk_parents(new.storage, new.path, new_path, slash=True)
+    paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path),
+                   slash=True)
     found = paths.resolve(d.storage, d.path, old_path, follow=False)
     if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)
