@@ -23,6 +23,13 @@ DOCUMENTED: list[tuple[str, Callable[[fuzzkit.Difference], bool], str]] = [
      "wasmtime writes a struct's fields one by one and leaves the bytes between them as "
      "they were; virtwasi packs the struct whole, zeros between fields. No guest reads "
      "padding, and packing whole is what keeps fdstat and stat calls fast."),
+    ("listing continued", lambda d: d.call.name == "fd_readdir" and d.kind == "memory"
+     and any(c.name == "fd_readdir" and c.args[0] == d.call.args[0] for c in d.prefix),
+     "fd_readdir called with the cookie where the last call on that fd stopped goes on "
+     "reading the listing it started, as readdir(3) goes on with one DIR stream; wasmtime "
+     "reads the whole directory again on every call. The two differ only when the "
+     "directory changed in between, where POSIX leaves open whether the change is seen, "
+     "and going on is what keeps listing a large directory linear."),
 ]
 
 
