@@ -81,6 +81,8 @@ def read(d: Descriptor, buf: memoryview, offset: int) -> int:
     file = d.file
     if file is None:
         file = d.require_file()
+    if offset > MAX_OFFSET:  # before the mode, as Linux's pread checks them
+        raise FsError(ErrorCode.INVALID, "past the largest offset")
     if not d.flags & READ:
         raise FsError(ErrorCode.BAD_DESCRIPTOR, "not open for reading")
     if offset + buf.nbytes > MAX_OFFSET:
