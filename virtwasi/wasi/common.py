@@ -111,8 +111,9 @@ class CommonImports:
 
     # -- args, environment ----------------------------------------------------------------
     def _sizes(self, items: list[bytes], count_ptr: int, size_ptr: int) -> None:
-        self.memory.pack(U32, count_ptr, len(items))
+        # The size first: where both pointers are one, wasmtime leaves the count there.
         self.memory.pack(U32, size_ptr, sum(map(len, items)))
+        self.memory.pack(U32, count_ptr, len(items))
 
     def _strings(self, items: list[bytes], pointers: int, buf: int) -> None:
         for i, item in enumerate(items):
