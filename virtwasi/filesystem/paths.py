@@ -214,12 +214,18 @@ def names_dot(path: str) -> bool:
     return path.rstrip("/").rpartition("/")[2] in (".", "..")
 
 
-def check_rename_source(source: Resolved, *, dots: bool) -> None:
-    """rename's rules once its old name is resolved by :func:`resolve_entry` (both names'
-    parents walked), before the new name is looked at, as Linux and wasmtime answer them:
-    either name written ending in ``.`` or ``..`` (``dots``) is ``EBUSY``, then a missing
-    old name ``ENOENT``."""
-    if dots:
+def check_rename_dots(old_path: str, new_path: str) -> None:
+    """rename's first rule once both names' directories are walked, as Linux and wasmtime
+    answer it: either name ending in ``.`` or ``..`` is ``EBUSY``."""
+    if names_dot(old_path) or names_dot(new_path):
+        raise FsError(ErrorCode.BUSY, "cannot rename a directory someone stands in")
+
+
+def check_rename_source(source: Resolved, *, start: bool = False) -> None:
+    """rename's rules once its old name is resolved by :func:`resolve_entry`, before the
+    new name is looked at: the directory the walk started from (``start``) is ``EBUSY``,
+    a missing old name ``ENOENT``."""
+    if start:
         raise FsError(ErrorCode.BUSY, "cannot rename a directory someone stands in")
     if source.stat is None:
         raise FsError(ErrorCode.NO_ENTRY)
@@ -239,13 +245,16 @@ def check_rename(source: Resolved, source_slash: bool, target: Resolved,
 
 def check_symlink_target(target: str, *, walked: bool) -> None:
     """What symlink refuses of a target, as Linux and wasmtime answer: an absolute one
-    before anything else (``EPERM``: it would point outside); once the new name's parents
-    are walked (``walked``), an empty one (``ENOENT``) or one holding NUL (``EINVAL``),
-    before the name itself is looked at (``EEXIST`` comes after)."""
+    before anything else (``EPERM``: it would point outside); once the new name's
+    directories are walked (``walked``, by :func:`walk_parents` as a link's), one holding
+    NUL (``EINVAL``), an empty one (``ENOENT``) or one of ``PATH_MAX`` bytes or more
+    (``ENAMETOOLONG``), before the name itself is looked at (``EEXIST`` comes after)."""
     if not walked:
         if target.startswith("/"):
             raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
-    elif not target:
-        raise FsError(ErrorCode.NO_ENTRY, "a symlink needs a target")
     elif "\0" in target:
         raise FsError(ErrorCode.INVALID, "a path may not contain NUL")
+    elif not target:
+        raise FsError(ErrorCode.NO_ENTRY, "a symlink needs a target")
+    elif len(target) >= PATH_MAX // 4 and len(os.fsencode(target)) >= PATH_MAX:
+        raise FsError(ErrorCode.NAME_TOO_LONG, f"a target of {len(target)} characters")

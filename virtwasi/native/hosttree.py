@@ -44,6 +44,12 @@ def resolve(fd: int, path: str, *, follow: bool, create: bool = False) -> paths.
     return paths.resolve(DirTree(fd), "", path, follow=follow, create=create)
 
 
+def walk_parents(fd: int, path: str) -> None:
+    """The errors of the directories a new name passes through, a trailing slash walked
+    as a link's (see :func:`paths.walk_parents`)."""
+    paths.walk_parents(DirTree(fd), "", path, slash=True)
+
+
 def walk_two(old_fd: int, old_path: str, new_fd: int, new_path: str, *,
              slash: bool = False) -> None:
     """What a link or rename answers before looking at either last name (see

@@ -30,7 +30,7 @@ from ..storage.base import FileKind, Stat
 from ..storage.hostdir import to_stat
 from . import times
 from .descriptors import HostDescriptor, HostDirectory, HostFile, directory_of
-from .hosttree import parent_of, resolve, resolve_entry, walk_two
+from .hosttree import parent_of, resolve, resolve_entry, walk_parents, walk_two
 
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang (cleared once open);
 # O_NOCTTY: nor may a terminal become the runtime's controlling one.
@@ -164,9 +164,9 @@ def unlink_file_at(d: HostDescriptor, path: str) -> None:
 def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: str) -> None:
     source, target = directory_of(d), directory_of(new)
     walk_two(source.fd, old_path, target.fd, new_path)
+    paths.check_rename_dots(old_path, new_path)
     found, found_slash = resolve_entry(source.fd, old_path)
-    dots = paths.names_dot(old_path) or paths.names_dot(new_path)
-    paths.check_rename_source(found, dots=dots or found.path == "")
+    paths.check_rename_source(found, start=found.path == "")
     to, to_slash = resolve_entry(target.fd, new_path)
     if to.path == "":  # the directory itself, reached without a dot (as "d/..")
         raise FsError(ErrorCode.BUSY, "cannot rename a directory someone stands in")
@@ -179,6 +179,7 @@ def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: s
 def symlink_at(d: HostDescriptor, link_target: str, path: str) -> None:
     directory = directory_of(d)
     paths.check_symlink_target(link_target, walked=False)
+    walk_parents(directory.fd, path)
     found = resolve(directory.fd, path, follow=False)
     paths.check_symlink_target(link_target, walked=True)
     if found.stat is not None:

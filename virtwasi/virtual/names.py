@@ -107,9 +107,9 @@ def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> N
     d.require_directory()
     new.require_directory()
     paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path))
+    paths.check_rename_dots(old_path, new_path)
     found, found_slash = paths.resolve_entry(d.storage, d.path, old_path)
-    dots = paths.names_dot(old_path) or paths.names_dot(new_path)
-    paths.check_rename_source(found, dots=dots)
+    paths.check_rename_source(found)
     target, target_slash = paths.resolve_entry(new.storage, new.path, new_path)
     paths.check_rename(found, found_slash, target, target_slash)
     d.storage.rename(found.path, target.path)
@@ -117,6 +117,7 @@ def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> N
 
 def symlink_at(d: Descriptor, target: str, path: str) -> None:
     paths.check_symlink_target(target, walked=False)
+    paths.walk_parents(d.storage, d.path, path, slash=True)
     found = _parent_and_name(d, path)
     paths.check_symlink_target(target, walked=True)
     if found.stat is not None:
@@ -160,11 +161,9 @@ def set_times_at(d: Descriptor, path_flags: int, path: str, atime: NewTimestamp,
     found = paths.resolve(d.storage, d.path, path, follow=follow)
     a, m = timestamp(atime), timestamp(mtime)
     if found.stat is None:
-        # Linux's utimensat with nothing to set returns before looking the name up;
-        # only a missing parent, a trailing slash or a dangling symlink still fail.
-        nothing = a is None and m is None and not found.must_be_directory
-        if nothing and (not follow or paths.resolve(
-                d.storage, d.path, path, follow=False).stat is None):
+        # Linux's utimensat with nothing to set returns before looking the name up, when
+        # it is not to be followed; only a missing parent or a trailing slash still fail.
+        if a is None and m is None and not found.must_be_directory and not follow:
             return
         raise FsError(ErrorCode.NO_ENTRY)
     d.storage.set_times(found.path, a, m)
