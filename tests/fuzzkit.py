@@ -270,7 +270,9 @@ class Generator:
             if tag == 0:
                 clock = rng.choice([0, 1, 1, 2, 3, 7])
                 flags = rng.choice([0, 0, 1, 2, 0xFFFF])
-                timeout = rng.choice([0, 0, 1, 1000]) if not flags & 1 else rng.choice([0, 1])
+                # Timeouts a hair apart would race (which is due when the check runs):
+                # none or 2 ms, and absolute times long past.
+                timeout = rng.choice([0, 0, 2_000_000]) if not flags & 1 else rng.choice([0, 1])
                 body = struct.pack("<I4xQQH6x", clock, timeout, rng.choice([0, U64_MAX]),
                                    flags)
             else:

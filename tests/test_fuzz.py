@@ -30,7 +30,23 @@ DOCUMENTED: list[tuple[str, Callable[[fuzzkit.Difference], bool], str]] = [
      "reads the whole directory again on every call. The two differ only when the "
      "directory changed in between, where POSIX leaves open whether the change is seen, "
      "and going on is what keeps listing a large directory linear."),
+    ("file poll readiness", lambda d: d.kind == "memory" and _polls_a_file(d),
+     "wasmtime reads a file through a stream that becomes ready on a worker thread: "
+     "polled together with a subscription ready at once, the file's may or may not be "
+     "reported yet. virtwasi reports a file as ready always, as poll(2) does."),
 ]
+
+
+def _polls_a_file(diff: fuzzkit.Difference) -> bool:
+    """A poll_oneoff whose subscriptions include reading a file (not stdin)."""
+    if diff.call.name != "poll_oneoff":
+        return False
+    for _, raw in diff.call.data:
+        for at in range(0, len(raw) - 47, 48):
+            tag, fd = raw[at + 8], int.from_bytes(raw[at + 16:at + 20], "little")
+            if tag == 1 and fd > 2:
+                return True
+    return False
 
 
 def documented(diff: fuzzkit.Difference) -> str | None:
