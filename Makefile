@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FIXTURE_DEBS := clang lld wasi-libc libclang-rt-dev-wasm32 wabt
 
-.PHONY: setup system-packages npm test lint fixtures bench demo clean
+.PHONY: setup system-packages npm test lint fixtures bench fuzz demo clean
 
 # The virtual environment, rebuilt when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -60,6 +60,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/interrupts.py BENCHMARKS.md
 	$(BIN)/python benchmarks/growth.py BENCHMARKS.md
 	$(BIN)/python benchmarks/object_store.py BENCHMARKS.md
+
+# Long lockstep fuzzing against wasmtime's built-in WASI: figures per mount and kind.
+SEEDS ?= 1-8
+CALLS ?= 2500
+MOUNTS ?= memory,hostdir,native
+fuzz: $(STAMP)
+	cd tests && PYTHONPATH=.. $(abspath $(BIN))/python fuzzkit.py --seeds $(SEEDS) --calls $(CALLS) \
+		--mounts $(MOUNTS)
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup

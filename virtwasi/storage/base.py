@@ -24,6 +24,8 @@ from typing import Protocol, runtime_checkable
 
 NAME_MAX = 255
 """Bytes in one path component, as on Linux."""
+PATH_MAX = 4096
+"""Bytes in a path with its terminating NUL, as on Linux: a longer one is never looked up."""
 
 
 def posix_error(code: int, path: str) -> OSError:

@@ -72,7 +72,7 @@ def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: i
             return Descriptor(d.storage, full, _REGULAR, file, flags), _REGULAR, flags
     # O_CREAT|O_EXCL never follows a final symlink: the name exists, that is enough.
     follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
-    found = paths.resolve(d.storage, d.path, path, follow=follow)
+    found = paths.resolve(d.storage, d.path, path, follow=follow, create=create)
     opening = open_rule(found.path, None if found.stat is None else found.stat.kind,
                         create=create, exclusive=exclusive,
                         truncate=truncate, writable=writable,
@@ -124,20 +124,24 @@ def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> N
         raise FsError(ErrorCode.CROSS_DEVICE)
     d.require_directory()
     new.require_directory()
+    paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path))
+    paths.check_rename_dots(old_path, new_path)
     found, found_slash = paths.resolve_entry(d.storage, d.path, old_path)
+    paths.check_rename_source(found)
     target, target_slash = paths.resolve_entry(new.storage, new.path, new_path)
     paths.check_rename(found, found_slash, target, target_slash)
     d.storage.rename(found.path, target.path)
 
 
 def symlink_at(d: Descriptor, target: str, path: str) -> None:
+    paths.check_symlink_target(target, walked=False)
+    paths.walk_parents(d.storage, d.path, path, slash=True)
     found = _parent_and_name(d, path)
+    paths.check_symlink_target(target, walked=True)
     if found.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if found.must_be_directory:
         raise FsError(ErrorCode.NO_ENTRY, "a symlink is not a directory")
-    if target.startswith("/"):
-        raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
     d.storage.symlink(target, found.path)
 
 
@@ -155,10 +159,12 @@ def link_at(d: Descriptor, path_flags: int, old_path: str, new: Descriptor,
     d.require_directory()
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
+    paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path),
+                   slash=True)
     found = paths.resolve(d.storage, d.path, old_path, follow=False)
-    target = _parent_and_name(new, new_path)
-    if found.stat is None:
+    if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)
+    target = _parent_and_name(new, new_path)
     if target.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if target.must_be_directory:
@@ -173,11 +179,9 @@ def set_times_at(d: Descriptor, path_flags: int, path: str, atime: NewTimestamp,
     found = paths.resolve(d.storage, d.path, path, follow=follow)
     a, m = timestamp(atime), timestamp(mtime)
     if found.stat is None:
-        # Linux's utimensat with nothing to set returns before looking the name up;
-        # only a missing parent, a trailing slash or a dangling symlink still fail.
-        nothing = a is None and m is None and not found.must_be_directory
-        if nothing and (not follow or paths.resolve(
-                d.storage, d.path, path, follow=False).stat is None):
+        # Linux's utimensat with nothing to set returns before looking the name up, when
+        # it is not to be followed; only a missing parent or a trailing slash still fail.
+        if a is None and m is None and not found.must_be_directory and not follow:
             return
         raise FsError(ErrorCode.NO_ENTRY)
     d.storage.set_times(found.path, a, m)

@@ -240,6 +240,17 @@ class Preview1(CommonImports):
     def handle(self, fd: int) -> int:
         return self.opened(fd).handle
 
+    def directory_entry(self, fd: int) -> Opened:
+        """A directory fd: anything else is ``EBADF``, as the fd a path is looked up from
+        in wasmtime, checked before the path is read."""
+        entry = self.entry(fd)
+        if type(entry) is not Opened or entry.filetype != _DIRECTORY:
+            raise WasiError(Errno.BADF)
+        return entry
+
+    def directory(self, fd: int) -> int:
+        return self.directory_entry(fd).handle
+
     def path(self, ptr: int, length: int) -> str:
         return self.memory.string(ptr, length)
 
@@ -273,14 +284,17 @@ class Preview1(CommonImports):
     # anything unusual (a stdio or missing fd, a pointer that needs a check).
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> None:
         memory = self.memory
-        buf = memory.first_buffer(iovs, count)
+        ptr, size = memory.first_iovec(iovs, count)
         try:
             entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
         if type(entry) is not Opened:
             entry = self.entry(fd)
+        view = memory.view
         if isinstance(entry, Opened):
+            buf = (view[ptr:ptr + size] if ptr + size <= len(view)
+                   else self._file_buffer(entry, ptr, size))
             if entry.append:
                 total = self._append(entry.handle, buf)
                 entry.position = self._stat(entry.handle).size
@@ -288,6 +302,7 @@ class Preview1(CommonImports):
                 total = self._write(entry.handle, buf, entry.position)
                 entry.position += total
         elif entry.rights & Rights.FD_WRITE:
+            buf = memory.window(ptr, size)
             total = len(buf)
             if entry.writer is not None:  # no stream: a sink, as in wasmtime
                 entry.writer.write(buf)
@@ -302,19 +317,24 @@ class Preview1(CommonImports):
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> None:
         memory = self.memory
-        buf = memory.first_buffer(iovs, count)
+        ptr, size = memory.first_iovec(iovs, count)
         try:
             entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
         if type(entry) is not Opened:
             entry = self.entry(fd)
+        view = memory.view
         if isinstance(entry, Opened):
+            buf = (view[ptr:ptr + size] if ptr + size <= len(view)
+                   else self._file_buffer(entry, ptr, size))
             total = self._read(entry.handle, buf, entry.position)
             entry.position += total
         elif entry.rights & Rights.FD_READ:
             # No stream given: an empty one, as wasmtime's stdin is by default.
-            total = read_stream(entry.reader, buf) if entry.reader is not None else 0
+            reader = entry.reader
+            total = 0 if reader is None else memory.read_into(
+                ptr, size, lambda buf: read_stream(reader, buf))
         else:
             raise WasiError(Errno.BADF)
         view = memory.view
@@ -322,6 +342,13 @@ class Preview1(CommonImports):
             memory.pack(U32, nread, total)
         else:
             _pack_u32(view, nread, total)
+
+    def _file_buffer(self, entry: Opened, ptr: int, size: int) -> memoryview:
+        """The buffer of a read or write on ``entry``: a directory answers EBADF before the
+        buffer's bounds are checked, as in wasmtime."""
+        if entry.filetype == _DIRECTORY:
+            raise WasiError(Errno.BADF)
+        return self.memory.window(ptr, size)
 
     # Positional I/O on stdio: ESPIPE where the stream goes the right way, else EBADF.
     def _positional(self, fd: int, right: int) -> Opened:
@@ -331,13 +358,16 @@ class Preview1(CommonImports):
         return entry
 
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
-        buf = self.memory.first_buffer(iovs, count)
-        entry = self._positional(fd, Rights.FD_READ)
-        self.memory.pack(U32, nread, self._read(entry.handle, buf, offset))
+        ptr, size = self.memory.first_iovec(iovs, count)
+        handle = self._positional(fd, Rights.FD_READ).handle
+        # As wasmtime, which reads through a stream, only the bytes read must fit.
+        read = self.memory.read_into(ptr, size, lambda buf: self._read(handle, buf, offset))
+        self.memory.pack(U32, nread, read)
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> None:
-        buf = self.memory.first_buffer(iovs, count)
+        ptr, size = self.memory.first_iovec(iovs, count)
         entry = self._positional(fd, Rights.FD_WRITE)
+        buf = self._file_buffer(entry, ptr, size)
         if entry.append:  # Linux appends whatever the offset, and so does wasmtime
             written = self._append(entry.handle, buf)
         else:
@@ -444,27 +474,28 @@ class Preview1(CommonImports):
         inode, as wasmtime reports them), the last one cut short when the buffer ends
         inside it. Reading on from where the last call stopped goes on with the same
         listing; any other cookie starts a new one, as every call does in wasmtime."""
-        out = self.memory.window(buf, length)
-        entry = self.opened(fd)
+        entry = self.directory_entry(fd)
         listing = entry.listing
         if listing is None or cookie != listing.next_cookie:
             listing = self._new_listing(entry)
-        used = 0
+        out = bytearray()
         index = cookie
         cut = False
-        while used < length:
+        while len(out) < length:
             dirent = self._dirent(listing, index)
             if dirent is None:
                 break
             name, ino, kind = dirent
             record = DIRENT.pack(index + 1, ino, len(name), kind) + name
-            take = min(len(record), length - used)
-            out[used:used + take] = record[:take]
-            used += take
+            take = min(len(record), length - len(out))
+            out += record[:take]
             cut = take < len(record)
             index += 1
         # The listing stands at the first entry not handed out whole.
         listing.next_cookie = index - 1 if cut else index
+        used = len(out)
+        if used:  # as wasmtime, the buffer's bounds are those of what is written
+            self.memory.window(buf, used)[:] = out
         self.memory.pack(U32, bufused, used)
 
     def _new_listing(self, entry: Opened) -> Listing:
@@ -525,8 +556,8 @@ class Preview1(CommonImports):
             entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
-        if type(entry) is not Opened:
-            entry = self.opened(fd)
+        if type(entry) is not Opened or entry.filetype != _DIRECTORY:
+            entry = self.directory_entry(fd)
         memory = self.memory
         name = _short_string(memory.view, path, length)
         if name is None:
@@ -546,30 +577,33 @@ class Preview1(CommonImports):
         check_flags("Lookupflags", flags, Lookupflags)
         check_flags("Fstflags", fst, Fstflags)
         check_times(fst)  # before the fd, as in wasmtime
-        self.wasi.set_times_at(self.handle(fd), flags, self.path(path, length),
+        self.wasi.set_times_at(self.directory(fd), flags, self.path(path, length),
                                _timestamp(atim, fst, Fstflags.ATIM, Fstflags.ATIM_NOW),
                                _timestamp(mtim, fst, Fstflags.MTIM, Fstflags.MTIM_NOW))
 
     def path_create_directory(self, fd: int, path: int, length: int) -> None:
-        self.wasi.create_directory_at(self.handle(fd), self.path(path, length))
+        self.wasi.create_directory_at(self.directory(fd), self.path(path, length))
 
     def path_remove_directory(self, fd: int, path: int, length: int) -> None:
-        self.wasi.remove_directory_at(self.handle(fd), self.path(path, length))
+        self.wasi.remove_directory_at(self.directory(fd), self.path(path, length))
 
     def path_unlink_file(self, fd: int, path: int, length: int) -> None:
-        self.wasi.unlink_file_at(self.handle(fd), self.path(path, length))
+        # wasmtime reads this one path without bounding its length first.
+        self.wasi.unlink_file_at(self.directory(fd),
+                                 self.memory.string(path, length, bounded=False))
 
     def path_rename(self, fd: int, old: int, old_len: int, new_fd: int, new: int,
                     new_len: int) -> None:
-        self.wasi.rename_at(self.handle(fd), self.path(old, old_len), self.handle(new_fd),
-                            self.path(new, new_len))
+        source, target = self.directory(fd), self.directory(new_fd)  # both, then the paths
+        self.wasi.rename_at(source, self.path(old, old_len), target, self.path(new, new_len))
 
     def path_symlink(self, old: int, old_len: int, fd: int, new: int, new_len: int) -> None:
-        self.wasi.symlink_at(self.handle(fd), self.path(old, old_len), self.path(new, new_len))
+        self.wasi.symlink_at(self.directory(fd), self.path(old, old_len),
+                             self.path(new, new_len))
 
     def path_readlink(self, fd: int, path: int, length: int, buf: int, buf_len: int,
                       bufused: int) -> None:
-        target = self.wasi.readlink_at(self.handle(fd), self.path(path, length)).encode()
+        target = self.wasi.readlink_at(self.directory(fd), self.path(path, length)).encode()
         take = min(len(target), buf_len)
         self.memory.window(buf, take)[:] = target[:take]
         self.memory.pack(U32, bufused, take)
@@ -577,7 +611,7 @@ class Preview1(CommonImports):
     def path_link(self, fd: int, flags: int, old: int, old_len: int, new_fd: int, new: int,
                   new_len: int) -> None:
         check_flags("Lookupflags", flags, Lookupflags)
-        source, target = self.handle(fd), self.handle(new_fd)  # both fds, then the paths
+        source, target = self.directory(fd), self.directory(new_fd)  # both, then the paths
         self.wasi.link_at(source, flags, self.path(old, old_len), target,
                           self.path(new, new_len))
 
