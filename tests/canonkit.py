@@ -7,7 +7,8 @@ A type is written as a small expression: a primitive's name (``"u8"``, ``"string
 ``wasm-tools parse``) whose core code does the guest side of the ABI by hand:
 
 - ``echo(x: T) -> T`` passes its core arguments to the imported ``host-echo(x: T) -> T``
-  and returns what that left (its core result, or the return area it gave it);
+  and returns what that left (its core result, or the return area it gave it); its
+  post-return counts calls in the global ``posts`` and zeroes the return area;
 - ``make() -> T`` returns whatever core values the test wrote, over data it put in memory;
 - ``realloc-log() -> list<u32>`` is every call of the guest's ``realloc`` (old pointer, old
   size, alignment, size); ``reset()`` frees everything and empties the log.
@@ -183,6 +184,10 @@ def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
         local = "(local $ret i32)"
         body = ("(local.set $ret (call $realloc (i32.const 0) (i32.const 0) (i32.const 8) "
                 f"(i32.const 4096))) (call $echo {gets} (local.get $ret)) (local.get $ret)")
+    # post-return counts its calls, and wipes a return area: lifting after it would see zeros
+    post = "(global.set $posts (i32.add (global.get $posts) (i32.const 1)))"
+    if len(fr) > 1:
+        post += " (i64.store (local.get 0) (i64.const 0))"
     escaped = "".join(f"\\{b:02x}" for b in data)
     opts = (f'(memory (core memory $libc "memory")) (realloc (core func $libc "realloc")) '
             f"string-encoding={encoding}")
@@ -198,7 +203,8 @@ def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
         '  (import "libc" "memory" (memory 1))',
         f'  (func (export "echo") {_sig(lift_params, lift_results)} {local} {body})',
         f'  (func (export "make") {_sig([], lift_results)} {make})',
-        f'  (func (export "post") {_sig(lift_results, [])}))',
+        '  (global $posts (export "posts") (mut i32) (i32.const 0))',
+        f'  (func (export "post") {_sig(lift_results, [])} {post}))',
         "(core instance $main (instantiate $Main (with \"libc\" (instance $libc))",
         '  (with "host" (instance (export "echo" (func $lowered))))))',
         *exported.lines,
@@ -247,7 +253,8 @@ class Ours:
             result: int = realloc(store, *args)
             return result
 
-        self.context = lambda: CallContext(memory_view(store, memory), call_realloc)
+        self._view = memory_view(store, memory)
+        self._realloc = call_realloc
         canon = Canonical(LocalTypes(component))
         self.canon = canon
         self.encoding = next(d.options.encoding for d in component.funcs
@@ -273,6 +280,9 @@ class Ours:
         self.core = main.exports(store)
         self.libc = exports
 
+    def context(self) -> CallContext:
+        return CallContext(self._view, self._realloc)
+
     def abi(self, name: str) -> FuncABI:
         lift = self.component.funcs[self.component.export(name).index]
         assert isinstance(lift, CanonLift)
@@ -283,17 +293,13 @@ class Ours:
     def call(self, name: str, *args: Any, core: str | None = None) -> Any:
         abi = self.abi(name)
         cx = self.context()
-        params = abi.lower_params(cx, list(args))
         target = self.core if name in ("echo", "make") else self.libc
         func = target[core or {"realloc-log": "log"}.get(name, name)]
         assert isinstance(func, wasmtime.Func)
-        results = _results(func(self.store, *params))
-        value = abi.lift_results(cx, results)
-        if name == "echo":
-            post = self.core["post"]
-            assert isinstance(post, wasmtime.Func)
-            post(self.store, *results)
-        return value
+        post = self.core["post"] if name == "echo" else None
+        assert post is None or isinstance(post, wasmtime.Func)
+        return abi.call(cx, lambda *flat: _results(func(self.store, *flat)), list(args),
+                        None if post is None else lambda *flat: post(self.store, *flat))
 
 
 def _valtype(name: str) -> wasmtime.ValType:
@@ -401,6 +407,24 @@ def from_oracle(t: Any, v: Any) -> Any:
     return v
 
 
+class Bump:
+    """A linear memory of its own, with a bump ``realloc`` that copies as a guest's would."""
+
+    def __init__(self, size: int = 1 << 16, start: int = 8) -> None:
+        self.memory = bytearray(size)
+        self.heap = start
+
+    def view(self) -> memoryview:
+        return memoryview(self.memory)
+
+    def realloc(self, old: int, old_size: int, align: int, size: int) -> int:
+        at = -(-self.heap // align) * align
+        self.heap = at + size
+        kept = min(old_size, size)
+        self.memory[at:at + kept] = self.memory[old:old + kept]
+        return at
+
+
 # -- random types and values ------------------------------------------------------------------
 
 def random_type(rng: random.Random, depth: int = 3) -> T:
@@ -408,7 +432,10 @@ def random_type(rng: random.Random, depth: int = 3) -> T:
         return rng.choice(PRIMS)
     kind = rng.choice(["list", "option", "tuple", "result", "record", "variant", "enum",
                        "flags"])
-    sub = lambda: random_type(rng, depth - 1)  # noqa: E731
+
+    def sub() -> T:
+        return random_type(rng, depth - 1)
+
     names = [f"n{i}" for i in range(rng.randint(1, 5))]
     if kind in ("list", "option"):
         return (kind, sub())

@@ -859,6 +859,17 @@ class FuncABI:
             return result.load(cx, ptr)
         return result.lift_flat(cx, flat, 0)
 
+    def call(self, cx: CallContext, core: Callable[..., Sequence[Any]], args: Sequence[Any],
+             post_return: Callable[..., Any] | None = None) -> Any:
+        """A whole call into the guest: ``core`` is its core function, taking the core
+        arguments and returning the list of core results; ``post_return`` (the option's
+        function, if any) gets those results once the value is lifted out of them."""
+        results = core(*self.lower_params(cx, args))
+        value = self.lift_results(cx, results)
+        if post_return is not None:
+            post_return(*results)
+        return value
+
     def lift_params(self, cx: CallContext, flat: Sequence[Any]) -> list[Any]:
         """The arguments of a call from the guest, from its core arguments."""
         if cx._memory is not None:
