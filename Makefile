@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py BENCHMARKS.md
 	$(BIN)/python benchmarks/interrupts.py BENCHMARKS.md
 	$(BIN)/python benchmarks/growth.py BENCHMARKS.md
+	$(BIN)/python benchmarks/canonical_abi.py BENCHMARKS.md
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup
