@@ -8,10 +8,17 @@ A type is written as a small expression: a primitive's name (``"u8"``, ``"string
 
 - ``echo(x: T) -> T`` passes its core arguments to the imported ``host-echo(x: T) -> T``
   and returns what that left (its core result, or the return area it gave it); its
-  post-return counts calls in the global ``posts`` and zeroes the return area;
+  post-return counts calls in the global ``posts`` and, once the global ``wipe`` is set,
+  zeroes the return area;
 - ``make() -> T`` returns whatever core values the test wrote, over data it put in memory;
 - ``realloc-log() -> list<u32>`` is every call of the guest's ``realloc`` (old pointer, old
-  size, alignment, size); ``reset()`` frees everything and empties the log.
+  size, alignment, size); ``reset()`` frees everything and empties the log;
+- ``dump() -> list<u8>`` is the memory from :data:`FLATS` to the end of the heap: the core
+  arguments ``echo`` last received and the core result ``host-echo`` last gave (8 bytes
+  each, from :data:`FLATS`), the test's data, and every value lowered into the heap.
+
+So two runs whose dumps are equal wrote the same bytes: the same core values, the same
+layouts, the same padding.
 
 :class:`Ours` runs it with wasmtime's core API and virtwasi's canonical ABI (the host import
 lifts and lowers with it too); :class:`Oracle` runs it with wasmtime's component API.
@@ -48,6 +55,11 @@ T = Any
 PRIMS = ("bool", "s8", "u8", "s16", "u16", "s32", "u32", "s64", "u64", "f32", "f64", "char",
          "string")
 HEAP = 8192
+FLATS = 2560
+"""Where ``echo`` keeps its core arguments and ``host-echo``'s core result."""
+DATA = 4096
+RETURN_AREA = 512
+"""What ``echo`` allocates for ``host-echo``'s result when it does not fit a core value."""
 ENGINE = wasmtime.Engine()
 
 
@@ -137,7 +149,7 @@ LIBC = """
     (func (export "realloc") (param $old i32) (param $olds i32) (param $align i32)
                              (param $size i32) (result i32)
       (local $p i32) (local $at i32)
-      (if (i32.lt_u (global.get $logn) (i32.const 255)) (then
+      (if (i32.lt_u (global.get $logn) (i32.const 127)) (then
         (local.set $at (i32.add (i32.const 32) (i32.shl (global.get $logn) (i32.const 4))))
         (i32.store (local.get $at) (local.get $old))
         (i32.store offset=4 (local.get $at) (local.get $olds))
@@ -158,6 +170,10 @@ LIBC = """
       (i32.store (i32.const 16) (i32.const 32))
       (i32.store (i32.const 20) (i32.shl (global.get $logn) (i32.const 2)))
       (i32.const 16))
+    (func (export "dump") (result i32)
+      (i32.store (i32.const 24) (i32.const {flats}))
+      (i32.store (i32.const 28) (i32.sub (global.get $heap) (i32.const {flats})))
+      (i32.const 24))
     (func (export "reset")
       (global.set $heap (i32.const {heap}))
       (global.set $logn (i32.const 0)))
@@ -168,7 +184,7 @@ LIBC = """
 def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
                    data: bytes = b"") -> bytes:
     """The component of the module doc for type ``t``; ``make`` is the core body of
-    ``make``, and ``data`` is put in memory at 4096."""
+    ``make``, and ``data`` is put in memory at :data:`DATA`."""
     imported, exported = _Types("i"), _Types("e")
     ti, te = imported.ref(t), exported.ref(t)
     fp, fr = flat(t), flat(t)
@@ -177,24 +193,29 @@ def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
     lower_params = lift_params + ([] if len(fr) <= 1 else ["i32"])
     lower_results = fr if len(fr) <= 1 else []
     gets = " ".join(f"(local.get {i})" for i in range(len(lift_params)))
+    keep = " ".join(f"({c}.store (i32.const {FLATS + 8 * i}) (local.get {i}))"
+                    for i, c in enumerate(lift_params))
     if len(fr) <= 1:
-        body = f"(call $echo {gets})"
-        local = ""
+        local = f"(local $r {fr[0]})"
+        body = (f"{keep} ({fr[0]}.store (i32.const {FLATS + 128}) (local.tee $r "
+                f"(call $echo {gets}))) (local.get $r)")
     else:
         local = "(local $ret i32)"
-        body = ("(local.set $ret (call $realloc (i32.const 0) (i32.const 0) (i32.const 8) "
-                f"(i32.const 4096))) (call $echo {gets} (local.get $ret)) (local.get $ret)")
-    # post-return counts its calls, and wipes a return area: lifting after it would see zeros
+        body = (f"{keep} (local.set $ret (call $realloc (i32.const 0) (i32.const 0) "
+                f"(i32.const 8) (i32.const {RETURN_AREA}))) (call $echo {gets} (local.get $ret)) "
+                "(local.get $ret)")
+    # post-return counts its calls, and can wipe a return area: lifting after it sees zeros
     post = "(global.set $posts (i32.add (global.get $posts) (i32.const 1)))"
     if len(fr) > 1:
-        post += " (i64.store (local.get 0) (i64.const 0))"
+        post += " (if (global.get $wipe) (then (i64.store (local.get 0) (i64.const 0))))"
     escaped = "".join(f"\\{b:02x}" for b in data)
     opts = (f'(memory (core memory $libc "memory")) (realloc (core func $libc "realloc")) '
             f"string-encoding={encoding}")
     lines = [
         "(component", *imported.lines,
         f'(import "host-echo" (func $host (param "x" {ti}) (result {ti})))',
-        LIBC.format(heap=HEAP, data=f'(data (i32.const 4096) "{escaped}")' if data else ""),
+        LIBC.format(heap=HEAP, flats=FLATS,
+                    data=f'(data (i32.const {DATA}) "{escaped}")' if data else ""),
         "(core instance $libc (instantiate $Libc))",
         f"(core func $lowered (canon lower (func $host) {opts}))",
         "(core module $Main",
@@ -204,6 +225,7 @@ def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
         f'  (func (export "echo") {_sig(lift_params, lift_results)} {local} {body})',
         f'  (func (export "make") {_sig([], lift_results)} {make})',
         '  (global $posts (export "posts") (mut i32) (i32.const 0))',
+        '  (global $wipe (export "wipe") (mut i32) (i32.const 0))',
         f'  (func (export "post") {_sig(lift_results, [])} {post}))',
         "(core instance $main (instantiate $Main (with \"libc\" (instance $libc))",
         '  (with "host" (instance (export "echo" (func $lowered))))))',
@@ -212,6 +234,8 @@ def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
         f'(core func $main "echo") {opts} (post-return (core func $main "post"))))',
         f'(func (export "make") (result {te}) (canon lift (core func $main "make") {opts}))',
         '(func (export "realloc-log") (result (list u32)) (canon lift (core func $libc "log") '
+        '(memory (core memory $libc "memory"))))',
+        '(func (export "dump") (result (list u8)) (canon lift (core func $libc "dump") '
         '(memory (core memory $libc "memory"))))',
         '(func (export "reset") (canon lift (core func $libc "reset")))',
         ")",
@@ -262,6 +286,8 @@ class Ours:
         imported = component.types[component.import_("host-echo").t.type_index or 0]
         assert isinstance(imported, FuncType)
         self.host_abi = canon.func(imported, self.encoding)
+        result = self.host_abi.result
+        assert result is None or result.shape.size <= RETURN_AREA, "echo's return area"
         self.received: list[Any] = []
         core = self.host_abi.core_type("lower")
         functype = wasmtime.FuncType([_valtype(t.value) for t in core.params],

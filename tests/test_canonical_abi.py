@@ -41,6 +41,7 @@ from virtwasi.component.model import StringEncoding
 from virtwasi.component.types import (
     BorrowType,
     DefValType,
+    EnumType,
     FieldType,
     FuncType,
     ListType,
@@ -65,11 +66,25 @@ KINDS: list[tuple[Any, list[Any]]] = [
     (("list", "bool"), [[True, False, True]]),
     (("list", "char"), [["x", "\U0001f600"]]),
     (("list", ("list", "s16")), [[[1, -2], [], [-32768]]]),
+    (("list", "s8"), [[-128, 0, 127]]), (("list", "s64"), [[-(1 << 63), 1]]),
+    (("list", "f32"), [[0.5, -(2.0 ** 100)]]), (("list", "f64"), [[1e300, -0.0]]),
+    (("list", ("record", [("a", "u8"), ("b", "u64"), ("c", "u16")])),
+     [[{"a": 1, "b": 2, "c": 3}, {"a": 255, "b": (1 << 64) - 1, "c": 65535}]]),
+    # the largest case is not the most aligned one: size = 4 (case alignment) + 5, then 12
+    (("list", ("variant", [("a", "u32"), ("b", ("tuple", ["u8"] * 5))])),
+     [[Variant("a", 7), Variant("b", (1, 2, 3, 4, 5))]]),
+    (("list", ("variant", [("i", "s32"), ("f", "f32"), ("d", "f64"), ("l", "s64")])),
+     [[Variant("i", -1), Variant("f", -0.5), Variant("d", 1e-300), Variant("l", -2)]]),
+    (("tuple", [("variant", [("i", "s32"), ("f", "f32"), ("d", "f64"), ("l", "s64")])] * 2),
+     [(Variant("i", -1), Variant("f", 1.5)), (Variant("d", 2.5), Variant("l", -(1 << 63)))]),
     (REC, [{"a": 3, "b": "x\u2603", "c": [1.5, -2.0]}]),
     (("tuple", ["u8", "string", "f64"]), [(1, "t", 2.5)]),
     (("tuple", ["u64"] * 17), [tuple(range(17))]),
     (VAR, [Variant("x", 1 << 63), Variant("y", 0.25), Variant("z"), Variant("w", "\xe9")]),
     (("enum", ["red", "green", "blue"]), ["blue", "red"]),
+    # 256 cases fit a u8 discriminant, 257 take a u16: the u8 after it moves
+    (("tuple", [("enum", [f"c{i}" for i in range(256)]), "u8"]), [("c255", 7)]),
+    (("tuple", [("enum", [f"c{i}" for i in range(257)]), "u8"]), [("c256", 7), ("c1", 2)]),
     (("option", "u32"), [None, 7]),
     (("option", "string"), [None, "some"]),
     (("option", ("option", "u32")), [None, Some(None), Some(5)]),
@@ -78,9 +93,25 @@ KINDS: list[tuple[Any, list[Any]]] = [
     (("result", "f32", None), [Ok(2.0), Err()]),
     (("result", None, None), [Ok(), Err()]),
     (("flags", ["a", "b", "c"]), [set(), {"a", "c"}]),
+    (("tuple", [("flags", [f"f{i}" for i in range(8)]), "u8"]), [({"f0", "f7"}, 9)]),
+    (("tuple", [("flags", [f"f{i}" for i in range(16)]), "u8"]), [({"f15"}, 9)]),
     (("flags", [f"f{i}" for i in range(17)]), [{"f0", "f16"}]),
     (("flags", [f"f{i}" for i in range(32)]), [{f"f{i}" for i in range(32)}]),
 ]
+
+
+def _name(t: Any) -> str:
+    """A short test id for type ``t``."""
+    if t is None or isinstance(t, str):
+        return t or "_"
+    kind = t[0]
+    if kind in ("enum", "flags"):
+        return f"{kind}{len(t[1])}"
+    if kind in ("record", "variant"):
+        parts = [_name(e) for _, e in t[1]]
+    else:
+        parts = [_name(e) for e in (t[1] if kind == "tuple" else t[1:])]
+    return f"{kind}<{','.join(parts)}>"
 
 
 def _run_both(t: Any, values: list[Any], encoding: str) -> None:
@@ -92,12 +123,14 @@ def _run_both(t: Any, values: list[Any], encoding: str) -> None:
         assert from_oracle(wt, oracle.call("echo", to_oracle(wt, v))) == v
     assert ours.received == values
     assert [from_oracle(wt, x) for x in oracle.received] == values
-    # The guest's allocator saw the same calls, in the same order, from both.
+    # The guest's allocator saw the same calls, in the same order, from both; and both
+    # wrote the same bytes: core values, layouts, padding.
     assert ours.call("realloc-log") == oracle.call("realloc-log")
+    assert ours.call("dump") == oracle.call("dump")
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize(("t", "values"), KINDS, ids=[str(t) for t, _ in KINDS])
+@pytest.mark.parametrize(("t", "values"), KINDS, ids=[_name(t) for t, _ in KINDS])
 def test_each_kind_round_trips_as_wasmtime_does(t: Any, values: list[Any], encoding: str
                                                 ) -> None:
     _run_both(t, values, encoding)
@@ -123,11 +156,11 @@ def test_parameters_spill_past_sixteen_core_values_through_realloc() -> None:
 
 
 def test_post_return_runs_once_after_the_result_is_lifted() -> None:
-    binary = echo_component("string")
-    ours, oracle = Ours(binary), Oracle(binary)
-    assert ours.call("echo", "abc") == oracle.call("echo", "abc") == "abc"
-    posts = ours.core["posts"]
-    assert isinstance(posts, wasmtime.Global)
+    ours = Ours(echo_component("string"))
+    wipe, posts = ours.core["wipe"], ours.core["posts"]
+    assert isinstance(wipe, wasmtime.Global) and isinstance(posts, wasmtime.Global)
+    wipe.set_value(ours.store, wasmtime.Val.i32(1))  # post-return zeroes the (pointer, length)
+    assert ours.call("echo", "abc") == "abc"
     assert posts.value(ours.store) == 1
 
 
@@ -176,6 +209,43 @@ def test_core_values_are_read_as_the_spec_reads_them(t: str, core: str, expected
     ty = ("flags", ["a", "b", "c"]) if t == "flags3" else t
     ours, theirs = _make(ty, core)
     assert ours == theirs == expected
+
+
+@pytest.mark.parametrize(("t", "core"), [
+    ("f32", "(f32.reinterpret_i32 (i32.const 0x7fc00001))"),
+    ("f32", "(f32.reinterpret_i32 (i32.const 0xffbfffff))"),
+    ("f64", "(f64.reinterpret_i64 (i64.const 0x7ff0000000000001))"),
+])
+def test_a_nan_is_lifted_canonical(t: str, core: str) -> None:
+    ours, theirs = _make(t, core)
+    assert math.isnan(ours) and math.isnan(theirs)
+    assert struct.pack("<d", ours) == struct.pack("<d", math.nan)  # 0x7ff8000000000000
+
+
+def test_variant_slots_wider_than_the_case_are_wrapped_and_reinterpreted() -> None:
+    # variant {a(u32), b(f32), c(s64)} flattens to (i32, i64): a's u32 and b's f32 bits ride
+    # in the i64, whose high bits a guest may leave set; a lift keeps the low 32 bits.
+    t = ("variant", [("a", "u32"), ("b", "f32"), ("c", "s64")])
+    ours = Ours(echo_component(t))
+    abi = ours.abi("echo").params[0]
+    assert abi.shape.flat == ("i32", "i64")
+    cx = ours.context()
+    assert abi.lift_flat(cx, [0, (0xABC << 32) | 5], 0) == Variant("a", 5)
+    assert abi.lift_flat(cx, [0, -1], 0) == Variant("a", 0xFFFF_FFFF)  # as the engine signs it
+    assert abi.lift_flat(cx, [1, (1 << 40) | 0x3FC0_0000], 0) == Variant("b", 1.5)
+    assert abi.lift_flat(cx, [2, -2], 0) == Variant("c", -2)
+    out: list[Any] = []
+    abi.lower_flat(cx, Variant("b", 1.5), out)
+    assert out == [1, 0x3FC0_0000]
+
+
+@pytest.mark.parametrize(("cases", "size"), [(1, 1), (256, 1), (257, 2), (65536, 2),
+                                             (65537, 4)])
+def test_a_discriminant_is_the_smallest_integer_that_counts_the_cases(cases: int, size: int
+                                                                       ) -> None:
+    canon = Canonical(Space([EnumType(tuple(f"c{i}" for i in range(cases)))]))
+    shape = canon.shape(0)
+    assert (shape.size, shape.align, shape.flat) == (size, size, ("i32",))
 
 
 TRAPS = [
