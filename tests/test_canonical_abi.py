@@ -144,6 +144,20 @@ def test_random_types_agree_with_wasmtime() -> None:
         _run_both(t, values, rng.choice(ENCODINGS))
 
 
+def test_values_larger_than_the_memory_grow_it_while_they_are_lowered() -> None:
+    text = "\u2603 snow " * 30_000  # 330 KB in UTF-8, 660 KB in UTF-16: memory is 64 KiB
+    for encoding in ENCODINGS:
+        binary = echo_component("string", encoding=encoding)
+        ours, oracle = Ours(binary), Oracle(binary)
+        assert ours.call("echo", text) == oracle.call("echo", text) == text
+        assert ours.call("realloc-log") == oracle.call("realloc-log")
+        assert ours.memory.size(ours.store) > 5
+    blob = bytes(range(256)) * 1024
+    ours = Ours(echo_component(("list", "u8")))
+    assert ours.call("echo", blob) == blob  # wasmtime-py would take seconds: one element at a time
+    assert ours.received == [blob] and ours.memory.size(ours.store) > 4
+
+
 def test_parameters_spill_past_sixteen_core_values_through_realloc() -> None:
     t = ("tuple", ["u64"] * 17)
     ours = Ours(echo_component(t))
