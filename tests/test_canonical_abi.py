@@ -445,6 +445,7 @@ def test_random_values_of_random_types_survive_lower_then_lift() -> None:
                 assert len(out) == len(abi.shape.flat)
                 assert abi.lift_flat(cx, out, 0) == v
                 at = bump.realloc(0, 0, abi.shape.align, abi.shape.size)
+                cx.span(at, abi.shape.size, abi.shape.align, "the value")  # as calls check
                 abi.store(cx, v, at)
                 assert abi.load(cx, at) == v
                 checked += 1

@@ -132,7 +132,6 @@ class FuncABI:
     def lower_params(self, cx: CallContext, args: Sequence[Any]) -> list[Any]:
         """The core arguments for a call into the guest."""
         self._arity(args)
-        cx.reread()
         if self.spill_params:
             ptr = cx.allocate(0, 0, self._spilled.align, self._spilled.size, "the arguments")
             for p, off, v in zip(self.params, self._offsets, args, strict=True):
@@ -148,7 +147,6 @@ class FuncABI:
         result = self.result
         if result is None:
             return None
-        cx.reread()
         if self.spill_result:
             ptr = flat[0] & M32
             cx.span(ptr, result.shape.size, result.shape.align, "the results")
@@ -168,7 +166,6 @@ class FuncABI:
 
     def lift_params(self, cx: CallContext, flat: Sequence[Any]) -> list[Any]:
         """The arguments of a call from the guest, from its core arguments."""
-        cx.reread()
         if self.spill_params:
             ptr = flat[0] & M32
             cx.span(ptr, self._spilled.size, self._spilled.align, "the arguments")
@@ -184,7 +181,6 @@ class FuncABI:
         result = self.result
         if result is None:
             return []
-        cx.reread()
         if self.spill_result:
             ptr = flat_args[-1] & M32
             cx.span(ptr, result.shape.size, result.shape.align, "the results")

@@ -72,11 +72,14 @@ class ResourceCalls(Protocol):
 
 
 class CallContext:
-    """One call's memory, ``realloc`` and handle callbacks (the canonical options, resolved).
+    """The canonical options of a lift or lower, resolved: memory, ``realloc``, handles.
 
-    ``memory`` returns a fresh view of the whole memory (it may grow, and move, whenever
-    guest code runs: at a call and at each ``realloc``); ``realloc`` is the core function,
-    called with (old pointer, old size, alignment, new size).
+    ``memory`` returns a view of the whole memory as it is now; ``realloc`` is the core
+    function, called with (old pointer, old size, alignment, new size). As the preview 1
+    adapter's guest memory does, the view is kept and treated as a lower bound on the
+    memory's size: a range past its end re-reads the memory (it may have grown) and only then
+    traps, so a call that touches no memory costs nothing here. One context serves every
+    call made with the same options; ``resources`` may change from call to call.
     """
 
     __slots__ = ("_memory", "_realloc", "resources", "view")
@@ -87,18 +90,13 @@ class CallContext:
         self._memory = memory
         self._realloc = realloc
         self.resources = resources
-        self.view: memoryview = memory() if memory is not None else memoryview(b"")
+        self.view: memoryview = memoryview(b"")
 
     def refresh(self) -> memoryview:
         if self._memory is None:
             raise Trap("a value needs linear memory and the canonical options name none")
         self.view = view = self._memory()
         return view
-
-    def reread(self) -> None:
-        """Take a fresh view of the memory, if there is one: guest code ran since the last."""
-        if self._memory is not None:
-            self.view = self._memory()
 
     def span(self, ptr: int, length: int, align: int, what: str) -> memoryview:
         """The memory, once ``length`` bytes at ``ptr`` are known aligned and in bounds."""
@@ -117,7 +115,6 @@ class CallContext:
             raise Trap(f"{what} must be copied into wasm and the canonical options name "
                        "no realloc")
         ptr: int = self._realloc(old_ptr, old_size, align, size) & M32
-        self.refresh()
         self.span(ptr, size, align, f"realloc's answer for {what}")
         return ptr
 
