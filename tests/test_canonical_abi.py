@@ -17,6 +17,7 @@ import pytest
 import wasmtime
 from canonkit import (
     ENCODINGS,
+    ENGINE,
     Bump,
     Oracle,
     Ours,
@@ -26,7 +27,10 @@ from canonkit import (
     random_value,
     to_oracle,
 )
+from componentkit import componentize, from_wit
+from conftest import FIXTURES
 
+from virtwasi.component import Sort, read_component
 from virtwasi.component.canonical import (
     CallContext,
     Canonical,
@@ -36,10 +40,22 @@ from virtwasi.component.canonical import (
     Trap,
     Variant,
 )
-from virtwasi.component.layout import MAX_FLAT_PARAMS
-from virtwasi.component.model import StringEncoding
+from virtwasi.component.layout import MAX_FLAT_PARAMS, LocalTypes
+from virtwasi.component.model import (
+    CanonLift,
+    CanonLower,
+    CoreExportAlias,
+    CoreInlineExports,
+    CoreInstantiate,
+    CoreModule,
+    ExportAlias,
+    ExportDecl,
+    Import,
+    StringEncoding,
+)
 from virtwasi.component.types import (
     BorrowType,
+    CoreFuncType,
     DefValType,
     EnumType,
     FieldType,
@@ -363,10 +379,10 @@ class Space:
     def __init__(self, defs: list[DefValType | str]) -> None:
         self.defs = defs
 
-    def value_type(self, index: int) -> DefValType:
+    def resolve(self, index: int) -> tuple[DefValType, Space]:
         found = self.defs[index]
         assert not isinstance(found, str)
-        return found
+        return found, self
 
     def resource(self, index: int) -> object:
         return self.defs[index]
@@ -450,3 +466,85 @@ def test_random_values_of_random_types_survive_lower_then_lift() -> None:
                 assert abi.load(cx, at) == v
                 checked += 1
     assert checked == 2700
+
+
+# -- real components: the core signatures wit-component gave them ---------------------------
+
+def _func_type(space: LocalTypes, index: int) -> tuple[FuncType, LocalTypes]:
+    """The type of func ``index`` of a component (its import's, its imported instance's
+    export's, or its lift's), and the space its indices are read in."""
+    entry = space.scope.funcs[index]
+    if isinstance(entry, ExportAlias):
+        space, at = space.instance_export(entry.instance, entry.name, Sort.FUNC)
+        entry = space.scope.funcs[at]
+    assert isinstance(entry, (Import, ExportDecl, CanonLift)), entry
+    type_index = entry.type_index if isinstance(entry, CanonLift) else entry.t.type_index
+    assert type_index is not None
+    space, at = space.definition(type_index)
+    found = space.scope.types[at]
+    assert isinstance(found, FuncType), found
+    return found, space
+
+
+def _signature(t: CoreFuncType | wasmtime.FuncType) -> tuple[list[str], list[str]]:
+    if isinstance(t, CoreFuncType):
+        return [p.value for p in t.params], [r.value for r in t.results]
+    return [str(p) for p in t.params], [str(r) for r in t.results]
+
+
+def _check_core_signatures(binary: bytes) -> tuple[int, int]:
+    """Every canon lower's and lift's core type as virtwasi flattens its function type,
+    against the core module's own import or export; how many of each were compared."""
+    component = read_component(binary)
+    space = LocalTypes(component)
+    lowers = lifts = 0
+    for instance in component.core_instances:
+        if not isinstance(instance, CoreInstantiate):
+            continue
+        module = component.core_modules[instance.module]
+        assert isinstance(module, CoreModule)
+        args = {arg.name: component.core_instances[arg.instance] for arg in instance.args}
+        for imported in wasmtime.Module(ENGINE, module.data).imports:
+            given = args.get(imported.module)
+            if not isinstance(given, CoreInlineExports):
+                continue
+            for export in given.exports:
+                lower = component.core_funcs[export.index]
+                if export.name != imported.name or not isinstance(lower, CanonLower):
+                    continue
+                ft, where = _func_type(space, lower.func)
+                abi = Canonical(where).func(ft, lower.options.encoding)
+                assert isinstance(imported.type, wasmtime.FuncType)
+                assert _signature(abi.core_type("lower")) == _signature(imported.type), ft
+                lowers += 1
+    for index, lift in enumerate(component.funcs):
+        if not isinstance(lift, CanonLift):
+            continue
+        alias = component.core_funcs[lift.core_func]
+        assert isinstance(alias, CoreExportAlias)
+        instance = component.core_instances[alias.instance]
+        assert isinstance(instance, CoreInstantiate)
+        module = component.core_modules[instance.module]
+        assert isinstance(module, CoreModule)
+        exported = {e.name: e.type for e in wasmtime.Module(ENGINE, module.data).exports}
+        ft, where = _func_type(space, index)
+        abi = Canonical(where).func(ft, lift.options.encoding)
+        core = exported[alias.name]
+        assert isinstance(core, wasmtime.FuncType)
+        assert _signature(abi.core_type("lift")) == _signature(core), ft
+        lifts += 1
+    return lowers, lifts
+
+
+@pytest.mark.parametrize("encoding", ["utf8", "utf16", "compact-utf16"])
+def test_every_wit_kind_flattens_as_wit_component_flattens_it(encoding: str, tmp_path: Any
+                                                              ) -> None:
+    binary = from_wit(FIXTURES / "components" / "shapes.wit", tmp_path / "c.wasm", encoding)
+    # imports: constructor, draw, take, area, log; exports: the same four and run
+    assert _check_core_signatures(binary) == (5, 5)
+
+
+def test_the_wasi_interfaces_flatten_as_the_preview1_adapter_calls_them(tmp_path: Any) -> None:
+    binary = componentize(FIXTURES / "hello.wasm", tmp_path / "c.wasm")
+    lowers, lifts = _check_core_signatures(binary)
+    assert (lowers, lifts) == (23, 1)  # jco's adapter, as pinned: 23 WASI functions, one run

@@ -19,7 +19,8 @@ Values cross between Python and core wasm by the canonical ABI (:mod:`.canonical
 function type is compiled once into closures that lift and lower its values, given a call's
 memory, ``realloc`` and handle callbacks::
 
-    abi = Canonical(LocalTypes(c)).func(c.types[lift.type_index], lift.options.encoding)
+    space, at = LocalTypes(c).definition(lift.type_index)   # aliases followed
+    abi = Canonical(space).func(space.scope.types[at], lift.options.encoding)
     value = abi.call(CallContext(view, realloc), core_call, [b"bytes", "text"], post_return)
 """
 

@@ -42,6 +42,7 @@ from .layout import (
     MAX_FLAT_RESULTS,
     LocalTypes,
     Shape,
+    ShapeCache,
     TypeSpace,
     shape_of,
     tuple_shape,
@@ -62,7 +63,7 @@ class Canonical:
 
     def __init__(self, types: TypeSpace) -> None:
         self.types = types
-        self._shapes: dict[int, Shape] = {}
+        self._shapes: ShapeCache = {}
         self._values: dict[tuple[Shape, StringEncoding], ValueABI] = {}
         self._funcs: dict[tuple[FuncType, StringEncoding], FuncABI] = {}
 

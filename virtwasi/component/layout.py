@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .binary import UnsupportedFeature
-from .model import EqBound, Export, ExternType, Import, Scope, Sort
+from .model import (
+    EqBound,
+    Export,
+    ExportAlias,
+    ExportDecl,
+    Import,
+    InstanceType,
+    OuterAlias,
+    Scope,
+    Sort,
+)
 from .types import (
     BorrowType,
     DefValType,
@@ -81,53 +91,95 @@ class Shape:
 
 
 class TypeSpace(Protocol):
-    """What a type index means: the one question :func:`shape_of` asks of its scope."""
+    """What a type index means: the questions :func:`shape_of` asks of a scope.
 
-    def value_type(self, index: int) -> DefValType:
-        """The value type defined at ``index``, aliases and exports followed."""
+    A definition's own indices are read in the space where it is defined, which an alias can
+    make another scope's (an instance type's, an enclosing component's): :meth:`resolve`
+    says which. A space is hashable, as the key of the shapes made from it.
+    """
+
+    def resolve(self, index: int) -> tuple[DefValType, TypeSpace]:
+        """The value type that ``index`` finally names, and the space of its own indices."""
 
     def resource(self, index: int) -> object:
         """An identity for the resource type at ``index`` (what handle callbacks receive)."""
 
 
 class LocalTypes:
-    """The types of one scope whose indices all stay in it: definitions, exports of them,
-    and imports bounded by ``(eq i)``. A resource's identity is the index of its definition
-    (or of its import). Anything that needs other instances (aliases of instance exports,
-    outer aliases) is for instantiation, and is refused here."""
+    """The types of a scope as far as the binary alone tells them: definitions, exports of
+    them, imports bounded by ``(eq i)``, outer aliases, and aliases of the exports of
+    imported instances (read in the instance type). A resource is identified by the space
+    and index of its definition or import: one per type in the binary, where instantiation
+    makes one per instance. Aliases of instances made inside the component need
+    instantiation, and are refused here."""
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, parent: LocalTypes | None = None) -> None:
         self.scope = scope
+        self.parent = parent
 
-    def _follow(self, index: int) -> int:
-        seen = 0
-        while True:
-            entry = self.scope.types[index]
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalTypes) and other.scope is self.scope
+
+    def __hash__(self) -> int:
+        return id(self.scope)
+
+    def definition(self, index: int) -> tuple[LocalTypes, int]:
+        """The space and index of the type entry that ``index`` finally names."""
+        space, at = self, index
+        for _ in range(_MAX_HOPS):
+            entry = space.scope.types[at]
             if isinstance(entry, Export) and entry.sort is Sort.TYPE:
-                index = entry.index
-            elif (isinstance(entry, Import) and isinstance(entry.t, ExternType)
+                at = entry.index
+            elif (isinstance(entry, (Import, ExportDecl))
                   and isinstance(entry.t.bound, EqBound)):
-                index = entry.t.bound.index
+                at = entry.t.bound.index
+            elif isinstance(entry, OuterAlias) and entry.sort is Sort.TYPE:
+                for _ in range(entry.count):
+                    if space.parent is None:
+                        raise UnsupportedFeature(f"an outer alias of type {at} past the "
+                                                 "outermost scope given")
+                    space = space.parent
+                at = entry.index
+            elif isinstance(entry, ExportAlias) and entry.sort is Sort.TYPE:
+                space, at = space.instance_export(entry.instance, entry.name, Sort.TYPE)
             else:
-                return index
-            seen += 1
-            if seen > len(self.scope.types):  # indices only point back, but stay safe
-                raise UnsupportedFeature(f"a cycle of type exports at type {index}")
+                return space, at
+        raise UnsupportedFeature(f"type {index} through more than {_MAX_HOPS} aliases")
 
-    def value_type(self, index: int) -> DefValType:
-        entry = self.scope.types[self._follow(index)]
+    def instance_export(self, instance: int, name: str, sort: Sort) -> tuple[LocalTypes, int]:
+        """Where the export ``name`` (of ``sort``) of imported instance ``instance`` is
+        declared: its instance type's space, and its index in that type's ``sort`` space."""
+        entry = self.scope.instances[instance]
+        if (isinstance(entry, (Import, ExportDecl)) and entry.t.sort is Sort.INSTANCE
+                and entry.t.type_index is not None):
+            space, at = self.definition(entry.t.type_index)
+            declared = space.scope.types[at]
+            if isinstance(declared, InstanceType):
+                inner = LocalTypes(declared, parent=space)
+                for j, decl in enumerate(declared.space(sort)):
+                    if isinstance(decl, ExportDecl) and decl.name == name:
+                        return inner, j
+        raise UnsupportedFeature(f"{sort.value} {name!r} of instance {instance}: only the "
+                                 "exports of imported instances are known before instantiation")
+
+    def resolve(self, index: int) -> tuple[DefValType, TypeSpace]:
+        space, at = self.definition(index)
+        entry = space.scope.types[at]
         if isinstance(entry, (PrimValType, ListType, RecordType, TupleType, VariantType,
                               EnumType, FlagsType, OptionType, ResultType, OwnType,
                               BorrowType)):
-            return entry
-        raise UnsupportedFeature(f"type {index} as a value type here ({type(entry).__name__})")
+            return entry, space
+        raise UnsupportedFeature(f"type {index} as a value type ({type(entry).__name__})")
 
     def resource(self, index: int) -> object:
-        found = self._follow(index)
-        entry = self.scope.types[found]
-        if isinstance(entry, (ResourceType, Import)):
-            return found
-        raise UnsupportedFeature(f"type {index} as a resource type here ({type(entry).__name__})")
+        space, at = self.definition(index)
+        entry = space.scope.types[at]
+        if isinstance(entry, (ResourceType, Import, ExportDecl)):
+            return (space, at)
+        raise UnsupportedFeature(f"type {index} as a resource type ({type(entry).__name__})")
+
+
+_MAX_HOPS = 1000
 
 
 def align_to(at: int, alignment: int) -> int:
@@ -189,20 +241,24 @@ def _flags(labels: tuple[str, ...]) -> Shape:
     return Shape("flags", size, size, ("i32",), (), labels)
 
 
-def shape_of(t: ValType | None, types: TypeSpace, cache: dict[int, Shape] | None = None
+ShapeCache = dict[tuple[TypeSpace, int], "Shape"]
+
+
+def shape_of(t: ValType | None, types: TypeSpace, cache: ShapeCache | None = None
              ) -> Shape | None:
-    """The shape of ``t`` (None stays None: a missing payload or result)."""
+    """The shape of ``t``, read in ``types`` (None stays None: no payload, no result)."""
     if t is None:
         return None
     return _shape(t, types, {} if cache is None else cache)
 
 
-def _shape(t: ValType, types: TypeSpace, cache: dict[int, Shape]) -> Shape:
+def _shape(t: ValType, types: TypeSpace, cache: ShapeCache) -> Shape:
     if isinstance(t, PrimValType):
         return _prim(t)
-    found = cache.get(t)
+    found = cache.get((types, t))
     if found is None:
-        found = cache[t] = _defined(types.value_type(t), types, cache)
+        defined, space = types.resolve(t)
+        found = cache[(types, t)] = _defined(defined, space, cache)
     return found
 
 
@@ -213,7 +269,7 @@ def _prim(t: PrimValType) -> Shape:
     return Shape(t.value, size, size, (flat,))
 
 
-def _defined(d: DefValType, types: TypeSpace, cache: dict[int, Shape]) -> Shape:
+def _defined(d: DefValType, types: TypeSpace, cache: ShapeCache) -> Shape:
     def sub(t: ValType) -> Shape:
         return _shape(t, types, cache)
 
