@@ -3,7 +3,8 @@
 A type is written as a small expression: a primitive's name (``"u8"``, ``"string"``...) or
 ``("list", t)``, ``("option", t)``, ``("tuple", [t...])``, ``("result", ok, err)``,
 ``("record", [(name, t)...])``, ``("variant", [(name, t or None)...])``, ``("enum",
-[names])``, ``("flags", [names])``. :func:`echo_component` builds a component (with
+[names])``, ``("flags", [names])``, and ``("own", "r")`` for the resource type ``r`` every
+component imports. :func:`echo_component` builds a component (with
 ``wasm-tools parse``) whose core code does the guest side of the ABI by hand:
 
 - ``echo(x: T) -> T`` passes its core arguments to the imported ``host-echo(x: T) -> T``
@@ -43,7 +44,9 @@ from virtwasi.component.canonical import (
     Err,
     FuncABI,
     Ok,
+    ResourceCalls,
     Some,
+    Trap,
     Variant,
 )
 from virtwasi.component.layout import LocalTypes
@@ -55,6 +58,8 @@ T = Any
 PRIMS = ("bool", "s8", "u8", "s16", "u16", "s32", "u32", "s64", "u64", "f32", "f64", "char",
          "string")
 HEAP = 8192
+RESOURCE = 7
+"""The host's number for the resource type ``r`` in wasmtime-py's component API."""
 FLATS = 2560
 """Where ``echo`` keeps its core arguments and ``host-echo``'s core result."""
 DATA = 4096
@@ -77,6 +82,8 @@ class _Types:
         if isinstance(t, str):
             return t
         kind = t[0]
+        if kind == "own":
+            return self._define("(own $r)", named=False)
         if kind in ("list", "option"):
             return self._define(f"({kind} {self.ref(t[1])})", named=False)
         if kind == "tuple":
@@ -117,7 +124,7 @@ def flat(t: T) -> list[str]:
     kind = t[0]
     if kind == "list":
         return ["i32", "i32"]
-    if kind in ("enum", "flags"):
+    if kind in ("enum", "flags", "own"):
         return ["i32"]
     if kind == "tuple":
         return [c for e in t[1] for c in flat(e)]
@@ -212,7 +219,7 @@ def echo_component(t: T, *, encoding: str = "utf8", make: str = "(unreachable)",
     opts = (f'(memory (core memory $libc "memory")) (realloc (core func $libc "realloc")) '
             f"string-encoding={encoding}")
     lines = [
-        "(component", *imported.lines,
+        "(component", '(import "r" (type $r (sub resource)))', *imported.lines,
         f'(import "host-echo" (func $host (param "x" {ti}) (result {ti})))',
         LIBC.format(heap=HEAP, flats=FLATS,
                     data=f'(data (i32.const {DATA}) "{escaped}")' if data else ""),
@@ -260,7 +267,9 @@ def _results(r: Any) -> list[Any]:
 class Ours:
     """The component run by wasmtime's core API with virtwasi's canonical ABI on both sides."""
 
-    def __init__(self, binary: bytes, host: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, binary: bytes, host: Callable[[Any], Any] | None = None,
+                 resources: ResourceCalls | None = None) -> None:
+        self.resources = resources
         component = read_component(binary)
         self.component = component
         modules = [m for m in component.core_modules if isinstance(m, CoreModule)]
@@ -307,7 +316,7 @@ class Ours:
         self.libc = exports
 
     def context(self) -> CallContext:
-        return CallContext(self._view, self._realloc)
+        return CallContext(self._view, self._realloc, self.resources)
 
     def abi(self, name: str) -> FuncABI:
         lift = self.component.funcs[self.component.export(name).index]
@@ -346,6 +355,7 @@ class Oracle:
             return value if host is None else host(value)
 
         with linker.root() as root:
+            root.add_resource("r", wc.ResourceType.host(RESOURCE), lambda store, rep: None)
             root.add_func("host-echo", host_echo)
         self.instance = linker.instantiate(self.store, wc.Component(ENGINE, binary))
 
@@ -376,7 +386,10 @@ def _classes(t: Any) -> set[type]:
 
 
 def to_oracle(t: Any, v: Any) -> Any:
-    """Our value ``v`` of wasmtime type ``t`` as wasmtime-py wants it."""
+    """Our value ``v`` of wasmtime type ``t`` as wasmtime-py wants it (a handle's value is
+    its representation)."""
+    if isinstance(t, wc.OwnType):
+        return wc.ResourceHost.own(v, RESOURCE)
     if isinstance(t, wc.RecordType):
         record = wc.Record()
         for name, ft in t.fields:
@@ -403,14 +416,18 @@ def to_oracle(t: Any, v: Any) -> Any:
     return v
 
 
-def from_oracle(t: Any, v: Any) -> Any:
-    """wasmtime-py's value ``v`` of wasmtime type ``t`` in our mapping."""
+def from_oracle(t: Any, v: Any, store: wasmtime.Store | None = None) -> Any:
+    """wasmtime-py's value ``v`` of wasmtime type ``t`` in our mapping (a handle needs the
+    ``store`` it lives in)."""
+    if isinstance(t, wc.OwnType):
+        assert store is not None
+        return v.to_host(store).rep
     if isinstance(t, wc.RecordType):
-        return {name: from_oracle(ft, getattr(v, name)) for name, ft in t.fields}
+        return {name: from_oracle(ft, getattr(v, name), store) for name, ft in t.fields}
     if isinstance(t, wc.TupleType):
-        return tuple(from_oracle(e, x) for e, x in zip(t.elements, v, strict=True))
+        return tuple(from_oracle(e, x, store) for e, x in zip(t.elements, v, strict=True))
     if isinstance(t, wc.ListType):
-        return v if isinstance(v, bytes) else [from_oracle(t.element, x) for x in v]
+        return v if isinstance(v, bytes) else [from_oracle(t.element, x, store) for x in v]
     if isinstance(t, (wc.VariantType, wc.OptionType, wc.ResultType)):
         cases = t._cases()
         if t._tagged():
@@ -422,7 +439,7 @@ def from_oracle(t: Any, v: Any) -> Any:
                              and isinstance(v, tuple(_classes(ct)))))
             payload = v
         pt = dict(cases)[label]
-        lifted = None if pt is None else from_oracle(pt, payload)
+        lifted = None if pt is None else from_oracle(pt, payload, store)
         if isinstance(t, wc.VariantType):
             return Variant(label, lifted)
         if isinstance(t, wc.OptionType):
@@ -431,6 +448,42 @@ def from_oracle(t: Any, v: Any) -> Any:
             return Some(lifted) if isinstance(t.payload, wc.OptionType) else lifted
         return Ok(lifted) if label == "ok" else Err(lifted)
     return v
+
+
+class Table:
+    """A plain handle table, standing in for the world's: owned handles move out when lifted,
+    borrows stay; a freed index is reused most recently freed first, as the spec's (and
+    wasmtime's, and the world's) tables do."""
+
+    def __init__(self) -> None:
+        self.slots: dict[int, tuple[object, Any, bool]] = {}
+        self.free: list[int] = []
+        self.lent: list[Any] = []
+
+    def _add(self, entry: tuple[object, Any, bool]) -> int:
+        index = self.free.pop() if self.free else len(self.slots) + 1
+        self.slots[index] = entry
+        return index
+
+    def lower_own(self, resource: object, value: Any) -> int:
+        return self._add((resource, value, True))
+
+    def lower_borrow(self, resource: object, value: Any) -> int:
+        return self._add((resource, value, False))
+
+    def lift_own(self, resource: object, index: int) -> Any:
+        if index not in self.slots:
+            raise Trap(f"no handle {index}")
+        found, value, own = self.slots.pop(index)
+        self.free.append(index)
+        if found != resource or not own:
+            raise Trap(f"handle {index} is not an owned {resource}")
+        return value
+
+    def lift_borrow(self, resource: object, index: int) -> Any:
+        _, value, _ = self.slots[index]
+        self.lent.append(value)
+        return value
 
 
 class Bump:
