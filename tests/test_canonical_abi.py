@@ -332,13 +332,15 @@ def abi_type(name: str) -> FuncType:
     (("enum", ["a"]), "b", ValueError), (("flags", ["a"]), {"z"}, ValueError),
     (VAR, Variant("nope"), ValueError), (("result", None, None), None, TypeError),
     (REC, {"a": 1}, ValueError), (("list", "u8"), [1, 300], ValueError),
+    (("list", "u16"), [1, 1 << 16], ValueError), (("list", "s64"), [1, "2"], TypeError),
+    (("list", "f32"), [0.5, 1e300], ValueError), (("list", "char"), ["\ud800"], ValueError),
 ])
 def test_a_host_value_that_does_not_fit_is_refused_before_the_call(t: Any, value: Any,
                                                                    error: type) -> None:
     ours = Ours(echo_component(t))
     with pytest.raises(error):
         ours.call("echo", value)
-    assert ours.received == []
+    assert ours.received == [] and ours.reallocs == 0  # nothing reached the guest
 
 
 # -- resources ------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ a char that is no Unicode scalar, a discriminant out of range, a ``realloc`` ans
 bounds) gets a :class:`Trap` naming it, raised before any work proportional to a length it
 gave. As the spec and wasmtime do, bits of a ``flags`` value beyond its labels are ignored,
 a ``bool`` is any non-zero value, and an integer is its low bits. A Python value that does not
-fit its type is the host's mistake: ``ValueError`` or ``TypeError``.
+fit its type is the host's mistake: ``ValueError`` or ``TypeError``, raised before the guest
+function runs (parts of a compound value lowered before the bad one may already have been
+copied into the guest's memory by its ``realloc``; a bad string or list changes nothing).
 
 Strings are lowered as wasmtime lowers its own (UTF-8) strings, which the spec allows: the
 same ``realloc`` calls, a worst-case size then a shrink for UTF-16 and latin1+utf16.

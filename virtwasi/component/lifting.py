@@ -410,11 +410,13 @@ def _list_codec(element: ValueABI) -> tuple[RangeLift, RangeLower]:
             return bytes(checked(cx, ptr, length)[ptr:ptr + length])
 
         def lower_bytes(cx: CallContext, v: Any) -> tuple[int, int]:
+            if isinstance(v, (list, tuple)):
+                try:
+                    v = bytes(v)
+                except (ValueError, TypeError):
+                    raise ValueError("list<u8> wants bytes, or ints from 0 to 255") from None
             ptr, length = reserve(cx, v)
-            try:
-                cx.view[ptr:ptr + length] = v if not isinstance(v, (list, tuple)) else bytes(v)
-            except ValueError:
-                raise ValueError("list<u8> wants bytes, or ints from 0 to 255") from None
+            cx.view[ptr:ptr + length] = v
             return ptr, length
         return lift_bytes, lower_bytes
 
@@ -435,15 +437,18 @@ def _list_codec(element: ValueABI) -> tuple[RangeLift, RangeLower]:
             return [convert(x) for x in values]
 
         def lower_many(cx: CallContext, v: Any) -> tuple[int, int]:
-            ptr, length = reserve(cx, v)
+            if not isinstance(v, (list, tuple)):
+                raise TypeError(f"list<{kind}> wants a list, not {type(v).__name__}")
             values = v if prepare is None else [prepare(x) for x in v]
-            try:
-                struct.pack_into(f"<{length}{code}", cx.view, ptr, *values)
+            try:  # packed before realloc: a value that does not fit changes nothing
+                data = struct.pack(f"<{len(values)}{code}", *values)
             except struct.error:
                 assert check is not None
                 for x in values:
-                    check(x)  # says which element does not fit
-                raise
+                    check(x)  # says which element does not fit, and how
+                raise TypeError(f"list<{kind}> wants ints") from None
+            ptr, length = reserve(cx, v)
+            cx.view[ptr:ptr + len(data)] = data
             return ptr, length
         return lift_many, lower_many
 
