@@ -14,6 +14,14 @@ Following a definition is following indices through the spaces of its scope::
     c.types[27]        # ExportAlias(sort=Sort.TYPE, instance=13, name='directory-entry-stream')
     c.instances[13]    # Import(name='wasi:filesystem/types@0.2.12', t=ExternType(INSTANCE, 24))
     c.types[24]        # InstanceType(declarations=...), whose own spaces hold the export
+
+Values cross between Python and core wasm by the canonical ABI (:mod:`.canonical`): a
+function type is compiled once into closures that lift and lower its values, given a call's
+memory, ``realloc`` and handle callbacks::
+
+    space, at = LocalTypes(c).definition(lift.type_index)   # aliases followed
+    abi = Canonical(space).func(space.scope.types[at], lift.options.encoding)
+    value = abi.call(CallContext(view, realloc), core_call, [b"bytes", "text"], post_return)
 """
 
 from .binary import (
