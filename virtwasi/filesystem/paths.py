@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.base import NAME_MAX, FileKind, Stat
+from ..storage.base import NAME_MAX, FileKind, Stat, is_clean
 from .errors import ErrorCode, FsError
 
 MAX_SYMLINKS = 40
@@ -75,16 +75,10 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
     A storage's ``lstat`` fails when a parent is not a directory (a backend never follows
     a symlink itself), so one call on the whole path checks every parent at once: the
     cost of a path is the storage's, not one call per component on top of it."""
-    if "\0" in path or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
+    if not is_clean(path) or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
         return None
     if _long_part(path):
         return None  # the full walk says where, after the components before it
-    if path in ("", ".", ".."):
-        return None
-    if "/" in path and (path[0] == "/" or path[-1] == "/" or "//" in path or "/./" in path
-                        or "/../" in path or path.startswith(("./", "../"))
-                        or path.endswith(("/.", "/.."))):
-        return None  # an empty, "." or ".." component: the full walk
     where = f"{start}/{path}" if start else path
     try:
         stat = storage.lstat(where)
