@@ -154,7 +154,35 @@ class _Quota:
         self.bytes, self.inodes = sum(seen.values()), len(seen)
         self.counted = True
 
-    def _walk(self, directory: int, seen: dict[FileKey, int]) -> None:
+    def _walk(self, root: int, seen: dict[FileKey, int]) -> None:
+        """Count what the preopen ``root`` holds, reaching each directory by its path from
+        there: a loop holding one directory open at a time, not recursion, since a tree
+        may be deeper than Python's stack or the fds a host grants."""
+        below = self.layer.below
+        pending = [""]
+        while pending:
+            where = pending.pop()
+            if not where:
+                names = self._names(root)
+            else:
+                directory = below.open_at(root, 0, where, DIRECTORY, READ)
+                try:
+                    names = self._names(directory)
+                finally:
+                    self.layer.end_below("descriptor", directory)
+            for name in names:
+                child = f"{where}/{name}" if where else name
+                try:
+                    st: Stat = below.stat_at(root, 0, child)
+                except (FsError, OSError):  # gone since the listing, or not to be looked at
+                    continue
+                if _key(st) in seen:  # another name of a file already counted
+                    continue
+                seen[_key(st)] = _bytes(st)
+                if st.kind is FileKind.DIRECTORY:
+                    pending.append(child)
+
+    def _names(self, directory: int) -> list[str]:
         below = self.layer.below
         stream = below.read_directory(directory)
         names: list[str] = []
@@ -163,20 +191,7 @@ class _Quota:
                 names.append(entry.name)
         finally:
             self.layer.end_below(STREAM, stream)
-        for name in names:
-            try:
-                st: Stat = below.stat_at(directory, 0, name)
-            except (FsError, OSError):  # gone since the listing, or not to be looked at
-                continue
-            if _key(st) in seen:  # another name of a file already counted
-                continue
-            seen[_key(st)] = _bytes(st)
-            if st.kind is FileKind.DIRECTORY:
-                inner = below.open_at(directory, 0, name, DIRECTORY, READ)
-                try:
-                    self._walk(inner, seen)
-                finally:
-                    self.layer.end_below("descriptor", inner)
+        return names
 
     def _check(self, nbytes: int = 0, inodes: int = 0) -> None:
         """Refuse if adding ``nbytes`` and ``inodes`` would pass a limit."""

@@ -590,6 +590,25 @@ class FsspecStorage:
                 content.pending = False
 
     def _info(self, path: str) -> dict[str, Any]:
+        try:
+            return self._info_here(path)
+        except FileNotFoundError:
+            # POSIX says ENOTDIR when a parent is a file; fsspec just says "not found". The
+            # nearest ancestor that exists says which (found in a loop: paths may be deep).
+            ancestor = path
+            while ancestor:
+                ancestor = _parent(ancestor)
+                try:
+                    info = self._info_here(ancestor)
+                except FileNotFoundError:
+                    continue
+                if _kind(info) is not FileKind.DIRECTORY:
+                    raise posix_error(errno.ENOTDIR, path) from None
+                break
+            raise
+
+    def _info_here(self, path: str) -> dict[str, Any]:
+        """What the store (or this world's unsaved files) says of ``path`` itself."""
         pending = self._pending(path)
         if pending is not None:
             size = pending.spill.size if pending.spill is not None else 0
@@ -609,10 +628,6 @@ class FsspecStorage:
         except FileNotFoundError:
             if path == "":
                 return {"name": self._root, "type": "directory", "size": 0}
-            # POSIX says ENOTDIR when a parent is a file; fsspec just says "not found".
-            parent = _parent(path)
-            if _kind(self._info(parent)) is not FileKind.DIRECTORY:
-                raise posix_error(errno.ENOTDIR, path) from None
             raise
 
     def _lookup(self, path: str) -> dict[str, Any] | None:
