@@ -9,6 +9,7 @@ program that names every level by its full path from the preopen, as wasi-libc d
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,24 +73,33 @@ def test_the_quota_layer_counts_a_deep_tree(folder: Path,
     assert (code, out) == (0, [*CHECKED, "mv: /d/c to /d/e", *CHECKED, *REMOVED])
 
 
-@pytest.mark.parametrize("upper", ["memory", "folder"])
-def test_an_overlay_renames_a_deep_directory(folder: Path, tmp_path: Path, upper: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    make_chain(folder / "c", LEVELS)
+@pytest.mark.parametrize(("lower", "upper"), [("folder", "memory"), ("folder", "folder"),
+                                              ("zip", "memory")])
+def test_an_overlay_renames_a_deep_directory(folder: Path, tmp_path: Path, lower: str,
+                                             upper: str, capsys: pytest.CaptureFixture[str]
+                                             ) -> None:
+    source = str(folder)
+    if lower == "zip":  # members only, no folder entries: the archive implies each level
+        with zipfile.ZipFile(tmp_path / "deep.zip", "w") as archive:
+            archive.writestr("c/" + "d/" * LEVELS + "f", "deep")
+        source = f"zip::file://{tmp_path / 'deep.zip'}"
+    else:
+        make_chain(folder / "c", LEVELS)
     overlay = "/d"
     if upper == "folder":
         (tmp_path / "upper").mkdir()
         overlay = f"/d={tmp_path / 'upper'}"
     try:
-        code, out = run(capsys, "run", "--mount", f"/d={folder}", "--overlay", overlay, DEEP,
+        code, out = run(capsys, "run", "--mount", f"/d={source}", "--overlay", overlay, DEEP,
                         "/d/c", str(LEVELS), "check", "mv", "/d/e", "check", "rm")
         assert code == 0
         assert out == [*CHECKED, "mv: /d/c to /d/e", *CHECKED, *REMOVED]
     finally:
         if upper == "folder":
             remove_folder(tmp_path / "upper")
-    # The lower folder is only ever read.
-    code, out = run(capsys, "run", "--dir", f"{folder}::/d", DEEP, "/d/c", str(LEVELS), "check")
+    # The lower is only ever read.
+    code, out = run(capsys, "run", "--mount", f"/d={source}", DEEP, "/d/c", str(LEVELS),
+                    "check")
     assert (code, out) == (0, CHECKED)
 
 

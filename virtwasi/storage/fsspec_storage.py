@@ -594,17 +594,25 @@ class FsspecStorage:
             return self._info_here(path)
         except FileNotFoundError:
             # POSIX says ENOTDIR when a parent is a file; fsspec just says "not found". The
-            # nearest ancestor that exists says which (found in a loop: paths may be deep).
-            ancestor = path
-            while ancestor:
-                ancestor = _parent(ancestor)
+            # deepest ancestor that exists says which. Ancestors exist from the root down,
+            # so a binary search finds it in a few lookups, however deep the path.
+            cuts = []  # ancestor i is path[:cuts[i]]
+            at = path.find("/")
+            while at >= 0:
+                cuts.append(at)
+                at = path.find("/", at + 1)
+            deepest = None  # the deepest ancestor found, but the root (always there)
+            low, high = 0, len(cuts)
+            while low < high:
+                middle = (low + high + 1) // 2
                 try:
-                    info = self._info_here(ancestor)
+                    info = self._info_here(path[: cuts[middle - 1]])
                 except FileNotFoundError:
-                    continue
-                if _kind(info) is not FileKind.DIRECTORY:
-                    raise posix_error(errno.ENOTDIR, path) from None
-                break
+                    high = middle - 1
+                else:
+                    low, deepest = middle, info
+            if deepest is not None and _kind(deepest) is not FileKind.DIRECTORY:
+                raise posix_error(errno.ENOTDIR, path) from None
             raise
 
     def _info_here(self, path: str) -> dict[str, Any]:
