@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FIXTURE_DEBS := clang lld wasi-libc libclang-rt-dev-wasm32 wabt
 
-.PHONY: setup system-packages test lint fixtures bench demo clean
+.PHONY: setup system-packages npm test lint fixtures bench fuzz demo clean
 
 # The virtual environment, rebuilt when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -29,7 +29,19 @@ system-packages:
 		echo "run: sudo apt-get install -y $$missing"; exit 1; \
 	fi
 
-test: $(STAMP)
+# npm fetches the component tests' preview 1 adapter (jco's) at test time; Debian's npm
+# when the machine has no Node.js of its own.
+npm:
+	@if command -v npm >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	else \
+		echo "missing: npm (the component tests fetch jco's adapter with it)"; \
+		echo "run: sudo apt-get install -y npm"; exit 1; \
+	fi
+
+test: $(STAMP) npm
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -47,6 +59,16 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py BENCHMARKS.md
 	$(BIN)/python benchmarks/interrupts.py BENCHMARKS.md
 	$(BIN)/python benchmarks/growth.py BENCHMARKS.md
+	$(BIN)/python benchmarks/object_store.py BENCHMARKS.md
+	$(BIN)/python benchmarks/canonical_abi.py BENCHMARKS.md
+
+# Long lockstep fuzzing against wasmtime's built-in WASI: figures per mount and kind.
+SEEDS ?= 1-8
+CALLS ?= 2500
+MOUNTS ?= memory,hostdir,native
+fuzz: $(STAMP)
+	cd tests && PYTHONPATH=.. $(abspath $(BIN))/python fuzzkit.py --seeds $(SEEDS) --calls $(CALLS) \
+		--mounts $(MOUNTS)
 
 # The main job: a real wasm program on the in-memory default, then the demonstration.
 demo: setup

@@ -98,19 +98,18 @@ def test_misaligned_structs_are_abi_violations() -> None:
 def test_a_huge_iovec_count_is_enomem_before_anything_is_read() -> None:
     mem, _, _ = guest_memory()
     with pytest.raises(WasiError) as caught:
-        mem.first_buffer(0, 2**32 - 1)
+        mem.first_iovec(0, 2**32 - 1)
     assert caught.value.errno is Errno.NOMEM
 
 
-def test_the_first_non_empty_iovec_is_a_view_of_guest_memory() -> None:
+def test_the_first_non_empty_iovec_is_found_and_its_bounds_left_to_its_use() -> None:
     mem, _, _ = guest_memory()
     mem.pack(struct.Struct("<IIIIII"), 0, 100, 0, 200, 3, 65535, 9)
-    buf = mem.first_buffer(0, 3)  # skips the empty one, never reads the bad third
-    buf[:] = b"abc"
-    assert bytes(mem.window(200, 3)) == b"abc"
+    assert mem.first_iovec(0, 3) == (200, 3)  # skips the empty one, never reads the third
+    assert mem.first_iovec(16, 1) == (65535, 9)  # out of bounds: the caller's check, later
+    assert mem.first_iovec(0, 1) == (0, 0)
     with pytest.raises(AbiViolation):
-        mem.first_buffer(16, 1)  # in bounds as an entry, its buffer is not
-    assert len(mem.first_buffer(0, 1)) == 0
+        mem.first_iovec(65532, 2)  # the array itself runs out of memory
 
 
 def test_memory_growth_is_seen_on_the_next_access() -> None:

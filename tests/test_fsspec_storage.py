@@ -10,7 +10,6 @@ import errno
 import hashlib
 import io
 import os
-import tempfile
 import time
 import uuid
 import zipfile
@@ -224,21 +223,25 @@ def test_truncate_and_reads_past_the_end(storage: FsspecStorage, mem: Any, root:
     assert mem.cat(f"{root}/f") == b"012\0\0"
 
 
-def test_a_large_spill_moves_to_disk_and_uploads(
-    storage: FsspecStorage, mem: Any, root: str, monkeypatch: pytest.MonkeyPatch
+def test_a_large_spill_moves_to_the_cache_folder_and_uploads(
+    storage: FsspecStorage, mem: Any, root: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setattr(fsspec_storage, "_SPILL_IN_MEMORY", 1 << 16)
-    spills = Path(tempfile.gettempdir()).glob("virtwasi-spill-*")
-    before = set(spills)
+    monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path))
+    spills = tmp_path / "spill"
     data = os.urandom(3 << 16)
     f = storage.open("big", create=True, writable=True)
-    for offset in range(0, len(data), 10_000):
+    f.write(data[:10_000], 0)
+    assert [p.suffix for p in spills.iterdir()] == [".json"]  # in memory, recorded
+    for offset in range(10_000, len(data), 10_000):
         f.write(data[offset : offset + 10_000], offset)
     assert read_all(f) == data
-    assert len(set(Path(tempfile.gettempdir()).glob("virtwasi-spill-*")) - before) == 1
+    assert sorted(p.suffix for p in spills.iterdir()) == [".json", ".spill"]
+    assert [p.stat().st_size for p in spills.glob("*.spill")] == [len(data)]
     f.close()
     assert mem.cat(f"{root}/big") == data
-    assert set(Path(tempfile.gettempdir()).glob("virtwasi-spill-*")) == before
+    assert list(spills.iterdir()) == []
 
 
 def test_other_handles_see_an_upload(storage: FsspecStorage, mem: Any, root: str) -> None:

@@ -31,6 +31,7 @@ from .world import Definition, Semantics
 
 if TYPE_CHECKING:
     from .runtime import GuestStopped, Session, Unsaved
+    from .storage.unsaved import KeptFile
     from .worldfiles.plan import WorldOptions
 
 DESCRIPTION = """\
@@ -88,10 +89,24 @@ Interrupts and limits (exit codes):
   1          the guest exited 0, but written data could not be stored on a remote mount:
              one line per file, the data kept in $VIRTWASI_CACHE/unsaved (~/.cache/virtwasi)
 
+A remote file being written when virtwasi itself was killed (SIGKILL, the out-of-memory
+killer) is found by the next run, reported on one line and kept in the same folder (its
+exit code stays the guest's). virtwasi unsaved lists what is kept, stores it or discards it.
+
 With --world, the world file says what serves the module (so --dir, --mount,
 --mount-option, --ro, --overlay, --impl, --quota and --audit do not apply), and ARGS after
 -- follow the file's own [run] args. A MODULE given (not after --) runs instead of the
 file's module, with the words after it alone; --env and --semantics win over the file's.
+"""
+
+
+UNSAVED_DESCRIPTION = """\
+List the files kept in $VIRTWASI_CACHE/unsaved (~/.cache/virtwasi/unsaved) because virtwasi
+could not store them on a remote mount: an upload that failed, a file being written when the
+guest was stopped, or when virtwasi itself was killed (found by the next run). One line
+each: the kept file, the URL it was meant for, its size, when it was kept and why.
+With --store or --discard, act on the PATHs given (kept files, or run folders: every file
+in them) or on --all of them.
 """
 
 
@@ -251,6 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
     examples.add_argument("dest", metavar="DEST", help="the folder to copy into (made if missing)")
     examples.add_argument("--force", action="store_true",
                           help="overwrite files of the same name with other contents")
+    unsaved = commands.add_parser(
+        "unsaved",
+        help="list, store or discard written data virtwasi could not store",
+        description=UNSAVED_DESCRIPTION,
+        epilog="Examples:\n  virtwasi unsaved\n"
+        "  virtwasi unsaved --store --all --mount-option s3.endpoint_url=http://127.0.0.1:9000"
+        "\n  virtwasi unsaved --discard ~/.cache/virtwasi/unsaved/20260101-120000-4242\n\n"
+        "Exit codes: 0 done; 1 a file could not be stored (it stays kept); 2 a PATH that is "
+        "not kept, or --store/--discard with neither PATH nor --all.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    unsaved.add_argument("paths", nargs="*", metavar="PATH",
+                         help="kept files or run folders, as listed")
+    action = unsaved.add_mutually_exclusive_group()
+    action.add_argument("--store", action="store_true",
+                        help="upload each to where it was meant to go, replacing what is "
+                        "there, then remove it from the folder (one that fails stays)")
+    action.add_argument("--discard", action="store_true",
+                        help="delete each from the folder, for good")
+    unsaved.add_argument("--all", action="store_true",
+                         help="every kept file (with --store or --discard)")
+    unsaved.add_argument("--mount-option", action="append", default=[],
+                         metavar="PROTOCOL.KEY=VALUE",
+                         help="a storage option for --store, as for run --mount-option "
+                         "(an endpoint, FTP credentials) (repeatable)")
     return parser
 
 
@@ -720,6 +760,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from .engine import interrupt
 
     unsaved: list[Unsaved] = []
+    _recover_spills()
     with interrupt.catching(interrupt.DEFAULT_SIGNALS) as signals:
         # A signal during teardown is recorded and ignored: the exit code stays the guest's.
         code = _run_guest(args, argv, signals.received if signals is not None else [],
@@ -733,6 +774,96 @@ def _report_unsaved(unsaved: Sequence[Unsaved], code: int) -> int:
     for item in unsaved:
         print(f"virtwasi: {item}", file=sys.stderr, flush=True)
     return 1 if unsaved and code == 0 else code
+
+
+def _recover_spills() -> None:
+    """Keep and report, one line each, what processes killed while writing to a remote
+    mount left (one directory listing when there is none)."""
+    from .storage.unsaved import recover_spills
+
+    try:
+        recovered = recover_spills()
+    except OSError as exc:
+        print(f"virtwasi: cannot keep what a killed run left: {exc}", file=sys.stderr)
+        return
+    for item in recovered:
+        print(f"virtwasi: {item}", file=sys.stderr, flush=True)
+
+
+def _unsaved(args: argparse.Namespace) -> int:
+    from .storage import unsaved
+
+    _recover_spills()
+    folder = unsaved.unsaved_folder()
+    files = unsaved.kept_files()
+    if (args.store or args.discard) and not args.paths and not args.all:
+        return _fail("unsaved: give the PATHs to " + ("store" if args.store else "discard")
+                     + ", or --all (see virtwasi unsaved --help)")
+    if args.paths:
+        chosen = []
+        for given in args.paths:
+            where = Path(given).expanduser().absolute()
+            matched = [f for f in files if f.path.absolute().is_relative_to(where)]
+            if not matched:
+                return _fail(f"unsaved: {given}: not a file kept in {folder} "
+                             "(virtwasi unsaved lists them)")
+            chosen += [f for f in matched if f not in chosen]
+        files = chosen
+    if args.store:
+        try:
+            options = _mount_options(args)
+        except MountError as exc:
+            return _fail(str(exc))
+        failed = 0
+        for kept in files:
+            problem = _store_kept(kept, options)
+            if problem:
+                print(f"virtwasi: {kept.path}: not stored: {problem}", file=sys.stderr)
+                failed += 1
+            else:
+                unsaved.forget(kept.path)
+                print(f"stored {kept.path} in {kept.url}")
+        return 1 if failed else 0
+    if args.discard:
+        for kept in files:
+            unsaved.forget(kept.path)
+            print(f"discarded {kept.path}")
+        return 0
+    if not files:
+        print(f"nothing kept in {folder}")
+        return 0
+    import time
+
+    for kept in files:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(kept.kept_at))
+        reason = f" ({kept.reason})" if kept.reason else ""
+        print(f"{kept.path}: for {kept.url or 'an unrecorded destination'}, "
+              f"{kept.size} bytes, kept {when}{reason}")
+    return 0
+
+
+def _store_kept(kept: KeptFile, options: Mapping[str, dict[str, Any]]) -> str | None:
+    """Upload one kept file to its URL; why not, in a few words, or None once stored."""
+    if kept.url is None:
+        return "where it was meant to go was not recorded"
+    from .storage.fsspec_storage import release_filesystem
+    from .storage.network import chain_protocols, open_url
+
+    given = {protocol: opts for protocol, opts in options.items()
+             if protocol in chain_protocols(kept.url)}
+    try:
+        fs, target, _ = open_url(kept.url, given)
+    except ImportError as exc:
+        return str(exc)
+    except Exception as exc:  # fsspec backends raise whatever their libraries raise
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        fs.put_file(str(kept.path), target)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        release_filesystem(fs)
+    return None
 
 
 @contextmanager
@@ -966,6 +1097,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _diff(args)
     if args.command == "examples":
         return _examples(args)
+    if args.command == "unsaved":
+        return _unsaved(args)
     parser.print_help()
     return 2
 

@@ -93,7 +93,7 @@ class WasiWorld:
     a file, and at its teardown what it left open, unless the guest was stopped or
     trapped: then a file left open is not published half-written. At :meth:`close`, a
     failed upload is retried once; what still cannot be stored is copied under
-    :func:`~virtwasi.storage.spill.unsaved_folder` and listed in :attr:`unsaved`.
+    :func:`~virtwasi.storage.unsaved.unsaved_folder` and listed in :attr:`unsaved`.
     """
 
     def __init__(
@@ -241,12 +241,15 @@ class WasiWorld:
             with suppress(UploadError):
                 storage.retry_uploads()  # once more at exit: the store may be back
             if storage.unsaved:
-                from .storage.spill import unsaved_run_folder
+                from .storage.unsaved import record_kept, unsaved_run_folder
 
                 folder = folder or unsaved_run_folder()
                 base = guest.rstrip("/")
-                self.unsaved += [Unsaved(f"{base}/{u.path}", u.reason, u.kept)
-                                 for u in storage.keep_unsaved(folder / guest.strip("/"))]
+                kept = storage.keep_unsaved(folder / guest.strip("/"))
+                self.unsaved += [Unsaved(f"{base}/{u.path}", u.reason, u.kept) for u in kept]
+                with suppress(OSError):  # what each was meant for, for virtwasi unsaved
+                    record_kept(folder, {u.kept: (storage.url(u.path), u.reason)
+                                         for u in kept if u.kept is not None})
             with suppress(UploadError):
                 storage.close()  # releases the filesystem once nothing is left unsaved
         self._owned.clear()

@@ -27,18 +27,16 @@ from pathlib import Path
 
 import wasmtime
 
+from ..storage.unsaved import cache_folder
+
 _WASMTIME_VERSION = version("wasmtime")
 
 
 def cache_dir() -> Path | None:
     """Where compiled modules are kept, or None when caching is off."""
-    configured = os.environ.get("VIRTWASI_CACHE")
-    if configured == "off":
+    if os.environ.get("VIRTWASI_CACHE") == "off":
         return None
-    if configured:
-        return Path(configured) / "modules"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "virtwasi" / "modules"
+    return cache_folder() / "modules"
 
 
 def _identity(path: Path) -> str | None:

@@ -10,8 +10,10 @@ The functions follow ``wasi:filesystem/types@0.2`` in name, order of parameters 
 with three departures a Python world needs: buffers are ``memoryview`` windows on the
 caller's memory (``read`` fills one and answers a count, as a stream would), stats and
 directory entries carry the inode and device the storage knows (preview 1 reports them),
-and the preopens are two calls (``preopen_paths``, ``preopen``), because the world moves
-handles as results only one at a time. A handle ends by being dropped (the world's
+the preopens are two calls (``preopen_paths``, ``preopen``), because the world moves
+handles as results only one at a time, and ``open_at`` answers the new descriptor with its
+type and flags, which a client needs at once (preview 1 reports both) and would otherwise
+ask for in two more calls. A handle ends by being dropped (the world's
 ``Context.end``); the type's destructor closes what it held, and may answer an error.
 Failures are :class:`~virtwasi.filesystem.errors.FsError` with 0.2's ``error-code``.
 """
@@ -73,7 +75,8 @@ NOW = Now.NOW
 NewTimestamp = int | Now | None
 
 
-@dataclass(frozen=True, slots=True)
+# A value, as Stat is: hashable, never changed, not frozen (listing makes one per entry).
+@dataclass(slots=True, unsafe_hash=True)
 class DirectoryEntry:
     type: DescriptorType
     name: str
@@ -151,8 +154,13 @@ class Slot(enum.Enum):
 class Function:
     name: str
     params: tuple[Slot, ...]
-    result: Slot | None
+    results: tuple[Slot, ...]
     category: Category
+
+    @property
+    def result(self) -> Slot | None:
+        """The first result, the only one that may be a handle."""
+        return self.results[0] if self.results else None
 
     @property
     def handles(self) -> tuple[tuple[int, str], ...]:
@@ -160,10 +168,10 @@ class Function:
         return tuple((i, p.value) for i, p in enumerate(self.params) if p is not Slot.VALUE)
 
 
-def _fn(name: str, params: str, result: str, category: Category) -> Function:
-    slots = {"d": Slot.DESCRIPTOR, "s": Slot.STREAM, "v": Slot.VALUE, "": None}
-    return Function(name, tuple(slots[p] for p in params),  # type: ignore[misc]
-                    slots[result], category)
+def _fn(name: str, params: str, results: str, category: Category) -> Function:
+    slots = {"d": Slot.DESCRIPTOR, "s": Slot.STREAM, "v": Slot.VALUE}
+    return Function(name, tuple(slots[p] for p in params), tuple(slots[r] for r in results),
+                    category)
 
 
 _R, _O, _W, _T = Category.READS, Category.OPENS, Category.WRITES, Category.CHANGES_TREE
@@ -186,7 +194,8 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     _fn("stat_at", "dvv", "v", _R),  # (PathFlags, path) -> DescriptorStat
     _fn("set_times_at", "dvvvv", "", _T),  # (PathFlags, path, atime, mtime)
     _fn("link_at", "dvvdv", "", _T),  # (PathFlags, old path, new directory, new path)
-    _fn("open_at", "dvvvv", "d", _O),  # (PathFlags, path, OpenFlags, DescriptorFlags)
+    # (PathFlags, path, OpenFlags, DescriptorFlags) -> (descriptor, its type, its flags)
+    _fn("open_at", "dvvvv", "dvv", _O),
     _fn("readlink_at", "dv", "v", _R),  # (path) -> target
     _fn("remove_directory_at", "dv", "", _T),
     _fn("rename_at", "dvdv", "", _T),  # (old path, new directory, new path)
@@ -213,7 +222,7 @@ def signature(function: Function, types: Mapping[str, ResourceType]
               ) -> tuple[list[Signature], list[Signature]]:
     """The world's parameter and result types of ``function`` over ``types`` (by name)."""
     params = [_slot_type(p, types, False) for p in function.params]
-    results = [] if function.result is None else [_slot_type(function.result, types, True)]
+    results = [_slot_type(r, types, True) for r in function.results]
     return params, results
 
 
@@ -244,23 +253,10 @@ def serve(ctx: Context, functions: Mapping[str, Callable[..., Any]],
     ``destructors`` gives the destructor of ``descriptor`` and of
     ``directory-entry-stream``; the two types are defined here, by ``ctx``'s instance.
     Each function of ``functions`` takes representations where the interface has a handle
-    (the world hands them over) and returns a representation where it returns one (a new
-    handle is made of it here), once for every implementation.
+    (the world hands them over) and returns a representation where it returns one (the
+    world makes the new handle of it, in the caller's table), once for every
+    implementation; ``open_at`` returns (representation, type, flags).
     """
     types = {name: ctx.resource_type(name, destructor=destructor)
              for name, destructor in destructors.items()}
-    made = {name: types[function.result.value] for name, function in FUNCTIONS.items()
-            if function.result not in (None, Slot.VALUE)}
-    return export(ctx, types, {
-        name: _making(ctx, made[name], fn) if name in made else fn
-        for name, fn in functions.items()}, representations=True)
-
-
-def _making(ctx: Context, rtype: ResourceType, fn: Callable[..., Any]) -> Callable[..., int]:
-    """``fn``, with the representation it returns made a new handle of ``rtype``."""
-    new = ctx.resource_new
-
-    def making(*args: Any) -> int:
-        return new(rtype, fn(*args))
-
-    return making
+    return export(ctx, types, functions, representations=True)

@@ -146,6 +146,7 @@ class _Auditor:
         handles = dict(self.layer.handle_slots(function))
         wrap_as = self.layer.result_type(function)
         lower_of, write, clock = self.layer.lower_of, self.log.write, time.perf_counter_ns
+        more = len(function.results) > 1  # open_at: the handle, then its type and flags
 
         def handle_number(h: Any, rtype: ResourceType) -> Any:
             try:
@@ -168,8 +169,12 @@ class _Auditor:
                 record["errno"] = code_of(exc).value
                 raise
             else:
-                record["result"] = (lower_of(result, wrap_as) if wrap_as is not None
-                                    else result if type(result) in _PLAIN else _shown(result))
+                if wrap_as is None:
+                    record["result"] = result if type(result) in _PLAIN else _shown(result)
+                elif more:
+                    record["result"] = [lower_of(result[0], wrap_as), *map(_shown, result[1:])]
+                else:
+                    record["result"] = lower_of(result, wrap_as)
                 return result
             finally:
                 record["us"] = round((clock() - start) / 1000, 1)

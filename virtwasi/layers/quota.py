@@ -165,7 +165,7 @@ class _Quota:
             if not where:
                 names = self._names(root)
             else:
-                directory = below.open_at(root, 0, where, DIRECTORY, READ)
+                directory = below.open_at(root, 0, where, DIRECTORY, READ)[0]
                 try:
                     names = self._names(directory)
                 finally:
@@ -295,7 +295,8 @@ class _Quota:
         result_type = layer.result_type(function)
         assert result_type is not None
 
-        def open_at(h: Any, path_flags: int, path: str, open_flags: int, flags: int) -> int:
+        def open_at(h: Any, path_flags: int, path: str, open_flags: int, flags: int
+                    ) -> tuple[int, FileKind, int]:
             directory = lower_of(h, rtype)
             before, create = None, False
             if open_flags & (CREATE | TRUNCATE):
@@ -307,18 +308,17 @@ class _Quota:
                 create = bool(open_flags & CREATE) and before is None
                 if create:
                     self._check(inodes=1)
-            opened = open_below(directory, path_flags, path, open_flags, flags)
+            opened, kind, got = open_below(directory, path_flags, path, open_flags, flags)
             rep = Tracked(opened)
             handle = layer.wrap(result_type, rep)
-            st: Stat = self._stat(opened)
-            if st.kind is FileKind.REGULAR:
-                rep.file = _key(st)
+            if kind is FileKind.REGULAR:
+                rep.file = _key(self._stat(opened))
                 self.open_files[rep.file] += 1
             if create:
                 self._account(inodes=1)
             if open_flags & TRUNCATE and before is not None:
                 self._account(-_bytes(before))
-            return handle
+            return handle, kind, got
 
         return open_at
 

@@ -10,8 +10,9 @@ is decided by its declared category:
 
 - what reads (``reads``) passes through; ``get_flags`` too, with ``write`` and
   ``mutate-directory`` taken out, so a client sees a descriptor it cannot change through;
-- ``open_at`` (``opens``) of an existing file or directory for reading passes; asking to
-  write, create or truncate answers ``read-only``; ``preopen`` passes;
+- ``open_at`` (``opens``) of an existing file or directory for reading passes, with the
+  flags it answers taken down as ``get_flags`` takes them; asking to write, create or
+  truncate answers ``read-only``; ``preopen`` passes;
 - what writes data (``writes``) answers ``bad-descriptor``: no descriptor of the layer is
   open for writing, as for any file opened read-only on Linux;
 - what changes the tree (``changes-tree``: make, remove, rename, link or symlink a name,
@@ -75,7 +76,8 @@ def read_only_layer() -> Definition:
                 if open_flags & WRITE_OPEN_FLAGS or flags & WRITE:
                     lower_of(h, rtype)  # a bad handle traps first
                     raise FsError(ErrorCode.READ_ONLY)
-                return opened(h, path_flags, path, open_flags, flags)
+                handle, kind, got = opened(h, path_flags, path, open_flags, flags)
+                return handle, kind, got & ~ATTENUATED  # as get_flags will say
 
             return checked
 

@@ -87,7 +87,8 @@ class Wrapping:
         return tuple((i, self.types[name]) for i, name in function.handles)
 
     def result_type(self, function: Function) -> ResourceType | None:
-        """The layer's type of the handle ``function`` returns, if it returns one."""
+        """The layer's type of the handle ``function`` returns, if it returns one (first,
+        before any other result)."""
         result = function.result
         return None if result in (None, Slot.VALUE) else self.types[result.value]
 
@@ -121,13 +122,18 @@ class Wrapping:
 
             return first
         ctx, rep_type = self.ctx, self.rep_type
+        more = len(function.results) > 1  # open_at: the handle, then its type and flags
 
         def general(*args: Any) -> Any:
             lowered = list(args)
             for i, rtype in slots:
                 lowered[i] = lower_of(args[i], rtype)
             result = call_below(*lowered)
-            return result if wrap_as is None else ctx.resource_new(wrap_as, rep_type(result))
+            if wrap_as is None:
+                return result
+            if more:
+                return (ctx.resource_new(wrap_as, rep_type(result[0])), *result[1:])
+            return ctx.resource_new(wrap_as, rep_type(result))
 
         return general
 

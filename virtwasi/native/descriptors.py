@@ -85,7 +85,10 @@ def append(d: HostDescriptor, buf: memoryview) -> int:
 
 
 def advise(d: HostDescriptor, offset: int, length: int, advice: int) -> None:
-    os.posix_fadvise(file_of(d).fd, _offset(offset), _offset(length), _ADVICE[advice])
+    # The offset goes to the kernel as the bits it is (it takes any); a length past off_t
+    # is EINVAL, as wasmtime answers it.
+    signed = offset - 2**64 if offset > MAX_OFFSET else offset
+    os.posix_fadvise(file_of(d).fd, signed, _offset(length), _ADVICE[advice])
 
 
 def sync(d: HostDescriptor) -> None:

@@ -40,10 +40,24 @@ class DirTree:
             return os.readlink(name, dir_fd=parent)
 
 
-def resolve(fd: int, path: str, *, follow: bool) -> paths.Resolved:
+def resolve(fd: int, path: str, *, follow: bool, create: bool = False) -> paths.Resolved:
     """Resolve the guest's ``path`` inside the directory ``fd``; the result's path is
     relative to it (``""`` is the directory itself)."""
-    return paths.resolve(DirTree(fd), "", path, follow=follow)
+    return paths.resolve(DirTree(fd), "", path, follow=follow, create=create)
+
+
+def walk_parents(fd: int, path: str) -> None:
+    """The errors of the directories a new name passes through, a trailing slash walked
+    as a link's (see :func:`paths.walk_parents`)."""
+    paths.walk_parents(DirTree(fd), "", path, slash=True)
+
+
+def walk_two(old_fd: int, old_path: str, new_fd: int, new_path: str, *,
+             slash: bool = False) -> None:
+    """What a link or rename answers before looking at either last name (see
+    :func:`paths.walk_two`)."""
+    paths.walk_two((DirTree(old_fd), "", old_path), (DirTree(new_fd), "", new_path),
+                   slash=slash)
 
 
 def resolve_entry(fd: int, path: str) -> tuple[paths.Resolved, bool]:

@@ -30,16 +30,11 @@ from ..storage.base import FileKind, Stat
 from ..storage.hostdir import to_stat
 from . import times
 from .descriptors import HostDescriptor, HostDirectory, HostFile, directory_of
-from .hosttree import parent_of, resolve, resolve_entry
+from .hosttree import parent_of, resolve, resolve_entry, walk_parents, walk_two
 
 # O_NONBLOCK: opening a FIFO planted in the tree must not hang (cleared once open);
 # O_NOCTTY: nor may a terminal become the runtime's controlling one.
 _OPEN = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-
-
-def _names_dot(path: str) -> bool:
-    """The last component is ``.`` or ``..`` (trailing slashes aside)."""
-    return path.rstrip("/").rpartition("/")[2] in (".", "..")
 
 
 def _found(d: HostDescriptor, path: str, follow: bool) -> tuple[HostDirectory, Resolved]:
@@ -56,13 +51,15 @@ def _existing(d: HostDescriptor, path: str, follow: bool = False
 
 
 def open_at(d: HostDescriptor, path_flags: int, path: str, open_flags: int, flags: int
-            ) -> HostDescriptor:
+            ) -> tuple[HostDescriptor, FileKind, int]:
+    """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if type(d) is not HostDirectory:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
     check_open(open_flags, flags)
     exclusive = open_flags & CREATE and open_flags & EXCLUSIVE
     # O_CREAT|O_EXCL never follows a last symlink, not even a dangling one.
-    found = resolve(d.fd, path, follow=bool(path_flags & SYMLINK_FOLLOW) and not exclusive)
+    found = resolve(d.fd, path, follow=bool(path_flags & SYMLINK_FOLLOW) and not exclusive,
+                    create=bool(open_flags & CREATE))
     if found.stat is None:
         if open_flags & CREATE and found.must_be_directory:
             raise FsError(ErrorCode.IS_DIRECTORY, "open cannot create a directory")
@@ -91,8 +88,10 @@ def open_at(d: HostDescriptor, path_flags: int, path: str, open_flags: int, flag
         os.close(fd)
         raise
     if kind is FileKind.DIRECTORY:
-        return HostDirectory(fd, READ | (d.flags & MUTATE_DIRECTORY))
-    return HostFile(fd, kind, flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY)
+        flags = READ | (d.flags & MUTATE_DIRECTORY)
+        return HostDirectory(fd, flags), kind, flags
+    flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
+    return HostFile(fd, kind, flags), kind, flags
 
 
 def stat_at(d: HostDescriptor, path_flags: int, path: str) -> Stat:
@@ -167,9 +166,12 @@ def unlink_file_at(d: HostDescriptor, path: str) -> None:
 
 def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: str) -> None:
     source, target = directory_of(d), directory_of(new)
+    walk_two(source.fd, old_path, target.fd, new_path)
+    paths.check_rename_dots(old_path, new_path)
     found, found_slash = resolve_entry(source.fd, old_path)
+    paths.check_rename_source(found, start=found.path == "")
     to, to_slash = resolve_entry(target.fd, new_path)
-    if _names_dot(old_path) or _names_dot(new_path) or "" in (found.path, to.path):
+    if to.path == "":  # the directory itself, reached without a dot (as "d/..")
         raise FsError(ErrorCode.BUSY, "cannot rename a directory someone stands in")
     paths.check_rename(found, found_slash, to, to_slash)
     with parent_of(source.fd, found.path) as (src, src_name), \
@@ -179,15 +181,14 @@ def rename_at(d: HostDescriptor, old_path: str, new: HostDescriptor, new_path: s
 
 def symlink_at(d: HostDescriptor, link_target: str, path: str) -> None:
     directory = directory_of(d)
+    paths.check_symlink_target(link_target, walked=False)
+    walk_parents(directory.fd, path)
     found = resolve(directory.fd, path, follow=False)
+    paths.check_symlink_target(link_target, walked=True)
     if found.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if found.must_be_directory:
         raise FsError(ErrorCode.NO_ENTRY, "a symlink is not a directory")
-    if link_target.startswith("/"):
-        raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
-    if "\0" in link_target:
-        raise FsError(ErrorCode.INVALID, "a path may not contain NUL")
     with parent_of(directory.fd, found.path) as (parent, name):
         os.symlink(link_target, name, dir_fd=parent)
 
@@ -197,10 +198,11 @@ def link_at(d: HostDescriptor, path_flags: int, old_path: str, new: HostDescript
     source, target = directory_of(d), directory_of(new)
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
+    walk_two(source.fd, old_path, target.fd, new_path, slash=True)
     found = resolve(source.fd, old_path, follow=False)
-    to = resolve(target.fd, new_path, follow=False)
-    if found.stat is None:
+    if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)
+    to = resolve(target.fd, new_path, follow=False)
     if to.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if to.must_be_directory:

@@ -26,6 +26,8 @@ from typing import Protocol, runtime_checkable
 
 NAME_MAX = 255
 """Bytes in one path component, as on Linux."""
+PATH_MAX = 4096
+"""Bytes in a path with its terminating NUL, as on Linux: a longer one is never looked up."""
 
 
 def is_clean(path: str) -> bool:
@@ -75,7 +77,8 @@ class Stat:
     ctime_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+# A value, as Stat is: hashable, never changed, not frozen (listing makes one per entry).
+@dataclass(slots=True, unsafe_hash=True)
 class DirEntry:
     name: str
     ino: int

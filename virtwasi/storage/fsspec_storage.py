@@ -11,8 +11,14 @@ honestly rather than pretending:
   archive's root, an implied directory) reports when the storage was opened;
 * inode numbers are synthetic, stable per path for the storage's lifetime, and move with a
   rename;
-* reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole); writes go
-  to a local spill (memory, then a temporary file) uploaded whole by ``sync()`` and
+* what a remote store said of a name is kept (:mod:`.metadata`): exact about this
+  storage's own changes, trusted for ``cache_ttl`` seconds about everyone else's. On S3
+  and FTP a name is looked up in its parent's listing, which answers for its siblings too
+  (on S3 its first page only: a huge directory is not listed whole to find one name);
+* reads stream from ``fs.open(path, "rb")`` (a zip member is never loaded whole; an S3
+  object of up to 8 MiB is one GET at the first read, and a folder's small objects read
+  in order are fetched ahead: :mod:`.readahead`); writes go
+  to a local spill (memory, then a file: :mod:`.spill`) uploaded whole by ``sync()`` and
   ``close()``, because object stores cannot write in place. Every handle open on one name
   shares its spill, as handles share an inode, so they see each other's writes at once;
   other clients of the store see them once uploaded.
@@ -58,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import io
 import itertools
 import os
 import socket
@@ -65,9 +72,8 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from glob import has_magic
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn
 
 import fsspec
 from fsspec.implementations.ftp import FTPFileSystem
@@ -75,9 +81,12 @@ from fsspec.implementations.ftp import FTPFileSystem
 from .archives import TarArchive, ZipArchive
 from .base import DirEntry, FileKind, Stat, UploadError, posix_error
 from .fsspec_layout import kind as _kind
-from .fsspec_layout import layout_for
+from .fsspec_layout import layout_for, remote_store
 from .fsspec_layout import time_ns as _time_ns
+from .metadata import UNKNOWN, Entry, MetadataCache
+from .network import listings_ttl
 from .opening import Opening, open_rule
+from .readahead import SMALL, ReadAhead
 from .spill import Spill
 
 # The one table: fsspec's exceptions to POSIX errnos (first match wins).
@@ -204,14 +213,15 @@ class UnsavedFile:
 class FsspecFile:
     """An open regular file of a :class:`FsspecStorage` (see the module doc)."""
 
-    def __init__(self, storage: FsspecStorage, content: _Content, *, writable: bool) -> None:
+    def __init__(self, storage: FsspecStorage, content: _Content, *, writable: bool,
+                 last: Stat) -> None:
         self._storage = storage
         self._content = content
         self._writable = writable
         self._reader: Any = None
         self._closed = False
         self._abandoned = False
-        self._last = storage.lstat(content.path or "")
+        self._last = last  # what the open learned: not asked again
         content.handles += 1
 
     @property
@@ -235,7 +245,7 @@ class FsspecFile:
         if self._reader is None:
             if self.path is None:
                 raise posix_error(errno.ENOENT, self._name())
-            self._reader = self._storage.fs.open(self._storage._full(self.path), "rb")
+            self._reader = self._storage._open_stored(self.path, self._last.size)
         return self._reader
 
     def _drop_reader(self) -> None:
@@ -254,7 +264,7 @@ class FsspecFile:
     def _ensure_spill(self, *, copy: bool = True) -> Spill:
         content = self._content
         if content.spill is None:
-            spill = Spill(_SPILL_IN_MEMORY)
+            spill = Spill(_SPILL_IN_MEMORY, self._storage.url(content.path))
             if copy and not content.empty:
                 chunk = memoryview(bytearray(_COPY_CHUNK))
                 offset = 0
@@ -343,6 +353,9 @@ class FsspecFile:
                               content.path) from exc
         content.dirty = False
         content.pending = False
+        size = content.spill.size if content.spill is not None else 0
+        self._storage._cache.note(content.path, Entry(FileKind.REGULAR, size, content.mtime_ns))
+        self._storage._ahead.forget(content.path)
 
     def close(self) -> None:
         if self._closed or self._abandoned:
@@ -392,6 +405,13 @@ class FsspecStorage:
     ``owns_fs`` says ``fs`` was made for this storage alone (opened from a URL): then
     :meth:`close` also releases what the filesystem holds for it (an archive's file, an
     FTP control connection). Otherwise the filesystem stays its maker's to close.
+
+    What the storage learns of a remote store's names is kept for ``cache_ttl`` seconds
+    (``None``: as long as the storage; ``0``: not at all), exact about its own changes
+    (:mod:`.metadata`). By default (``"filesystem"``) it follows the filesystem's own listings cache
+    (fsspec's ``use_listings_cache`` and ``listings_expiry_time``), which a mount opened
+    from a URL turns off so that one cache, with one rule, answers. A local store (memory,
+    an archive) is asked every time: that costs no request.
     """
 
     supports_symlinks = False
@@ -399,12 +419,18 @@ class FsspecStorage:
     supports_set_times = False
 
     def __init__(
-        self, fs: fsspec.AbstractFileSystem, root: str, *, owns_fs: bool = False
+        self, fs: fsspec.AbstractFileSystem, root: str, *, owns_fs: bool = False,
+        cache_ttl: float | Literal["filesystem"] | None = "filesystem",
     ) -> None:
         self.fs = fs
         self._owns_fs = owns_fs
         self._closed = False
         self._layout = layout_for(fs)
+        if cache_ttl == "filesystem":
+            cache_ttl = listings_ttl(fs)
+        self._cache = MetadataCache(cache_ttl if remote_store(fs) else 0)
+        self._ahead = ReadAhead(lambda path: self._layout.fetch(self.fs, self._full(path)))
+        self._in_order: tuple[str, int, list[str]] = ("", -1, [])  # see _small_files
         self._root: str = fs._strip_protocol(root).rstrip("/")
         self._dev = next(_devices)
         # What an entry the store keeps no time for (an archive's root, a directory that
@@ -496,11 +522,25 @@ class FsspecStorage:
                 failures.append(exc)
         if failures:
             raise failures[0]
+        self._ahead.close()
         if self._closed or self._unsaved:
             return
         self._closed = True
         if self._owns_fs:
             release_filesystem(self.fs)
+
+    def url(self, path: str | None) -> str | None:
+        """Where ``path`` is stored, as a URL without credentials (for the user to find
+        it); None for a store that lives only as long as this process (``memory://``) or
+        a name that is gone."""
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple | list) else (
+            self.fs.protocol,)
+        if path is None or "memory" in protocols:
+            return None
+        full = self._full(path)
+        if isinstance(self.fs, FTPFileSystem):
+            return f"ftp://{self.fs.host}:{self.fs.port}/{full.lstrip('/')}"
+        return str(self.fs.unstrip_protocol(full))
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -554,6 +594,8 @@ class FsspecStorage:
             for f in self._handles(content):
                 f._keep_readable()
             content.path = None
+            if content.spill is not None:
+                content.spill.retarget(None)  # its data is meant for nowhere now
 
     def _moved(self, src: str, dst: str) -> None:
         """Inode numbers and open files follow a rename, as they would on a disk."""
@@ -572,8 +614,11 @@ class FsspecStorage:
             del self._contents[content.path]
             content.path = renamed(content.path)
         self._contents.update((content.path, content) for content in moved if content.path)
+        for content in moved:
+            if content.spill is not None and content.path is not None:
+                content.spill.retarget(self.url(content.path))
 
-    # -- fsspec's view of one path -------------------------------------------------------
+    # -- the store's view of one path ----------------------------------------------------
 
     def _pending(self, path: str) -> _Content | None:
         """The content of ``path`` if it was created here and is not stored yet."""
@@ -588,80 +633,154 @@ class FsspecStorage:
                 with _posix_errors(path):
                     self.fs.pipe_file(self._full(path), b"")
                 content.pending = False
+                self._cache.note(path, Entry(FileKind.REGULAR, 0, content.mtime_ns))
 
-    def _info(self, path: str) -> dict[str, Any]:
+    def _describe(self, info: dict[str, Any]) -> Entry:
+        info = self._layout.describe(info)
+        kind = _kind(info)
+        size = int(info.get("size") or 0) if kind is FileKind.REGULAR else 0
+        target = info.get("destination")
+        if kind is FileKind.SYMLINK and target is not None:
+            size = len(os.fsencode(str(target)))
+        return Entry(kind, size, _time_ns(info), None if target is None else str(target))
+
+    def _listed(self, path: str, *, whole: bool) -> tuple[dict[str, Entry], bool]:
+        """The entries of directory ``path`` by name, as the store lists them now, and
+        whether that is all of them (always with ``whole``); kept in the cache."""
+        full = self._full(path)
         try:
-            return self._info_here(path)
+            with _posix_errors(path):
+                listed, complete = self._layout.list_dir(self.fs, full, whole=whole)
         except FileNotFoundError:
-            # POSIX says ENOTDIR when a parent is a file; fsspec just says "not found". The
-            # deepest ancestor that exists says which. Ancestors exist from the root down,
-            # so a binary search finds it in a few lookups, however deep the path.
-            cuts = []  # ancestor i is path[:cuts[i]]
-            at = path.find("/")
-            while at >= 0:
-                cuts.append(at)
-                at = path.find("/", at + 1)
-            deepest = None  # the deepest ancestor found, but the root (always there)
-            low, high = 0, len(cuts)
-            while low < high:
-                middle = (low + high + 1) // 2
-                try:
-                    info = self._info_here(path[: cuts[middle - 1]])
-                except FileNotFoundError:
-                    high = middle - 1
-                else:
-                    low, deepest = middle, info
-            if deepest is not None and _kind(deepest) is not FileKind.DIRECTORY:
-                raise posix_error(errno.ENOTDIR, path) from None
-            raise
+            if path:
+                raise
+            listed, complete = [], True  # an empty root of an object store
+        itself = self.fs._strip_protocol(full).rstrip("/")
+        entries: dict[str, Entry] = {}
+        for info in listed:
+            fullname = str(info["name"]).rstrip("/")
+            name = self._layout.entry_name(fullname)
+            # Some stores list the directory itself, or a marker object for it.
+            if fullname == itself or name is None:
+                continue
+            entries[name] = self._describe(info)
+        if self._layout.listings_describe_entries:
+            self._cache.listed(path, entries, complete=complete)
+        return entries, complete
 
-    def _info_here(self, path: str) -> dict[str, Any]:
-        """What the store (or this world's unsaved files) says of ``path`` itself."""
+    def _ask(self, path: str) -> Entry | None:
+        """What the store says ``path`` is now (None: nothing), kept in the cache."""
+        entry: Entry | None
+        if path == "" and self._layout.prefix_directories:
+            # The mount's root: checked when mounted, and a prefix has no time of its own.
+            entry = Entry(FileKind.DIRECTORY, 0, 0)
+        elif path and self._layout.lookup_by_listing:
+            parent, _, name = path.rpartition("/")
+            entries, complete = self._listed(parent, whole=False)
+            if name in entries or complete:
+                return entries.get(name)
+            entry = self._ask_store(path)  # not in the first page of a big directory
+        else:
+            entry = self._ask_store(path)
+        self._cache.note(path, entry)
+        return entry
+
+    def _ask_store(self, path: str) -> Entry | None:
+        try:
+            with _posix_errors(path):
+                entry = self._describe(self.fs.info(self._full(path)))
+        except FileNotFoundError:
+            if path:
+                return None
+            entry = Entry(FileKind.DIRECTORY, 0, 0)
+        if path == "":  # the mount's root: a web server may not say it is a folder
+            entry = dataclasses.replace(entry, kind=FileKind.DIRECTORY, size=0)
+        return entry
+
+    def _stored(self, path: str) -> Entry:
+        """``path`` in the store, as this mount knows it (asking only what it does not)."""
+        entry = self._known_stored(path)
+        if entry is None:
+            self._missing(path)
+        assert isinstance(entry, Entry)
+        return entry
+
+    def _known_stored(self, path: str) -> Entry | None:
+        known = self._cache.lookup(path)
+        entry = self._ask(path) if known is UNKNOWN else known
+        assert entry is None or isinstance(entry, Entry)
+        return entry
+
+    def _entry(self, path: str) -> Entry:
+        """``path`` as this world sees it: its own names not stored yet included."""
+        entry = self._seen(path)
+        if entry is None:
+            self._missing(path)
+        assert isinstance(entry, Entry)
+        return entry
+
+    def _seen(self, path: str) -> Entry | None:
+        """``path`` as this world sees it, None if nothing is there (whatever its parents)."""
         pending = self._pending(path)
         if pending is not None:
             size = pending.spill.size if pending.spill is not None else 0
-            return {"name": self._full(path), "type": "file", "size": size}
+            return Entry(FileKind.REGULAR, size, 0)
+        entry = self._known_stored(path)
+        if entry is None:
+            return None
         local = self._contents.get(path)
         if local is not None and local.dirty and local.empty and local.spill is None:
             # Truncated by an open here: empty for this world until it reaches the store.
-            with _posix_errors(path):
-                stored: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
-            return {**stored, "size": 0}
-        try:
-            with _posix_errors(path):
-                info: dict[str, Any] = self._layout.describe(self.fs.info(self._full(path)))
-                if path == "":  # the mount's root: a web server may not say it is a folder
-                    info = {**info, "type": "directory", "size": 0}
-                return info
-        except FileNotFoundError:
-            if path == "":
-                return {"name": self._root, "type": "directory", "size": 0}
-            raise
+            return dataclasses.replace(entry, size=0)
+        return entry
 
-    def _lookup(self, path: str) -> dict[str, Any] | None:
+    def _missing(self, path: str) -> NoReturn:
+        """Raise for ``path``, which is not there. POSIX says ENOTDIR when a parent is a
+        file; the store just says "not found". The deepest ancestor that exists says which:
+        the parent, usually (one lookup, none if known); else a binary search, since
+        ancestors exist from the root down, finds it in a few lookups however deep the path
+        (one per missing level would be a request each and a Python frame each)."""
+        cuts = []  # ancestor i is path[:cuts[i]]; the root, always there, is not one
+        at = path.find("/")
+        while at >= 0:
+            cuts.append(at)
+            at = path.find("/", at + 1)
+        deepest: Entry | None = None
+        low, high = 0, len(cuts)  # ancestors up to low exist; past high, none does
+        middle = high  # the parent first
+        while low < high:
+            try:
+                found = self._seen(path[: cuts[middle - 1]])
+            except NotADirectoryError:  # a store that refuses to list a file
+                found = None
+            if found is None:
+                high = middle - 1
+            else:
+                low, deepest = middle, found
+            middle = (low + high + 1) // 2
+        if deepest is not None and deepest.kind is not FileKind.DIRECTORY:
+            raise posix_error(errno.ENOTDIR, path)
+        raise posix_error(errno.ENOENT, path)
+
+    def _lookup(self, path: str) -> Entry | None:
         try:
-            return self._info(path)
+            return self._entry(path)
         except FileNotFoundError:
             return None
 
     def _require_dir(self, path: str) -> None:
-        if _kind(self._info(path)) is not FileKind.DIRECTORY:
+        # The mount's root is a directory: checked when mounted, never asked again.
+        if path and self._entry(path).kind is not FileKind.DIRECTORY:
             raise posix_error(errno.ENOTDIR, path)
 
-    def _make_stat(self, path: str, info: dict[str, Any]) -> Stat:
-        kind = _kind(info)
-        t = _time_ns(info) or self._mounted_ns
-        size = 0
-        if kind is FileKind.REGULAR:
-            size = int(info.get("size") or 0)
-        elif kind is FileKind.SYMLINK:
-            size = len(os.fsencode(str(info.get("destination", ""))))
-        return Stat(kind, size, self._ino(path), 1, self._dev, t, t, t)
+    def _make_stat(self, path: str, entry: Entry) -> Stat:
+        t = entry.mtime_ns or self._mounted_ns
+        return Stat(entry.kind, entry.size, self._ino(path), 1, self._dev, t, t, t)
 
     # -- reading -------------------------------------------------------------------------
 
     def lstat(self, path: str) -> Stat:
-        return self._make_stat(path, self._info(path))
+        return self._make_stat(path, self._entry(path))
 
     def open(
         self,
@@ -672,8 +791,8 @@ class FsspecStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> FsspecFile:
-        info = self._lookup(path)
-        opening = open_rule(path, None if info is None else _kind(info), create=create,
+        entry = self._lookup(path)  # what path resolution just learned, from the cache
+        opening = open_rule(path, None if entry is None else entry.kind, create=create,
                             exclusive=exclusive, truncate=truncate, writable=writable)
         with _posix_errors(path):
             if opening is Opening.CREATE:
@@ -683,32 +802,20 @@ class FsspecStorage:
             content = self._share(path, emptied=opening is Opening.CREATE or truncate)
             if opening is Opening.CREATE:
                 content.pending = True
-            f = FsspecFile(self, content, writable=writable)
+            if entry is None or opening is Opening.CREATE or truncate:
+                entry = Entry(FileKind.REGULAR, 0, 0 if entry is None else entry.mtime_ns)
+            f = FsspecFile(self, content, writable=writable, last=self._make_stat(path, entry))
         self._files.add(f)
         return f
 
     def listdir(self, path: str) -> list[DirEntry]:
         """Entries sorted by name (code point order)."""
-        if _kind(self._info(path)) is not FileKind.DIRECTORY:
+        if self._entry(path).kind is not FileKind.DIRECTORY:
             raise posix_error(errno.ENOTDIR, path)
-        full = self._full(path)
-        try:
-            with _posix_errors(path):
-                listed: list[dict[str, Any]] = self.fs.ls(full, detail=True)
-        except FileNotFoundError:
-            if path:
-                raise
-            listed = []  # an empty root of an object store
-        itself = self.fs._strip_protocol(full).rstrip("/")
-        entries: dict[str, DirEntry] = {}
-        for info in listed:
-            fullname = str(info["name"]).rstrip("/")
-            name = self._layout.entry_name(fullname)
-            # Some stores list the directory itself, or a marker object for it.
-            if fullname == itself or name is None:
-                continue
-            child = f"{path}/{name}" if path else name
-            entries[name] = DirEntry(name, self._ino(child), _kind(info))
+        listing = self._cache.listing(path)
+        found = listing if listing is not None else self._listed(path, whole=True)[0]
+        entries = {name: DirEntry(name, self._ino(f"{path}/{name}" if path else name),
+                                  entry.kind) for name, entry in found.items()}
         for child, content in self._contents.items():  # created here, not stored yet
             if content.pending and _parent(child) == path:
                 name = child.rpartition("/")[2]
@@ -716,12 +823,12 @@ class FsspecStorage:
         return [entries[name] for name in sorted(entries)]
 
     def readlink(self, path: str) -> str:
-        info = self._info(path)
-        if _kind(info) is not FileKind.SYMLINK:
+        entry = self._entry(path)
+        if entry.kind is not FileKind.SYMLINK:
             raise posix_error(errno.EINVAL, path)
-        if "destination" not in info:
+        if entry.target is None:
             raise posix_error(errno.ENOTSUP, path)
-        return str(info["destination"])  # fsspec's local filesystem tells the target
+        return entry.target  # fsspec's local filesystem tells the target
 
     # -- mutating ------------------------------------------------------------------------
 
@@ -731,6 +838,9 @@ class FsspecStorage:
         self._require_dir(_parent(path))
         with _posix_errors(path):
             self._layout.make_dir(self.fs, self._full(path))
+        made = 0 if self._layout.prefix_directories else time.time_ns()
+        self._cache.note(path, Entry(FileKind.DIRECTORY, 0, made))
+        self._cache.listed(path, {}, complete=True)  # it was absent: nothing is below it
 
     def rmdir(self, path: str) -> None:
         if path == "":
@@ -739,23 +849,26 @@ class FsspecStorage:
             raise posix_error(errno.ENOTEMPTY, path)
         with _posix_errors(path):
             self._layout.remove_dir(self.fs, self._full(path))
+            self._gone(path, is_dir=True)
             self._keep_parent(path)
         self._forget(path)
 
     def unlink(self, path: str) -> None:
-        if path == "" or _kind(self._info(path)) is FileKind.DIRECTORY:
+        if path == "" or self._entry(path).kind is FileKind.DIRECTORY:
             raise posix_error(errno.EISDIR, path)
         stored = self._pending(path) is None
         self._forget(path)  # open handles keep their reader first
         if stored:
             with _posix_errors(path):
                 self.fs.rm_file(self._full(path))
+                self._gone(path, is_dir=False)
                 self._keep_parent(path)
 
     def rename(self, src: str, dst: str) -> None:
         if src == "" or dst == "":
             raise posix_error(errno.EBUSY, src or dst)
-        is_dir = _kind(self._info(src)) is FileKind.DIRECTORY
+        moving = self._entry(src)
+        is_dir = moving.kind is FileKind.DIRECTORY
         self._require_dir(_parent(dst))
         if src == dst:
             return
@@ -765,7 +878,7 @@ class FsspecStorage:
         self._store_pending(src)
         with _posix_errors(dst):
             if target is not None:
-                target_is_dir = _kind(target) is FileKind.DIRECTORY
+                target_is_dir = target.kind is FileKind.DIRECTORY
                 if is_dir and not target_is_dir:
                     raise posix_error(errno.ENOTDIR, dst)
                 if target_is_dir and not is_dir:
@@ -776,25 +889,64 @@ class FsspecStorage:
                     # fsspec would move src *into* it
                     self._layout.remove_dir(self.fs, self._full(dst))
                 self._forget(dst)
-            self._move(self._full(src), self._full(dst), is_dir)
+            if not is_dir:
+                moving = self._stored(src)  # stored just now if it was pending
+            try:
+                self._move(self._full(src), self._full(dst), is_dir, moving.size)
+            finally:  # half done or not, what was under both names must be asked again
+                self._gone(dst, is_dir=is_dir)
+                self._gone(src, is_dir=is_dir)
+            self._cache.note(dst, moving)
             self._keep_parent(src)
         self._moved(src, dst)
+
+    def _gone(self, path: str, *, is_dir: bool) -> None:
+        """This world removed ``path`` from the store (a directory, everything under it)."""
+        if is_dir:
+            self._cache.forget_below(path)
+        self._cache.note(path, None)
+        self._ahead.forget(path)
+
+    # -- reading stored content ----------------------------------------------------------
+
+    def _open_stored(self, path: str, size: int) -> Any:
+        """A reader of ``path`` as stored (``size`` bytes, as far as this mount knows), and
+        what to read ahead of it, if its folder is being read in order."""
+        data = self._ahead.take(path)
+        reader = (io.BytesIO(data) if data is not None
+                  else self._layout.open_read(self.fs, self._full(path), size))
+        if size <= SMALL:
+            self._ahead.read(path, self._small_files(_parent(path)))
+        return reader
+
+    def _small_files(self, folder: str) -> list[str]:
+        """The small regular files of ``folder`` in listing order, if it was listed."""
+        listing = self._cache.listing(folder)
+        if listing is None:
+            return []
+        known, count, paths = self._in_order
+        if known != folder or count != len(listing):
+            prefix = f"{folder}/" if folder else ""
+            paths = [prefix + name for name, entry in sorted(listing.items())
+                     if entry.kind is FileKind.REGULAR and entry.size <= SMALL]
+            self._in_order = (folder, len(listing), paths)
+        return paths
 
     def _keep_parent(self, path: str) -> None:
         """``path`` was removed: its directory stays, even where directories are prefixes."""
         parent = _parent(path)
-        if parent:
-            self._layout.keep_dir(self.fs, self._full(parent))
+        if not parent:
+            return
+        listing = self._cache.listing(parent)
+        if listing:
+            return  # other entries keep it
+        self._layout.keep_dir(self.fs, self._full(parent))
 
-    def _move(self, src: str, dst: str, is_dir: bool) -> None:
+    def _move(self, src: str, dst: str, is_dir: bool, size: int) -> None:
         if is_dir:
             self._layout.move_dir(self.fs, src, dst)
-        elif has_magic(src) or has_magic(dst):
-            # fsspec's generic mv globs its arguments: "f[1]" would move "f1". Copy literally.
-            self.fs.cp_file(src, dst)
-            self.fs.rm_file(src)
         else:
-            self.fs.mv(src, dst)
+            self._layout.move_file(self.fs, src, dst, size)
 
     def symlink(self, target: str, path: str) -> None:
         raise posix_error(errno.ENOTSUP, path)
@@ -803,7 +955,7 @@ class FsspecStorage:
         raise posix_error(errno.ENOTSUP, dst)
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
-        self._info(path)
+        self._entry(path)
         if atime_ns is None and mtime_ns is None:
             return  # setting nothing succeeds, as on Linux
         raise posix_error(errno.ENOTSUP, path)  # fsspec has no way to set a time

@@ -8,7 +8,9 @@ the URL to mount, and stops the server on exit:
   at it;
 * :func:`ftp_server` serves a host folder over FTP (pyftpdlib), with a user and password;
 * :func:`http_server` serves a host folder over HTTP (the standard library), with byte
-  ranges, so files are read at random offsets as from any web server.
+  ranges, so files are read at random offsets as from any web server;
+* :func:`counting_proxy` stands in front of any of these HTTP endpoints (S3's included) and
+  records every request it forwards, to count what a client asks of a server.
 
 moto and pyftpdlib come with the ``loopback`` extra: ``pip install 'virtwasi[loopback]'``.
 moto keeps every bucket in this process's memory, shared by all its servers; nothing is
@@ -18,6 +20,7 @@ written to disk and nothing outside 127.0.0.1 is contacted.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import http.server
 import logging
 import os
@@ -28,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from .network import default_options
 
@@ -233,6 +237,93 @@ def http_server(root: Path) -> Iterator[str]:
     try:
         host, port = server.server_address[:2]
         yield f"http://{host!s}:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+# -- counting requests ---------------------------------------------------------------------
+
+# Hop-by-hop headers (RFC 9110 7.6.1), and Expect, which the proxy answers itself.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                         "te", "trailer", "upgrade", "expect"})
+
+
+class _ForwardingHandler(http.server.BaseHTTPRequestHandler):
+    """Forwards each request, whole, to the server's ``target`` and records it."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients of object stores expect
+    server: _CountingServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _forward(self) -> None:
+        body = self._body()
+        self.server.requests.append(f"{self.command} {self.path}")
+        host, port = self.server.target
+        upstream = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            upstream.putrequest(self.command, self.path, skip_host=True,
+                                skip_accept_encoding=True)
+            for key, value in self.headers.items():
+                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                    upstream.putheader(key, value)
+            upstream.putheader("Content-Length", str(len(body)))
+            upstream.endheaders(body)
+            response = upstream.getresponse()
+            data = response.read()
+            self.send_response_only(response.status, response.reason)
+            for key, value in response.getheaders():
+                if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                    self.send_header(key, value)
+            length = response.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            upstream.close()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
+
+
+class _CountingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    requests: list[str]
+    target: tuple[str, int]
+
+
+@contextmanager
+def counting_proxy(target: str) -> Iterator[tuple[str, list[str]]]:
+    """A proxy on a free port in front of the HTTP endpoint ``target``
+    (``http://HOST:PORT``), for as long as the ``with`` lasts: yields its own endpoint and
+    the list it appends every request to as it forwards it (``"GET /bucket?list-type=2..."``),
+    in the order they came. Point a client at the proxy and count what it asked."""
+    parts = urlsplit(target)
+    if parts.scheme != "http" or parts.hostname is None or parts.port is None:
+        raise ValueError(f"a proxy forwards to http://HOST:PORT, not {target!r}")
+    server = _CountingServer((HOST, 0), _ForwardingHandler)
+    server.requests = []
+    server.target = (parts.hostname, parts.port)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="virtwasi-proxy", daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host!s}:{port}", server.requests
     finally:
         server.shutdown()
         server.server_close()

@@ -59,6 +59,9 @@ _ZEROS = memoryview(bytes(CHUNK))  # what a hole reads as
 _devices = itertools.count(1)  # a distinct st_dev for every tree in the process
 
 
+_SHORT_NAME = NAME_MAX // 4  # no name this long or shorter is over NAME_MAX bytes
+
+
 def _encoded_len(text: str, path: str) -> int:
     """Length in bytes as the host would store it (names arrive decoded with
     surrogateescape, so any undecodable byte round-trips)."""
@@ -230,6 +233,9 @@ class MemoryStorage:
         ``(None, "")`` for the root itself."""
         if not path:
             return None, ""
+        if "/" not in path and len(path) <= _SHORT_NAME and path not in (".", "..") and (
+                "\0" not in path):
+            return self._root, path  # a plain name in the root: nothing to walk or measure
         head, slash, name = path.rpartition("/")
         if slash and not head:
             raise posix_error(errno.EINVAL, path)  # an empty first component

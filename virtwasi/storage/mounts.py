@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from .base import FileKind, Storage
 from .hostdir import HostDirStorage
@@ -118,9 +118,13 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
     from .fsspec_storage import release_filesystem
     from .network import open_url
 
+    ttl: float | Literal["filesystem"] | None = "filesystem"
     try:
-        fs, root = (open_archive(url, dict(options or {}))
-                    or open_url(url, dict(options or {})))
+        archive = open_archive(url, dict(options or {}))
+        if archive is not None:
+            fs, root = archive
+        else:
+            fs, root, ttl = open_url(url, dict(options or {}))
     except (ValueError, ImportError) as exc:
         raise MountError(f"{url}: {exc}") from None
     except FileNotFoundError as exc:
@@ -128,15 +132,18 @@ def _from_url(url: str, read_only: bool, options: Mapping[str, Any] | None = Non
     except Exception as exc:  # fsspec backends raise whatever their libraries raise
         raise MountError(f"{url}: cannot open: {type(exc).__name__}: {exc}") from None
     try:
-        return _from_filesystem(fs, root, url, read_only, owned=True)
+        return _from_filesystem(fs, root, url, read_only, owned=True, cache_ttl=ttl)
     except BaseException:
         release_filesystem(fs)  # opened for this mount alone, which failed
         raise
 
 
 def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
-                     read_only: bool, *, owned: bool = False) -> Storage:
-    """The storage serving ``root`` of ``fs``; ``owned``: ``fs`` was opened for it alone."""
+                     read_only: bool, *, owned: bool = False,
+                     cache_ttl: float | Literal["filesystem"] | None = "filesystem") -> Storage:
+    """The storage serving ``root`` of ``fs``; ``owned``: ``fs`` was opened for it alone;
+    ``cache_ttl`` as :class:`~.fsspec_storage.FsspecStorage` takes it (by default, the
+    filesystem's own rule)."""
     from .fsspec_layout import kind, layout_for, read_only_store
     from .fsspec_storage import FsspecStorage
 
@@ -153,7 +160,7 @@ def _from_filesystem(fs: fsspec.AbstractFileSystem, root: str, name: str,
             is_dir = kind(layout_for(fs).describe(info)) is FileKind.DIRECTORY
     if not is_dir:
         raise MountError(f"{name}: " + ("not a directory" if exists else "no such directory"))
-    storage = FsspecStorage(fs, root, owns_fs=owned)
+    storage = FsspecStorage(fs, root, owns_fs=owned, cache_ttl=cache_ttl)
     return _served(storage, read_only or read_only_store(fs))
 
 

@@ -5,10 +5,16 @@ HTTP read may wait five minutes), which a guest would see as a hang. virtwasi as
 timeouts and few retries instead, so that a dead or silent server is ``EIO`` in seconds.
 These are defaults only: fsspec's own configuration (``FSSPEC_S3_...`` variables, its config
 files) and options given with a mount take precedence, key by key.
+
+fsspec's listings-cache options (``use_listings_cache``, ``listings_expiry_time``) given to
+a mount set how long the mount trusts what it learned of the store
+(:mod:`.metadata`), and the filesystem opened for it keeps no cache of its own, so that
+one cache with one rule answers.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import fsspec
@@ -82,15 +88,57 @@ def tune(fs: Any) -> None:
 EXTRAS = {"s3": "s3", "s3a": "s3", "http": "http", "https": "http"}
 
 
-def open_url(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
-    """The filesystem and path of ``url``, with virtwasi's defaults under ``options``. A
-    protocol whose library is not installed is an ``ImportError`` naming the extra."""
+LISTINGS_OPTIONS = ("use_listings_cache", "listings_expiry_time")
+
+
+def _ttl(use: Any, expiry: Any) -> float | None:
+    """Seconds a listing is trusted (None: for good, 0: not at all), from fsspec's options."""
+    if use is False or (isinstance(use, str) and use.strip().lower() in ("false", "0", "no")):
+        return 0.0
+    if expiry is None:
+        return None
     try:
-        fs, root = fsspec.core.url_to_fs(url, **storage_options(url, options))
+        ttl = float(expiry)
+    except (TypeError, ValueError):
+        ttl = math.nan
+    if not ttl >= 0:
+        raise ValueError(f"listings_expiry_time must be seconds (0 or more), got {expiry!r}")
+    return ttl
+
+
+def listings_ttl(fs: Any) -> float | None:
+    """How long ``fs``'s own listings cache trusts a listing (see :func:`_ttl`)."""
+    cache = getattr(fs, "dircache", None)
+    return _ttl(getattr(cache, "use_listings_cache", True),
+                getattr(cache, "listings_expiry_time", None))
+
+
+def _take_listings_options(url: str, merged: dict[str, Any]) -> float | None:
+    """Take fsspec's listings options for ``url``'s outermost filesystem out of ``merged``
+    (given at the top, under its protocol's name, or in fsspec's configuration), turn that
+    filesystem's own cache off, and answer how long the mount trusts a listing."""
+    protocol = chain_protocols(url)[0]
+    under = dict(merged.get(protocol, {}))
+    configured = fsspec.config.conf.get(protocol, {})
+    found = {key: merged.pop(key, under.pop(key, configured.get(key)))
+             for key in LISTINGS_OPTIONS}
+    merged[protocol] = {**under, "use_listings_cache": False}
+    return _ttl(found["use_listings_cache"], found["listings_expiry_time"])
+
+
+def open_url(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str, float | None]:
+    """The filesystem and path of ``url``, with virtwasi's defaults under ``options``, and
+    how long a mount of it trusts what it learns of the store (seconds; None: as long as
+    it is mounted). A protocol whose library is not installed is an ``ImportError``
+    naming the extra; bad listings options are a ``ValueError``."""
+    try:
+        merged = storage_options(url, options)
+        ttl = _take_listings_options(url, merged)
+        fs, root = fsspec.core.url_to_fs(url, **merged)
     except ImportError as exc:
         extras = sorted({EXTRAS[p] for p in chain_protocols(url) if p in EXTRAS})
         hint = f": pip install 'virtwasi[{','.join(extras)}]'" if extras else ""
         what = f"{exc.name} is not installed" if exc.name else str(exc).rstrip(".")
         raise ImportError(what + hint) from None
     tune(fs)
-    return fs, root
+    return fs, root, ttl

@@ -1,8 +1,12 @@
 """The local content of a file open for writing on a store that cannot write in place.
 
 Object stores and FTP take a file whole, so what a guest writes goes to a spill (memory,
-then a temporary file once large) and is uploaded whole when the file is synced or closed.
-An upload from a temporary file shows a progress bar on a terminal.
+then a file once large) and is uploaded whole when the file is synced or closed. An upload
+from a file shows a progress bar on a terminal.
+
+Every spill is recorded in virtwasi's cache folder (see
+:mod:`~virtwasi.storage.unsaved`), and its file lives there too, so that a process killed
+while writing leaves the next run something to report and keep, not a nameless file.
 """
 
 from __future__ import annotations
@@ -10,41 +14,72 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import time
 import weakref
-from pathlib import Path
 from typing import Any
 
 import fsspec.callbacks
 
 from ..terminal.progress import Progress, progress
+from .unsaved import SpillRecord
+
+
+class _OnDisk:
+    """What a spill holds outside Python (its record, its file), released even if the
+    spill is never closed: at garbage collection or at exit."""
+
+    def __init__(self, record: SpillRecord | None) -> None:
+        self.record = record
+        self.fd = -1
+        self.path = ""
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.record is not None:
+            self.record.remove()  # the data file with it
+        elif self.path:
+            os.unlink(self.path)
 
 
 class Spill:
-    """An open file's local content: a BytesIO, moved to a temporary file once larger than
-    ``memory_limit`` bytes."""
+    """An open file's local content: a BytesIO, moved to a file once larger than
+    ``memory_limit`` bytes. ``url``, where the content is meant to go (None: nowhere that
+    outlives this process), is recorded while the spill holds data not stored (see the
+    module doc)."""
 
-    def __init__(self, memory_limit: int) -> None:
+    def __init__(self, memory_limit: int, url: str | None = None) -> None:
         self._memory_limit = memory_limit
         self._memory: io.BytesIO | None = io.BytesIO()
-        self._fd = -1
-        self._path = ""
         self._size = 0
-        self._release: weakref.finalize[Any, Any] | None = None
+        self._disk = _OnDisk(SpillRecord.create(url))
+        self._release = weakref.finalize(self, self._disk.release)
 
     @property
     def size(self) -> int:
         return self._size
 
+    def retarget(self, url: str | None) -> None:
+        """The file was renamed (or unlinked: None): its content is meant for ``url`` now."""
+        if self._disk.record is not None:
+            self._disk.record.retarget(url)
+
+    def _changed(self) -> None:
+        if self._disk.record is not None:
+            self._disk.record.unstored()
+
     def _to_disk(self) -> None:
         assert self._memory is not None
-        self._fd, self._path = tempfile.mkstemp(prefix="virtwasi-spill-")
-        self._release = weakref.finalize(self, _remove_spill, self._fd, self._path)
+        disk = self._disk
+        if disk.record is not None:
+            disk.fd, disk.path = disk.record.open_data(), str(disk.record.data_path)
+        else:  # the cache folder cannot be written: the temporary folder, unrecorded
+            disk.fd, disk.path = tempfile.mkstemp(prefix="virtwasi-spill-")
         view = self._memory.getbuffer()
         try:
             done = 0
             while done < len(view):
-                done += os.pwrite(self._fd, view[done:], done)
+                done += os.pwrite(self._disk.fd, view[done:], done)
         finally:
             view.release()
         self._memory = None
@@ -60,15 +95,16 @@ class Spill:
         else:
             done = 0
             while done < view.nbytes:
-                done += os.pwrite(self._fd, view[done:], offset + done)
+                done += os.pwrite(self._disk.fd, view[done:], offset + done)
         self._size = max(self._size, end)
+        self._changed()
         return view.nbytes
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         if self._memory is not None:
             self._memory.seek(offset)
             return self._memory.readinto(buf)
-        return os.preadv(self._fd, [buf], offset)
+        return os.preadv(self._disk.fd, [buf], offset)
 
     def truncate(self, size: int) -> None:
         if self._memory is not None and size > self._memory_limit:
@@ -79,20 +115,22 @@ class Spill:
                 self._memory.seek(size - 1)
                 self._memory.write(b"\0")
         else:
-            os.ftruncate(self._fd, size)
+            os.ftruncate(self._disk.fd, size)
         self._size = size
+        self._changed()
 
     def upload(self, fs: Any, full: str) -> None:
         if self._memory is not None:
             fs.pipe_file(full, self._memory.getvalue())
-            return
-        with progress(f"uploading {full}", total=self._size) as bar:
-            fs.put_file(self._path, full, callback=_ProgressCallback(bar))
+        else:
+            with progress(f"uploading {full}", total=self._size) as bar:
+                fs.put_file(self._disk.path, full, callback=_ProgressCallback(bar))
+        if self._disk.record is not None:
+            self._disk.record.stored()
 
     def close(self) -> None:
         self._memory = None
-        if self._release is not None:
-            self._release()
+        self._release()
 
 
 class _ProgressCallback(fsspec.callbacks.Callback):  # type: ignore[misc]
@@ -105,27 +143,3 @@ class _ProgressCallback(fsspec.callbacks.Callback):  # type: ignore[misc]
     def call(self, *args: Any, **kwargs: Any) -> None:
         if self.value > self._bar.done:
             self._bar.advance(self.value - self._bar.done)
-
-
-def _remove_spill(fd: int, path: str) -> None:
-    os.close(fd)
-    os.unlink(path)
-
-
-def unsaved_folder() -> Path:
-    """Where written data that could not be stored is kept for the user to recover:
-    ``$VIRTWASI_CACHE/unsaved``, or ``unsaved`` in virtwasi's cache folder
-    (``~/.cache/virtwasi``, or under ``$XDG_CACHE_HOME``), also when ``VIRTWASI_CACHE=off``
-    turns the module cache off: unsaved data is never dropped."""
-    configured = os.environ.get("VIRTWASI_CACHE")
-    if configured and configured != "off":
-        return Path(configured) / "unsaved"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "virtwasi" / "unsaved"
-
-
-def unsaved_run_folder() -> Path:
-    """A folder of :func:`unsaved_folder` for this run (time and process id), not made yet:
-    what one run could not store, under the paths it had in its storage."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return unsaved_folder() / f"{stamp}-{os.getpid()}"

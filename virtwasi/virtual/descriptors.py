@@ -81,6 +81,8 @@ def read(d: Descriptor, buf: memoryview, offset: int) -> int:
     file = d.file
     if file is None:
         file = d.require_file()
+    if offset > MAX_OFFSET:  # before the mode, as Linux's pread checks them
+        raise FsError(ErrorCode.INVALID, "past the largest offset")
     if not d.flags & READ:
         raise FsError(ErrorCode.BAD_DESCRIPTOR, "not open for reading")
     if offset + buf.nbytes > MAX_OFFSET:
@@ -92,6 +94,8 @@ def write(d: Descriptor, buf: memoryview, offset: int) -> int:
     file = d.file
     if file is None:
         file = d.require_file()
+    if offset > MAX_OFFSET:  # before the mode, as Linux's pwrite checks them
+        raise FsError(ErrorCode.INVALID, "past the largest offset")
     if not d.flags & WRITE:
         raise FsError(ErrorCode.BAD_DESCRIPTOR, "not open for writing")
     if offset + buf.nbytes > MAX_OFFSET:
@@ -135,6 +139,8 @@ def sync(d: Descriptor) -> None:
 
 def advise(d: Descriptor, offset: int, length: int, advice: int) -> None:
     d.require_file()  # advice is only advice: files take it and ignore it
+    if length > MAX_OFFSET:  # but a length must fit off_t, as on Linux (any offset will do)
+        raise FsError(ErrorCode.INVALID, "length past the largest offset")
 
 
 def metadata_hash(d: Descriptor) -> tuple[int, int]:

@@ -28,6 +28,8 @@ from ..storage.base import FileKind, Stat
 from ..storage.opening import Opening, open_rule
 from .descriptors import Descriptor, timestamp
 
+_REGULAR = FileKind.REGULAR
+
 
 def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
     d.require_directory()
@@ -44,31 +46,47 @@ def stat_at(d: Descriptor, path_flags: int, path: str) -> Stat:
 
 
 def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: int
-            ) -> Descriptor:
-    """The descriptor to hand out (the caller makes the handle)."""
+            ) -> tuple[Descriptor, FileKind, int]:
+    """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if d.kind is not FileKind.DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
     check_open(open_flags, flags)
     create = bool(open_flags & CREATE)
     exclusive = create and bool(open_flags & EXCLUSIVE)
+    truncate, writable = bool(open_flags & TRUNCATE), bool(flags & WRITE)
+    flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
+    full = None if open_flags & DIRECTORY else paths.plain_name(d.path, path)
+    if full is not None:
+        # Nothing to walk: the storage's open decides by the open rule itself, as the
+        # Storage protocol requires, so a regular file or a missing name needs no status
+        # first. What it refuses (a directory to open, a symlink to follow, a refusal
+        # that a missing name would answer first) is decided in full below.
+        try:
+            file = d.storage.open(full, create=create, exclusive=exclusive,
+                                  truncate=truncate, writable=writable)
+        except FileNotFoundError:
+            raise  # the full walk would find nothing there either
+        except OSError:
+            pass
+        else:
+            return Descriptor(d.storage, full, _REGULAR, file, flags), _REGULAR, flags
     # O_CREAT|O_EXCL never follows a final symlink: the name exists, that is enough.
     follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
-    found = paths.resolve(d.storage, d.path, path, follow=follow)
-    writable = bool(flags & WRITE)
+    found = paths.resolve(d.storage, d.path, path, follow=follow, create=create)
     opening = open_rule(found.path, None if found.stat is None else found.stat.kind,
                         create=create, exclusive=exclusive,
-                        truncate=bool(open_flags & TRUNCATE), writable=writable,
+                        truncate=truncate, writable=writable,
                         must_be_directory=found.must_be_directory or bool(
                             open_flags & DIRECTORY),
                         open_directories=True)
     if opening is Opening.DIRECTORY:
         assert found.stat is not None
-        return Descriptor(d.storage, found.path, FileKind.DIRECTORY, None,
-                          READ | (d.flags & MUTATE_DIRECTORY), ino=found.stat.ino)
-    file = d.storage.open(found.path, create=create, exclusive=exclusive,
-                          truncate=bool(open_flags & TRUNCATE), writable=writable)
-    return Descriptor(d.storage, found.path, FileKind.REGULAR, file,
-                      flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY)
+        flags = READ | (d.flags & MUTATE_DIRECTORY)
+        return (Descriptor(d.storage, found.path, FileKind.DIRECTORY, None, flags,
+                           ino=found.stat.ino), FileKind.DIRECTORY, flags)
+    file = d.storage.open(found.path, create=create, exclusive=exclusive, truncate=truncate,
+                          writable=writable)
+    return Descriptor(d.storage, found.path, _REGULAR, file, flags), _REGULAR, flags
 
 
 def create_directory_at(d: Descriptor, path: str) -> None:
@@ -106,20 +124,24 @@ def rename_at(d: Descriptor, old_path: str, new: Descriptor, new_path: str) -> N
         raise FsError(ErrorCode.CROSS_DEVICE)
     d.require_directory()
     new.require_directory()
+    paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path))
+    paths.check_rename_dots(old_path, new_path)
     found, found_slash = paths.resolve_entry(d.storage, d.path, old_path)
+    paths.check_rename_source(found)
     target, target_slash = paths.resolve_entry(new.storage, new.path, new_path)
     paths.check_rename(found, found_slash, target, target_slash)
     d.storage.rename(found.path, target.path)
 
 
 def symlink_at(d: Descriptor, target: str, path: str) -> None:
+    paths.check_symlink_target(target, walked=False)
+    paths.walk_parents(d.storage, d.path, path, slash=True)
     found = _parent_and_name(d, path)
+    paths.check_symlink_target(target, walked=True)
     if found.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if found.must_be_directory:
         raise FsError(ErrorCode.NO_ENTRY, "a symlink is not a directory")
-    if target.startswith("/"):
-        raise FsError(ErrorCode.NOT_PERMITTED, "an absolute symlink would point outside")
     d.storage.symlink(target, found.path)
 
 
@@ -137,10 +159,12 @@ def link_at(d: Descriptor, path_flags: int, old_path: str, new: Descriptor,
     d.require_directory()
     if path_flags & SYMLINK_FOLLOW:
         raise FsError(ErrorCode.INVALID, "a hard link to what a symlink names is not offered")
+    paths.walk_two((d.storage, d.path, old_path), (new.storage, new.path, new_path),
+                   slash=True)
     found = paths.resolve(d.storage, d.path, old_path, follow=False)
-    target = _parent_and_name(new, new_path)
-    if found.stat is None:
+    if found.stat is None:  # before the new name is looked at, as linkat does
         raise FsError(ErrorCode.NO_ENTRY)
+    target = _parent_and_name(new, new_path)
     if target.stat is not None:
         raise FsError(ErrorCode.EXIST)
     if target.must_be_directory:
@@ -155,11 +179,9 @@ def set_times_at(d: Descriptor, path_flags: int, path: str, atime: NewTimestamp,
     found = paths.resolve(d.storage, d.path, path, follow=follow)
     a, m = timestamp(atime), timestamp(mtime)
     if found.stat is None:
-        # Linux's utimensat with nothing to set returns before looking the name up;
-        # only a missing parent, a trailing slash or a dangling symlink still fail.
-        nothing = a is None and m is None and not found.must_be_directory
-        if nothing and (not follow or paths.resolve(
-                d.storage, d.path, path, follow=False).stat is None):
+        # Linux's utimensat with nothing to set returns before looking the name up, when
+        # it is not to be followed; only a missing parent or a trailing slash still fail.
+        if a is None and m is None and not found.must_be_directory and not follow:
             return
         raise FsError(ErrorCode.NO_ENTRY)
     d.storage.set_times(found.path, a, m)

@@ -34,7 +34,7 @@ from .abi import (
     Subclockflags,
 )
 from .errnos import AbiViolation, WasiError, check_enum, check_flags
-from .memory import GuestMemory
+from .memory import HOSTCALL_FUEL, GuestMemory
 
 # wasmtime refuses exit statuses from 126 up (shells reserve them) with a trap.
 MAX_EXIT_STATUS = 125
@@ -111,8 +111,9 @@ class CommonImports:
 
     # -- args, environment ----------------------------------------------------------------
     def _sizes(self, items: list[bytes], count_ptr: int, size_ptr: int) -> None:
-        self.memory.pack(U32, count_ptr, len(items))
+        # The size first: where both pointers are one, wasmtime leaves the count there.
         self.memory.pack(U32, size_ptr, sum(map(len, items)))
+        self.memory.pack(U32, count_ptr, len(items))
 
     def _strings(self, items: list[bytes], pointers: int, buf: int) -> None:
         for i, item in enumerate(items):
@@ -193,6 +194,9 @@ class CommonImports:
         """
         if count == 0:
             raise WasiError(Errno.INVAL)
+        # Past one subscription, wasmtime bounds the arrays it would copy before reading any.
+        if count > 1 and count * (SUBSCRIPTION_SIZE + EVENT.size) > HOSTCALL_FUEL:
+            raise WasiError(Errno.NOMEM, "too many subscriptions")
         start = time.monotonic_ns()
         # (userdata, type, rwflags, due): due is None for an fd, already ready.
         pending: list[tuple[int, int, int, int | None]] = []

@@ -32,17 +32,28 @@ def check_enum(name: str, value: int, highest: int) -> None:
 _KNOWN_BITS: dict[type[enum.IntFlag], int] = {}
 
 
-def check_flags(name: str, value: int, flags: type[enum.IntFlag]) -> None:
+def known_bits(flags: type[enum.IntFlag]) -> int:
     known = _KNOWN_BITS.get(flags)
     if known is None:
         known = _KNOWN_BITS[flags] = sum(int(member) for member in flags)
-    if value & ~known:
+    return known
+
+
+def check_flags(name: str, value: int, flags: type[enum.IntFlag]) -> None:
+    if value & ~known_bits(flags):
         raise AbiViolation(f"invalid flags {value:#x} for {name}")
+
+
+_LOOKUP_BITS, _OPEN_BITS = known_bits(Lookupflags), known_bits(Oflags)
+_RIGHTS_BITS, _FD_BITS = known_bits(Rights), known_bits(Fdflags)
 
 
 def check_open_flags(dirflags: int, oflags: int, base: int, inheriting: int,
                      fdflags: int) -> None:
     """path_open's flag arguments, checked in the order wasmtime checks them."""
+    if not (dirflags & ~_LOOKUP_BITS or oflags & ~_OPEN_BITS or base & ~_RIGHTS_BITS
+            or inheriting & ~_RIGHTS_BITS or fdflags & ~_FD_BITS):
+        return  # all known: nothing to say which one is not
     check_flags("Lookupflags", dirflags, Lookupflags)
     check_flags("Oflags", oflags, Oflags)
     check_flags("Rights", base, Rights)

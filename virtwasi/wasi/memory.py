@@ -15,7 +15,9 @@ from typing import Any
 from .abi import ALIGNMENT, IOVEC, Errno
 from .errnos import AbiViolation, WasiError
 
-MAX_IOVECS = 1 << 24
+# What wasmtime lets one call copy between guest and host (its store's default hostcall
+# fuel): a longer string, or iovec array and buffer, answers ENOMEM before any bounds check.
+HOSTCALL_FUEL = 128 << 20
 _unpack_iovec = IOVEC.unpack_from
 
 
@@ -65,31 +67,54 @@ class GuestMemory:
             view = self._reach(ptr + layout.size)
         layout.pack_into(view, ptr, *values)
 
-    def string(self, ptr: int, length: int) -> str:
-        """A UTF-8 string the guest passed (``EILSEQ`` if it is not valid UTF-8)."""
+    def string(self, ptr: int, length: int, bounded: bool = True) -> str:
+        """A UTF-8 string the guest passed: ``ENOMEM`` past :data:`HOSTCALL_FUEL` bytes if
+        ``bounded``, wherever it points (as wasmtime, which bounds a call's copies first),
+        ``EILSEQ`` if it is not valid UTF-8."""
+        if bounded and length > HOSTCALL_FUEL:
+            raise WasiError(Errno.NOMEM, "string too long")
         try:
             return str(self.window(ptr, length), "utf-8")
         except UnicodeDecodeError as exc:
             raise WasiError(Errno.ILSEQ, "the guest passed a string that is not UTF-8") from exc
 
-    def first_buffer(self, ptr: int, count: int) -> memoryview:
-        """The first non-empty buffer of an iovec array (empty if there is none).
+    def read_into(self, ptr: int, size: int, read: Callable[[memoryview], int]) -> int:
+        """``read`` (which fills a buffer and says how many bytes it gave) into the
+        ``size`` bytes at ``ptr``, where only the bytes read must be in bounds: wasmtime
+        reads a stream into a buffer of its own and copies out what came."""
+        view = self.view
+        if ptr + size <= len(view):
+            return read(view[ptr:ptr + size])
+        # One byte more than fits is enough to know the copy would run out of memory.
+        scratch = memoryview(bytearray(min(size, max(len(view) - ptr, 0) + 1)))
+        got = read(scratch)
+        if got:  # nothing read is nothing copied, wherever the buffer points
+            self.window(ptr, got)[:] = scratch[:got]
+        return got
+
+    def first_iovec(self, ptr: int, count: int) -> tuple[int, int]:
+        """The address and size of the first non-empty buffer of an iovec array ((0, 0) if
+        there is none), its bounds not yet checked.
 
         One buffer per call is what wasmtime moves, and the guest's libc loops on the short
-        count; entries past the first non-empty one are never read, as in wasmtime, which
-        answers ``ENOMEM`` only when the array could not even be described (2**24 entries).
+        count; entries past the first non-empty one are never read. As in wasmtime, the
+        array and that buffer together may not exceed :data:`HOSTCALL_FUEL` bytes
+        (``ENOMEM``), and the buffer's bounds are checked only when it is used, after the
+        fd: a bad fd answers ``EBADF`` whatever the buffer.
         """
         view = self.view
         if count == 1 and not ptr & 3 and ptr + 8 <= len(view):  # the usual call, in one go
             buf, size = _unpack_iovec(view, ptr)
-            if size and buf + size <= len(view):
-                return view[buf:buf + size]
-        if count >= MAX_IOVECS:
+            if size > HOSTCALL_FUEL - 8:
+                raise WasiError(Errno.NOMEM, "buffer too large")
+            return (buf, size) if size else (0, 0)
+        fuel = HOSTCALL_FUEL - count * IOVEC.size
+        if fuel < 0:
             raise WasiError(Errno.NOMEM, "too many iovecs")
-        if ptr & 3:
-            raise AbiViolation(f"iovec array {ptr:#x} is not aligned")
-        for i in range(count):
+        for i in range(count):  # (each entry is checked in bounds and aligned as it is read)
             buf, size = self.unpack(IOVEC, ptr + i * IOVEC.size)
             if size:
-                return self.window(buf, size)
-        return self.view[0:0]
+                if size > fuel:
+                    raise WasiError(Errno.NOMEM, "buffer too large")
+                return buf, size
+        return 0, 0

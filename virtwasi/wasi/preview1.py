@@ -78,6 +78,7 @@ MUTATING_RIGHTS = int(
     | Rights.PATH_UNLINK_FILE)
 MAX_POSITION = 2**64 - 1
 _SYNC_FDFLAGS = int(Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)
+_APPEND, _NONBLOCK = int(Fdflags.APPEND), int(Fdflags.NONBLOCK)
 _SYMLINK_FOLLOW = int(Lookupflags.SYMLINK_FOLLOW)
 
 # Bound once for the hot calls (plain ints: IntFlag arithmetic costs a microsecond).
@@ -86,11 +87,32 @@ _pack_fdstat = FDSTAT.pack_into
 _pack_filestat = FILESTAT.pack_into
 
 
+def _short_string(view: memoryview, ptr: int, length: int) -> str | None:
+    """What ``GuestMemory.string`` answers, for a hot call, when the string is in bounds
+    and valid UTF-8; None otherwise (ask ``string``, which says what is wrong)."""
+    end = ptr + length
+    try:
+        return str(view[ptr:end], "utf-8") if end <= len(view) else None
+    except UnicodeDecodeError:
+        return None
+
+
 def rights_of(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     """The rights preview 1 reports for a descriptor of ``kind`` with descriptor
     ``flags``: wasmtime's, less what the flags deny (a descriptor reached through a
     directory that may not be changed, with no ``mutate-directory``, has no right that
-    could change the tree)."""
+    could change the tree). Worked out once for each combination: an open asks again."""
+    key = (kind, flags, preopen)
+    found = _RIGHTS.get(key)
+    if found is None:
+        found = _RIGHTS[key] = _work_out_rights(kind, flags, preopen)
+    return found
+
+
+_RIGHTS: dict[tuple[FileKind, int, bool], tuple[int, int]] = {}
+
+
+def _work_out_rights(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     if kind is FileKind.DIRECTORY:
         base, inheriting = ((PREOPEN_RIGHTS, int(PREOPEN_INHERITING)) if preopen
                             else (int(DIRECTORY_RIGHTS), int(DIRECTORY_RIGHTS)))
@@ -123,20 +145,25 @@ def _timestamp(given: int, flags: int, set_flag: int, now_flag: int) -> NewTimes
     return given if flags & set_flag else None
 
 
+_FD_READ, _FD_WRITE = int(Rights.FD_READ), int(Rights.FD_WRITE)
+_CREAT_OR_TRUNC = int(Oflags.CREAT | Oflags.TRUNC)
+_SYNC_OF_FDFLAG = ((int(Fdflags.SYNC), int(DescriptorFlags.FILE_INTEGRITY_SYNC)),
+                   (int(Fdflags.DSYNC), int(DescriptorFlags.DATA_INTEGRITY_SYNC)),
+                   (int(Fdflags.RSYNC), int(DescriptorFlags.REQUESTED_WRITE_SYNC)))
+
+
 def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
     """The descriptor flags a ``path_open`` asks for: asked for neither reading nor writing,
     wasmtime opens for reading; creating or truncating opens for writing too."""
     flags = MUTATE_DIRECTORY
-    if base & Rights.FD_READ or not base & Rights.FD_WRITE:
+    if base & _FD_READ or not base & _FD_WRITE:
         flags |= READ
-    if base & Rights.FD_WRITE or oflags & (Oflags.CREAT | Oflags.TRUNC):
+    if base & _FD_WRITE or oflags & _CREAT_OR_TRUNC:
         flags |= WRITE
-    if fdflags & Fdflags.SYNC:
-        flags |= DescriptorFlags.FILE_INTEGRITY_SYNC
-    if fdflags & Fdflags.DSYNC:
-        flags |= DescriptorFlags.DATA_INTEGRITY_SYNC
-    if fdflags & Fdflags.RSYNC:
-        flags |= DescriptorFlags.REQUESTED_WRITE_SYNC
+    if fdflags & _SYNC_FDFLAGS:
+        for fdflag, flag in _SYNC_OF_FDFLAG:
+            if fdflags & fdflag:
+                flags |= flag
     return flags
 
 
@@ -158,6 +185,13 @@ class Preview1(CommonImports):
         self._append = wasi.append.lowered
         self._stat = wasi.stat.lowered
         self._stat_at = wasi.stat_at.lowered
+        self._open_at = wasi.open_at.lowered
+        self._get_type = wasi.get_type.lowered
+        self._get_flags = wasi.get_flags.lowered
+        self._end_descriptor = client.ender(self._descriptor)
+        self._read_directory = wasi.read_directory.lowered
+        self._read_directory_entry = wasi.read_directory_entry.lowered
+        self._end_stream = client.ender(self._stream)
         self.memory: GuestMemory
         self.table = FdTable([
             Stdio(stdin, None, Rights.FD_READ),
@@ -165,17 +199,20 @@ class Preview1(CommonImports):
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
         for index, guest in enumerate(wasi.preopen_paths()):
-            self.table.add(self._opened(wasi.preopen(index), preopen=guest))
+            self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
     def _type(self, name: str) -> ResourceType:
         rtype = self.wasi[name]
         assert isinstance(rtype, ResourceType)
         return rtype
 
-    def _opened(self, handle: int, *, preopen: str | None = None, append: bool = False,
-                nonblock: bool = False) -> Opened:
-        kind = self.wasi.get_type(handle)
-        flags = self.wasi.get_flags(handle)
+    def _described(self, handle: int, *, preopen: str | None = None) -> Opened:
+        """What ``handle`` is, as the implementation describes it when asked."""
+        return self._opened(handle, self._get_type(handle), self._get_flags(handle),
+                            preopen=preopen)
+
+    def _opened(self, handle: int, kind: FileKind, flags: int, *, preopen: str | None = None,
+                append: bool = False, nonblock: bool = False) -> Opened:
         rights, inheriting = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
             append = nonblock = False
@@ -203,6 +240,17 @@ class Preview1(CommonImports):
     def handle(self, fd: int) -> int:
         return self.opened(fd).handle
 
+    def directory_entry(self, fd: int) -> Opened:
+        """A directory fd: anything else is ``EBADF``, as the fd a path is looked up from
+        in wasmtime, checked before the path is read."""
+        entry = self.entry(fd)
+        if type(entry) is not Opened or entry.filetype != _DIRECTORY:
+            raise WasiError(Errno.BADF)
+        return entry
+
+    def directory(self, fd: int) -> int:
+        return self.directory_entry(fd).handle
+
     def path(self, ptr: int, length: int) -> str:
         return self.memory.string(ptr, length)
 
@@ -227,22 +275,26 @@ class Preview1(CommonImports):
         destructor may answer an error, as a close does)."""
         if type(entry) is not Opened:
             return
-        self._end_listing(entry)
-        self._client.end(self._descriptor, entry.handle)
+        if entry.listing is not None:
+            self._end_listing(entry)
+        self._end_descriptor(entry.handle)
 
     # -- reading and writing -----------------------------------------------------------
     # The hot calls do inline what entry() and memory.pack() do, and fall back to them for
     # anything unusual (a stdio or missing fd, a pointer that needs a check).
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> None:
         memory = self.memory
-        buf = memory.first_buffer(iovs, count)
+        ptr, size = memory.first_iovec(iovs, count)
         try:
             entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
         if type(entry) is not Opened:
             entry = self.entry(fd)
+        view = memory.view
         if isinstance(entry, Opened):
+            buf = (view[ptr:ptr + size] if ptr + size <= len(view)
+                   else self._file_buffer(entry, ptr, size))
             if entry.append:
                 total = self._append(entry.handle, buf)
                 entry.position = self._stat(entry.handle).size
@@ -250,6 +302,7 @@ class Preview1(CommonImports):
                 total = self._write(entry.handle, buf, entry.position)
                 entry.position += total
         elif entry.rights & Rights.FD_WRITE:
+            buf = memory.window(ptr, size)
             total = len(buf)
             if entry.writer is not None:  # no stream: a sink, as in wasmtime
                 entry.writer.write(buf)
@@ -264,19 +317,24 @@ class Preview1(CommonImports):
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> None:
         memory = self.memory
-        buf = memory.first_buffer(iovs, count)
+        ptr, size = memory.first_iovec(iovs, count)
         try:
             entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
         if type(entry) is not Opened:
             entry = self.entry(fd)
+        view = memory.view
         if isinstance(entry, Opened):
+            buf = (view[ptr:ptr + size] if ptr + size <= len(view)
+                   else self._file_buffer(entry, ptr, size))
             total = self._read(entry.handle, buf, entry.position)
             entry.position += total
         elif entry.rights & Rights.FD_READ:
             # No stream given: an empty one, as wasmtime's stdin is by default.
-            total = read_stream(entry.reader, buf) if entry.reader is not None else 0
+            reader = entry.reader
+            total = 0 if reader is None else memory.read_into(
+                ptr, size, lambda buf: read_stream(reader, buf))
         else:
             raise WasiError(Errno.BADF)
         view = memory.view
@@ -284,6 +342,13 @@ class Preview1(CommonImports):
             memory.pack(U32, nread, total)
         else:
             _pack_u32(view, nread, total)
+
+    def _file_buffer(self, entry: Opened, ptr: int, size: int) -> memoryview:
+        """The buffer of a read or write on ``entry``: a directory answers EBADF before the
+        buffer's bounds are checked, as in wasmtime."""
+        if entry.filetype == _DIRECTORY:
+            raise WasiError(Errno.BADF)
+        return self.memory.window(ptr, size)
 
     # Positional I/O on stdio: ESPIPE where the stream goes the right way, else EBADF.
     def _positional(self, fd: int, right: int) -> Opened:
@@ -293,13 +358,16 @@ class Preview1(CommonImports):
         return entry
 
     def fd_pread(self, fd: int, iovs: int, count: int, offset: int, nread: int) -> None:
-        buf = self.memory.first_buffer(iovs, count)
-        entry = self._positional(fd, Rights.FD_READ)
-        self.memory.pack(U32, nread, self._read(entry.handle, buf, offset))
+        ptr, size = self.memory.first_iovec(iovs, count)
+        handle = self._positional(fd, Rights.FD_READ).handle
+        # As wasmtime, which reads through a stream, only the bytes read must fit.
+        read = self.memory.read_into(ptr, size, lambda buf: self._read(handle, buf, offset))
+        self.memory.pack(U32, nread, read)
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> None:
-        buf = self.memory.first_buffer(iovs, count)
+        ptr, size = self.memory.first_iovec(iovs, count)
         entry = self._positional(fd, Rights.FD_WRITE)
+        buf = self._file_buffer(entry, ptr, size)
         if entry.append:  # Linux appends whatever the offset, and so does wasmtime
             written = self._append(entry.handle, buf)
         else:
@@ -406,32 +474,33 @@ class Preview1(CommonImports):
         inode, as wasmtime reports them), the last one cut short when the buffer ends
         inside it. Reading on from where the last call stopped goes on with the same
         listing; any other cookie starts a new one, as every call does in wasmtime."""
-        out = self.memory.window(buf, length)
-        entry = self.opened(fd)
+        entry = self.directory_entry(fd)
         listing = entry.listing
         if listing is None or cookie != listing.next_cookie:
             listing = self._new_listing(entry)
-        used = 0
+        out = bytearray()
         index = cookie
         cut = False
-        while used < length:
+        while len(out) < length:
             dirent = self._dirent(listing, index)
             if dirent is None:
                 break
             name, ino, kind = dirent
             record = DIRENT.pack(index + 1, ino, len(name), kind) + name
-            take = min(len(record), length - used)
-            out[used:used + take] = record[:take]
-            used += take
+            take = min(len(record), length - len(out))
+            out += record[:take]
             cut = take < len(record)
             index += 1
         # The listing stands at the first entry not handed out whole.
         listing.next_cookie = index - 1 if cut else index
+        used = len(out)
+        if used:  # as wasmtime, the buffer's bounds are those of what is written
+            self.memory.window(buf, used)[:] = out
         self.memory.pack(U32, bufused, used)
 
     def _new_listing(self, entry: Opened) -> Listing:
         self._end_listing(entry)
-        stream = self.wasi.read_directory(entry.handle)
+        stream = self._read_directory(entry.handle)
         ino = self._stat(entry.handle).ino
         entry.listing = Listing(stream, [(b".", ino, _DIRECTORY), (b"..", ino, _DIRECTORY)])
         return entry.listing
@@ -439,12 +508,12 @@ class Preview1(CommonImports):
     def _end_listing(self, entry: Opened) -> None:
         listing, entry.listing = entry.listing, None
         if listing is not None:
-            self._client.end(self._stream, listing.stream)
+            self._end_stream(listing.stream)
 
     def _dirent(self, listing: Listing, index: int) -> tuple[bytes, int, int] | None:
         entries = listing.entries
         while index >= len(entries) and not listing.ended:
-            found = self.wasi.read_directory_entry(listing.stream)
+            found = self._read_directory_entry(listing.stream)
             if found is None:
                 listing.ended = True
             else:
@@ -455,12 +524,26 @@ class Preview1(CommonImports):
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
         check_open_flags(dirflags, oflags, base, inheriting, fdflags)
-        name = self.path(path, length)  # the path before the fd, as in wasmtime
-        handle = self.wasi.open_at(self.handle(fd), dirflags & _SYMLINK_FOLLOW, name, oflags,
-                                   descriptor_flags(oflags, base, fdflags))
-        opened = self._opened(handle, append=bool(fdflags & Fdflags.APPEND),
-                              nonblock=bool(fdflags & Fdflags.NONBLOCK))
-        self.memory.pack(U32, fd_ptr, self.place(opened))
+        memory = self.memory
+        name = _short_string(memory.view, path, length)
+        if name is None:  # the path before the fd, as in wasmtime
+            name = memory.string(path, length)
+        try:
+            entry: Entry | None = self.table.slots[fd]
+        except IndexError:
+            entry = None
+        if type(entry) is not Opened:
+            entry = self.opened(fd)
+        handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
+                                            oflags, descriptor_flags(oflags, base, fdflags))
+        opened = self._opened(handle, kind, flags, append=bool(fdflags & _APPEND),
+                              nonblock=bool(fdflags & _NONBLOCK))
+        new_fd = self.place(opened)
+        view = memory.view
+        if fd_ptr & 3 or fd_ptr + 4 > len(view):
+            memory.pack(U32, fd_ptr, new_fd)
+        else:
+            _pack_u32(view, fd_ptr, new_fd)
 
     def place(self, opened: Opened) -> int:
         """The fd a newly opened descriptor gets."""
@@ -473,15 +556,10 @@ class Preview1(CommonImports):
             entry: Entry | None = self.table.slots[fd]
         except IndexError:
             entry = None
-        if type(entry) is not Opened:
-            entry = self.opened(fd)
+        if type(entry) is not Opened or entry.filetype != _DIRECTORY:
+            entry = self.directory_entry(fd)
         memory = self.memory
-        view = memory.view
-        end = path + length
-        try:
-            name = str(view[path:end], "utf-8") if end <= len(view) else None
-        except UnicodeDecodeError:
-            name = None
+        name = _short_string(memory.view, path, length)
         if name is None:
             name = memory.string(path, length)
         st = self._stat_at(entry.handle, flags, name)
@@ -499,30 +577,33 @@ class Preview1(CommonImports):
         check_flags("Lookupflags", flags, Lookupflags)
         check_flags("Fstflags", fst, Fstflags)
         check_times(fst)  # before the fd, as in wasmtime
-        self.wasi.set_times_at(self.handle(fd), flags, self.path(path, length),
+        self.wasi.set_times_at(self.directory(fd), flags, self.path(path, length),
                                _timestamp(atim, fst, Fstflags.ATIM, Fstflags.ATIM_NOW),
                                _timestamp(mtim, fst, Fstflags.MTIM, Fstflags.MTIM_NOW))
 
     def path_create_directory(self, fd: int, path: int, length: int) -> None:
-        self.wasi.create_directory_at(self.handle(fd), self.path(path, length))
+        self.wasi.create_directory_at(self.directory(fd), self.path(path, length))
 
     def path_remove_directory(self, fd: int, path: int, length: int) -> None:
-        self.wasi.remove_directory_at(self.handle(fd), self.path(path, length))
+        self.wasi.remove_directory_at(self.directory(fd), self.path(path, length))
 
     def path_unlink_file(self, fd: int, path: int, length: int) -> None:
-        self.wasi.unlink_file_at(self.handle(fd), self.path(path, length))
+        # wasmtime reads this one path without bounding its length first.
+        self.wasi.unlink_file_at(self.directory(fd),
+                                 self.memory.string(path, length, bounded=False))
 
     def path_rename(self, fd: int, old: int, old_len: int, new_fd: int, new: int,
                     new_len: int) -> None:
-        self.wasi.rename_at(self.handle(fd), self.path(old, old_len), self.handle(new_fd),
-                            self.path(new, new_len))
+        source, target = self.directory(fd), self.directory(new_fd)  # both, then the paths
+        self.wasi.rename_at(source, self.path(old, old_len), target, self.path(new, new_len))
 
     def path_symlink(self, old: int, old_len: int, fd: int, new: int, new_len: int) -> None:
-        self.wasi.symlink_at(self.handle(fd), self.path(old, old_len), self.path(new, new_len))
+        self.wasi.symlink_at(self.directory(fd), self.path(old, old_len),
+                             self.path(new, new_len))
 
     def path_readlink(self, fd: int, path: int, length: int, buf: int, buf_len: int,
                       bufused: int) -> None:
-        target = self.wasi.readlink_at(self.handle(fd), self.path(path, length)).encode()
+        target = self.wasi.readlink_at(self.directory(fd), self.path(path, length)).encode()
         take = min(len(target), buf_len)
         self.memory.window(buf, take)[:] = target[:take]
         self.memory.pack(U32, bufused, take)
@@ -530,7 +611,7 @@ class Preview1(CommonImports):
     def path_link(self, fd: int, flags: int, old: int, old_len: int, new_fd: int, new: int,
                   new_len: int) -> None:
         check_flags("Lookupflags", flags, Lookupflags)
-        source, target = self.handle(fd), self.handle(new_fd)  # both fds, then the paths
+        source, target = self.directory(fd), self.directory(new_fd)  # both, then the paths
         self.wasi.link_at(source, flags, self.path(old, old_len), target,
                           self.path(new, new_len))
 

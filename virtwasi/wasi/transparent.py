@@ -78,7 +78,7 @@ class TransparentPreview1(Preview1):
         # Asked afresh (an invalid number traps in the implementation: EBADF); while the
         # number still names a descriptor of the same type, what this client knew of it
         # (its position, its flags, its preopen name) still holds.
-        fresh = self._opened(index_of(fd))
+        fresh = self._described(index_of(fd))
         known = self._known.get(fd)
         if known is not None and known.filetype == fresh.filetype:
             return known

@@ -7,6 +7,7 @@ instance uses (:mod:`.instance`), the call membrane (:mod:`.membrane`) and teard
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .resources import Handle, HandleKind, HandleTable, Resource, ResourceType
@@ -15,6 +16,7 @@ from .trap import Trap, TrapReason
 
 if TYPE_CHECKING:
     from .instance import Instance
+    from .types import Func
 
 
 def require_definer(rtype: ResourceType, inst: Instance, action: str) -> None:
@@ -58,12 +60,16 @@ def is_handle(value: Any) -> bool:
 
 def new(inst: Instance, rtype: ResourceType, rep: Any) -> int:
     require_definer(rtype, inst, "create handles of")
+    require_representation(rtype, rep)
+    return grant(inst, rtype, rep)[0]
+
+
+def require_representation(rtype: ResourceType, rep: Any) -> None:
     if is_handle(rep):
         raise TypeError(
-            f"instance {inst.name!r}: an int cannot be the representation of a "
+            f"instance {rtype.definer_name!r}: an int cannot be the representation of a "
             f"{rtype.name!r} (it would read as a handle); wrap it in an object"
         )
-    return grant(inst, rtype, rep)[0]
 
 
 def grant(holder: Instance, rtype: ResourceType, rep: Any) -> tuple[int, Resource]:
@@ -71,9 +77,51 @@ def grant(holder: Instance, rtype: ResourceType, rep: Any) -> tuple[int, Resourc
     :func:`new` checks for instances, the world uses this directly for instance handles)."""
     resource = Resource(rtype, rep)
     rtype._live.add(resource)
-    semantics = holder.world.semantics
-    kind = HandleKind.SHARED if semantics is Semantics.PROPOSAL_2021 else HandleKind.OWN
-    return holding_table(holder, rtype).add(Handle(resource, kind)), resource
+    return holding_table(holder, rtype).add(Handle(resource, first_kind(holder))), resource
+
+
+def first_kind(holder: Instance) -> HandleKind:
+    """How the first handle to a new resource is held."""
+    if holder.world.semantics is Semantics.PROPOSAL_2021:
+        return HandleKind.SHARED
+    return HandleKind.OWN
+
+
+def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
+    """What a call into ``rtype``'s definer that returns a representation (a ``Func`` that
+    ``makes``) does with it: :func:`new` in the definer and the move of the handle to
+    ``holder`` in one step, that is :func:`grant`, with the table and the kind decided
+    once. With more than one result, the representation is the first of a tuple of
+    them, and the handle takes its place."""
+    rtype = func.makes
+    assert rtype is not None
+    kind = first_kind(holder)
+    add = holding_table(holder, rtype).add
+    live = rtype._live
+    count = len(func.results)
+
+    def make(rep: Any) -> int:
+        if isinstance(rep, int) and not isinstance(rep, bool):
+            require_representation(rtype, rep)
+        resource = Resource(rtype, rep)
+        live.add(resource)
+        return add(Handle(resource, kind))
+
+    if count == 1:
+        return make
+
+    def make_first(results: Any) -> tuple[Any, ...]:
+        if type(results) is not tuple or len(results) != count:
+            callee = rtype._definer
+            raise Trap(
+                TrapReason.BAD_CALL,
+                f"{callee.name}.{func.name} must return {count} result(s), returned "
+                f"{results!r}",
+                instance=callee.name,
+            )
+        return (make(results[0]), *results[1:])
+
+    return make_first
 
 
 def rep(inst: Instance, rtype: ResourceType, index: int) -> Any:
@@ -182,6 +230,36 @@ def end(inst: Instance, rtype: ResourceType, index: int) -> None:
         destroy(inst, rtype, index)
     else:
         drop(inst, rtype, index)
+
+
+def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
+          ) -> Callable[[int], None]:
+    """:func:`end` for ``inst``'s handles of ``rtype``, with the table and the semantics
+    decided once. The common case (a live handle of that type, held as the first handle
+    is, not lent, of a type without a guard, its instance live) is ended inline; anything
+    else goes to ``general``, the full path, which raises the exact trap."""
+    destroys = inst.world.semantics is Semantics.PROPOSAL_2021
+    kind = first_kind(inst)
+    table = holding_table(inst, rtype)
+    slots, free = table._slots, table._free
+
+    def end_one(index: int) -> None:
+        if type(index) is int and index > 0 and not inst.destroyed:
+            try:
+                handle = slots[index]
+            except IndexError:
+                handle = None
+            if (handle is not None and handle.rtype is rtype and handle.kind is kind
+                    and not handle.lends and rtype._guard is None
+                    and (resource := handle.resource).alive
+                    and (destroys or resource.refs == 1)):
+                slots[index] = None
+                free.append(index)
+                run_destructor(resource)
+                return
+        general(index)
+
+    return end_one
 
 
 def keep(inst: Instance, rtype: ResourceType, index: int) -> int:

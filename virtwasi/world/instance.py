@@ -217,7 +217,11 @@ class Context:
         under every semantics, to a specific ``own``/``borrow``/``shared``. With
         ``representations``, every lent parameter of a type this instance defined reaches
         ``fn`` as its representation, under every semantics (what :meth:`rep_of` would
-        give), at no cost where a borrow already arrives as one."""
+        give), at no cost where a borrow already arrives as one; and a first result that
+        is a handle of such a type (any other result a plain value) is returned by ``fn``
+        as a representation, of which the world makes the new handle straight in the
+        caller's table (what :meth:`resource_new` and returning the handle would do, in
+        one step)."""
         return Func(self._live(), name or fn.__name__, fn, params, results, representations)
 
     # -- handles -----------------------------------------------------------------------
@@ -256,6 +260,11 @@ class Context:
         :meth:`resource_destroy` (every other copy becomes null), otherwise
         :meth:`resource_drop`. An exception from the destructor propagates to the caller."""
         handles.end(self._live(), rtype, handle)
+
+    def ender(self, rtype: ResourceType) -> Callable[[int], None]:
+        """:meth:`end` for handles of ``rtype``, as a plain function decided once for this
+        instance and the world's semantics: what a caller that closes often binds."""
+        return handles.ender(self._live(), rtype, lambda handle: self.end(rtype, handle))
 
     def keep(self, rtype: ResourceType, handle: int) -> int:
         """The handle to keep beyond the call from a :func:`~virtwasi.world.given`

@@ -56,8 +56,12 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
     caller.active += 1
     try:
         if func.rep_only and not func.handle_results:
-            return _call_with_reps(caller, callee, func, args)
-        return _call_with_frame(caller, callee, func, args)
+            result = _call_with_reps(caller, callee, func, args)
+        else:
+            result = _call_with_frame(caller, callee, func, args)
+        if func.makes is not None:  # a representation: its new handle goes to the caller
+            return handles.maker(caller, func)(result)
+        return result
     finally:
         caller.active -= 1
 
@@ -67,14 +71,26 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
 
     The virtualizer's hot shape (its first parameter a borrow of the callee's own type, no
     other handle, no handle result, at most three parameters) gets a closure that lifts
-    inline: one table index, one identity check on the type, one liveness check. Anything
-    unusual (an instance torn down, a bad or foreign index, a null handle) goes through
-    :func:`call`, which raises the exact trap. The caller must pass exactly the function's
-    parameters.
+    inline: one table index, one identity check on the type, one liveness check. So do the
+    same shape returning a new handle made of a representation (``Func.makes``: an open),
+    and, under proposal-2021, the same shapes with a shared copy of the callee's own type
+    read as its representation, and under transparent semantics a call that makes a
+    handle (it lifts nothing). Anything unusual (an instance torn down, a bad or foreign
+    index, a null handle) goes through :func:`call`, which raises the exact trap. The
+    caller must pass exactly the function's parameters (a wrong count, too, goes through
+    :func:`call` for the shapes with any number of them).
     """
     lifts = func.lifts
-    if (not func.rep_only or func.handle_results or len(lifts) != 1 or lifts[0][0] != 0
-            or len(func.params) > 3):
+    if (func.makes is not None and func.rep_only and len(lifts) == 1 and lifts[0][0] == 0
+            and not func.handle_results):
+        return _lowered_making(caller, func)
+    if func.makes is not None and not lifts and not func.handle_results:
+        return _lowered_unlifted_making(caller, func)
+    if (len(lifts) == 1 and lifts[0][:2] == (0, Lift.SHARED) and func._on_reps is not None
+            and lifts[0][2]._definer is func._instance and not func.handle_results):
+        return _lowered_shared(caller, func)
+    if (not func.rep_only or func.handle_results or func.makes is not None or len(lifts) != 1
+            or lifts[0][0] != 0 or len(func.params) > 3):
         return lambda *args: call(caller, func, args)
     callee, rtype, fn, table = func._instance, lifts[0][2], func._fn, caller.table
 
@@ -137,6 +153,104 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
             caller.active -= 1
 
     return (lent, lent1, lent2)[len(func.params) - 1]
+
+
+def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
+    """:func:`lowered` for a call that lends a descriptor first and returns a new handle
+    made of the representation the callee answers (``Func.makes``): the lending of
+    ``lent``, then :func:`handles.maker`'s step, decided once for this caller."""
+    callee, rtype, fn, table = func._instance, func.lifts[0][2], func._fn, caller.table
+    make = handles.maker(caller, func)
+    rest = len(func.params) - 1
+
+    def making(h: Any, *args: Any) -> Any:
+        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
+                or len(args) != rest):
+            return call(caller, func, (h, *args))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h, *args))
+        caller.active += 1
+        try:
+            handle.lends += 1
+            callee.active += 1
+            try:
+                rep = fn(resource.rep, *args)
+            finally:
+                callee.active -= 1
+                handle.lends -= 1
+            return make(rep)
+        finally:
+            caller.active -= 1
+
+    return making
+
+
+def _lowered_unlifted_making(caller: Instance, func: Func) -> Callable[..., Any]:
+    """:func:`lowered` for a call that lifts nothing (under transparent semantics every
+    handle is a bare index) and returns a new handle made of a representation."""
+    callee, fn = func._instance, func._fn
+    make = handles.maker(caller, func)
+    count = len(func.params)
+
+    def making(*args: Any) -> Any:
+        if caller.destroyed or callee.destroyed or len(args) != count:
+            return call(caller, func, args)
+        caller.active += 1
+        try:
+            callee.active += 1
+            try:
+                rep = fn(*args)
+            finally:
+                callee.active -= 1
+            return make(rep)
+        finally:
+            caller.active -= 1
+
+    return making
+
+
+def _lowered_shared(caller: Instance, func: Func) -> Callable[..., Any]:
+    """:func:`lowered` under proposal-2021 for a call whose one handle, first, is a shared
+    copy of the callee's own type read as its representation: the copy is made in the
+    callee's table for the call and dropped after it, as :func:`_call_with_frame` does,
+    without the frame; the callee reads the representation it would read from the copy."""
+    callee, rtype, on_reps = func._instance, func.lifts[0][2], func._on_reps
+    assert on_reps is not None
+    table, callee_table = caller.table, callee.table
+    make = None if func.makes is None else handles.maker(caller, func)
+    rest = len(func.params) - 1
+
+    def shared(h: Any, *args: Any) -> Any:
+        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
+                or len(args) != rest):
+            return call(caller, func, (h, *args))
+        try:
+            handle = table._slots[h]
+        except IndexError:
+            handle = None
+        if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
+            return call(caller, func, (h, *args))
+        caller.active += 1
+        try:
+            copy = handles.share(handle)
+            index = callee_table.add(copy)
+            callee.active += 1
+            try:
+                result = on_reps(resource.rep, *args)
+            finally:
+                callee.active -= 1
+                if callee_table.peek(index) is copy:
+                    callee_table.remove(index)
+                    handles.release(copy)
+            return result if make is None else make(result)
+        finally:
+            caller.active -= 1
+
+    return shared
 
 
 def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple[Any, ...]) -> Any:

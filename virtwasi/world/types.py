@@ -126,9 +126,11 @@ class Func:
     __slots__ = (
         "_fn",
         "_instance",
+        "_on_reps",
         "handle_params",
         "handle_results",
         "lifts",
+        "makes",
         "name",
         "params",
         "rep_only",
@@ -177,12 +179,22 @@ class Func:
         )
         # The hot path of a virtualizer: every handle is a borrow of its own type.
         self.rep_only = all(op == Lift.REP for _, op, _ in self.lifts)
+        # What takes the representations themselves (the membrane may hand them over).
+        self._on_reps = fn if representations else None
         if representations:
             self._fn = _taking_representations(fn, instance, self.params, self.lifts)
+        # With representations, a first result that is a handle of a type this instance
+        # defined (the others plain values) is returned as a representation: the world
+        # makes the handle, in the caller's table.
+        self.makes: ResourceType | None = None
+        if (representations and self.results and isinstance(self.results[0], HandleParam)
+                and self.results[0].rtype._definer is instance
+                and all(isinstance(t, Value) for t in self.results[1:])):
+            self.makes = self.results[0].rtype
         self.handle_results: tuple[HandleSlot, ...] = tuple(
             (i, t.kind, t.rtype)
             for i, t in enumerate(self.results)
-            if mediated and isinstance(t, HandleParam)
+            if mediated and isinstance(t, HandleParam) and self.makes is None
         )
 
     def __repr__(self) -> str:
