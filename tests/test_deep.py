@@ -75,6 +75,15 @@ def test_the_quota_layer_counts_a_deep_tree(folder: Path,
     assert (code, out) == (0, [*CHECKED, "mv: /d/c to /d/e", *CHECKED, *REMOVED])
 
 
+def test_the_quota_layer_counts_a_tree_deeper_than_path_max(
+        folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """2,100 levels: no path from the preopen reaches the bottom, yet every level counts."""
+    make_chain(folder / "c", 2100)
+    code, out = run(capsys, "run", "--quota", "1G:2103", "--dir", f"{folder}::/d", FSTOOL,
+                    "mkdir", "/d/x", "mkdir", "/d/y")
+    assert (code, out) == (1, ["mkdir /d/x: ok", "mkdir /d/y: errno 19 (Quota exceeded)"])
+
+
 @pytest.mark.parametrize(("lower", "upper"), [("folder", "memory"), ("folder", "folder"),
                                               ("zip", "memory")])
 def test_an_overlay_renames_a_deep_directory(folder: Path, tmp_path: Path, lower: str,
