@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from virtwasi.runtime import ImportFunc
 from virtwasi.runtime import run as run_module
 from virtwasi.storage.hostdir import HostDirStorage
 from virtwasi.storage.memfs import MemoryStorage
-from virtwasi.storage.tree import copy_tree
+from virtwasi.storage.tree import copy_tree, remove_tree
 
 
 def run(
@@ -47,8 +46,7 @@ def run_in_memory(
         copy_tree(host, memory)
     result = run_module(module, argv, mounts={"/": memory}, env=env, stdin=stdin,
                         imports=imports)
-    shutil.rmtree(root)
-    root.mkdir()
     with HostDirStorage(root) as host:
+        remove_tree(host, "")  # shutil.rmtree recurses once per level: trees may be deep
         copy_tree(memory, host)
     return result

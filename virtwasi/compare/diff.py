@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from types import ModuleType
 
 from .. import adapters
 from ..storage.hostdir import HostDirStorage
-from ..storage.tree import Snapshot, snapshot
+from ..storage.tree import Snapshot, copy_tree, remove_tree, snapshot
 from .result import RunResult
 
 REFERENCE = "wasmtime"
@@ -93,10 +92,20 @@ class Observation:
 
 
 def copier(source: Path) -> Prepare:
-    """A Prepare that copies the host folder ``source`` (symlinks as symlinks)."""
+    """A Prepare that copies the host folder ``source`` (symlinks as symlinks), walking it
+    in a loop: shutil's copy recurses once per level, and a tree may be deeper than that."""
     def prepare(root: Path) -> None:
-        shutil.copytree(source, root, symlinks=True, dirs_exist_ok=True)
+        with HostDirStorage(source) as tree, HostDirStorage(root) as copy:
+            copy_tree(tree, copy)
     return prepare
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove the host folder ``folder`` and all it holds, however deep (shutil.rmtree
+    recurses once per level)."""
+    with HostDirStorage(folder) as tree:
+        remove_tree(tree, "")
+    folder.rmdir()
 
 
 def run_on(runtime: str, module: Path, args: Sequence[str], root: Path, *,
@@ -146,9 +155,14 @@ def compare(module: Path, args: Sequence[str] = (), *,
     comparison = Comparison(module, list(args))
     with tempfile.TemporaryDirectory(prefix="virtwasi-diff-") as scratch:
         base = workdir or Path(scratch)
-        for name in chosen:
-            comparison.observations[name] = run_on(name, module, args, base / name, env=env,
-                                               stdin=stdin, prepare=prepare)
+        try:
+            for name in chosen:
+                comparison.observations[name] = run_on(name, module, args, base / name,
+                                                       env=env, stdin=stdin, prepare=prepare)
+        finally:
+            if workdir is None:
+                for tree in Path(scratch).iterdir():
+                    remove_folder(tree)
     return comparison
 
 

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.base import NAME_MAX, PATH_MAX, FileKind, Stat
+from ..storage.base import NAME_MAX, PATH_MAX, FileKind, Stat, is_clean
 from .errors import ErrorCode, FsError
 
 MAX_SYMLINKS = 40
@@ -51,6 +51,20 @@ def _too_long(name: str) -> bool:
     return len(name) > _SHORT and len(os.fsencode(name)) > NAME_MAX
 
 
+def _long_part(path: str) -> bool:
+    """Whether a component of ``path`` is over NAME_MAX bytes. Only one of over _SHORT
+    characters can be, and a window of that many holding a '/' holds no such component
+    before its last '/': one C search per window finds it, not one step per component."""
+    window = _SHORT + 1
+    at, end = 0, len(path)
+    while at + window <= end:
+        slash = path.rfind("/", at, at + window)
+        if slash < 0:
+            return any(_too_long(part) for part in path.split("/"))
+        at = slash + 1
+    return False
+
+
 def _join(parts: list[str]) -> str:
     return "/".join(parts)
 
@@ -72,32 +86,31 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
     """The walk of :func:`resolve` for the common case, without its bookkeeping: ``path`` is
     plain components, meets no symlink it would follow and exists (or only its last
     component is missing): where it leads and its status. None for anything else, and the
-    full walk starts over."""
-    if "\0" in path or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
+    full walk starts over.
+
+    A storage's ``lstat`` fails when a parent is not a directory (a backend never follows
+    a symlink itself), so one call on the whole path checks every parent at once: the
+    cost of a path is the storage's, not one call per component on top of it."""
+    if not is_clean(path) or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
         return None
-    if len(path) > _SHORT and (len(path) >= PATH_MAX // 4
-                               or any(_too_long(part) for part in path.split("/"))):
+    if len(path) >= PATH_MAX // 4 and len(os.fsencode(path)) >= PATH_MAX:
+        return None  # the full walk refuses it before looking anything up
+    if _long_part(path):
         return None  # the full walk says where, after the components before it
-    where = start
-    if "/" in path:
-        parts = path.split("/")
-        if "" in parts or "." in parts or ".." in parts:
-            return None
-        for part in parts[:-1]:  # every parent must be a directory, not a symlink
-            where = f"{where}/{part}" if where else part
-            try:
-                if storage.lstat(where).kind is not FileKind.DIRECTORY:
-                    return None
-            except FileNotFoundError:
-                return None
-        path = parts[-1]
-    elif path in ("", ".", ".."):
-        return None
-    where = f"{where}/{path}" if where else path
+    where = f"{start}/{path}" if start else path
     try:
         stat = storage.lstat(where)
     except FileNotFoundError:
+        # Only the last component may be missing: its parent must be a directory.
+        parent = where.rpartition("/")[0]
+        try:
+            if parent != start and storage.lstat(parent).kind is not FileKind.DIRECTORY:
+                return None
+        except OSError:
+            return None
         return where, None
+    except OSError:
+        return None
     if follow and stat.kind is FileKind.SYMLINK:
         return None
     return where, stat

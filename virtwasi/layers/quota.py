@@ -35,6 +35,7 @@ refused (``unsupported``): a quota fails closed.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from ..filesystem.interface import (
     Category,
     Function,
 )
-from ..storage.base import FileKind, Stat
+from ..storage.base import PATH_MAX, FileKind, Stat
 from ..world import Context, Definition, Func, ResourceType, Trap
 from .wrapping import Rule, Wrapped, Wrapping
 
@@ -88,6 +89,13 @@ def quota_layer(max_bytes: int | None = None, max_inodes: int | None = None, *,
         return _Quota(ctx, max_bytes, max_inodes, refusal).exports()
 
     return definition
+
+
+def _below(pieces: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """The path ``pieces`` and then ``name``, in pieces each short of PATH_MAX bytes."""
+    if pieces and len(os.fsencode(pieces[-1])) + len(os.fsencode(name)) + 1 < PATH_MAX:
+        return (*pieces[:-1], f"{pieces[-1]}/{name}")
+    return (*pieces, name)
 
 
 def _key(st: Stat) -> FileKey:
@@ -154,7 +162,38 @@ class _Quota:
         self.bytes, self.inodes = sum(seen.values()), len(seen)
         self.counted = True
 
-    def _walk(self, directory: int, seen: dict[FileKey, int]) -> None:
+    def _walk(self, root: int, seen: dict[FileKey, int]) -> None:
+        """Count what the preopen ``root`` holds, reaching each directory by its path from
+        there: a loop holding one directory open at a time, not recursion, since a tree
+        may be deeper than Python's stack or the fds a host grants. A path is kept in
+        pieces each short of PATH_MAX, opened one from the other, since no longer path is
+        looked up, while a tree may be deeper than that."""
+        below = self.layer.below
+        pending: list[tuple[str, ...]] = [()]
+        while pending:
+            pieces = pending.pop()
+            directory = root
+            try:
+                for piece in pieces:
+                    inner = below.open_at(directory, 0, piece, DIRECTORY, READ)[0]
+                    if directory != root:
+                        self.layer.end_below("descriptor", directory)
+                    directory = inner
+                for name in self._names(directory):
+                    try:
+                        st: Stat = below.stat_at(directory, 0, name)
+                    except (FsError, OSError):  # gone since the listing, or not to be seen
+                        continue
+                    if _key(st) in seen:  # another name of a file already counted
+                        continue
+                    seen[_key(st)] = _bytes(st)
+                    if st.kind is FileKind.DIRECTORY:
+                        pending.append(_below(pieces, name))
+            finally:
+                if directory != root:
+                    self.layer.end_below("descriptor", directory)
+
+    def _names(self, directory: int) -> list[str]:
         below = self.layer.below
         stream = below.read_directory(directory)
         names: list[str] = []
@@ -163,20 +202,7 @@ class _Quota:
                 names.append(entry.name)
         finally:
             self.layer.end_below(STREAM, stream)
-        for name in names:
-            try:
-                st: Stat = below.stat_at(directory, 0, name)
-            except (FsError, OSError):  # gone since the listing, or not to be looked at
-                continue
-            if _key(st) in seen:  # another name of a file already counted
-                continue
-            seen[_key(st)] = _bytes(st)
-            if st.kind is FileKind.DIRECTORY:
-                inner = below.open_at(directory, 0, name, DIRECTORY, READ)[0]
-                try:
-                    self._walk(inner, seen)
-                finally:
-                    self.layer.end_below("descriptor", inner)
+        return names
 
     def _check(self, nbytes: int = 0, inodes: int = 0) -> None:
         """Refuse if adding ``nbytes`` and ``inodes`` would pass a limit."""

@@ -2,10 +2,12 @@
 
 Resolution is the one algorithm of :mod:`virtwasi.filesystem.paths`; all it needs is ``lstat``
 and ``readlink`` of a path relative to where it starts. :class:`DirTree` answers both from
-a directory fd: every parent is opened with ``O_NOFOLLOW | O_DIRECTORY`` one component at a
-time (:func:`~virtwasi.storage.hostdir.parent_of`) and the last component is looked at with
-``fstatat``/``readlinkat`` and ``AT_SYMLINK_NOFOLLOW``. No path string reaches the kernel
-whole, so a symlink planted on the host, even between two checks, never leads outside.
+a directory fd: the parent is reached beneath it without following any symlink
+(:func:`~virtwasi.storage.hostdir.parent_of`: one ``openat2`` with ``RESOLVE_BENEATH |
+RESOLVE_NO_SYMLINKS``, or ``O_NOFOLLOW | O_DIRECTORY`` opens one component at a time) and
+the last component is looked at with ``fstatat``/``readlinkat`` and
+``AT_SYMLINK_NOFOLLOW``, so a symlink planted on the host, even between two checks, never
+leads outside.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import stat
 import struct
 import threading
 import zipfile
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
@@ -98,11 +99,25 @@ class _ByDirectory:
     _children: dict[str, dict[str, dict[str, Any]]] | None = None
 
     if TYPE_CHECKING:  # supplied by the archive filesystem this is mixed into
+        root_marker: str
+
+        def _parent(self, path: str) -> str: ...
+
         def _get_dirs(self) -> None: ...
 
         def _strip_protocol(self, path: str) -> str: ...
 
         def info(self, path: str, **kwargs: Any) -> dict[str, Any]: ...
+
+    def _all_dirnames(self, paths: Iterable[str]) -> set[str]:
+        """Every folder above ``paths``, found level by level in a loop (fsspec's own
+        recurses once per level, and an archive's members may be deeper than that)."""
+        found: set[str] = set()
+        level = set(paths)
+        while level:
+            level = {self._parent(path) for path in level} - {self.root_marker} - found
+            found |= level
+        return found
 
     def _by_directory(self) -> dict[str, dict[str, dict[str, Any]]]:
         if self._children is None:

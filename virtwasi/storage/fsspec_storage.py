@@ -73,7 +73,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import fsspec
 from fsspec.implementations.ftp import FTPFileSystem
@@ -699,29 +699,68 @@ class FsspecStorage:
 
     def _stored(self, path: str) -> Entry:
         """``path`` in the store, as this mount knows it (asking only what it does not)."""
+        entry = self._known_stored(path)
+        if entry is None:
+            self._missing(path)
+        assert isinstance(entry, Entry)
+        return entry
+
+    def _known_stored(self, path: str) -> Entry | None:
         known = self._cache.lookup(path)
         entry = self._ask(path) if known is UNKNOWN else known
-        if entry is None:
-            # POSIX says ENOTDIR when a parent is a file; the store just says "not found".
-            parent = _parent(path)
-            if self._entry(parent).kind is not FileKind.DIRECTORY:
-                raise posix_error(errno.ENOTDIR, path)
-            raise posix_error(errno.ENOENT, path)
-        assert isinstance(entry, Entry)
+        assert entry is None or isinstance(entry, Entry)
         return entry
 
     def _entry(self, path: str) -> Entry:
         """``path`` as this world sees it: its own names not stored yet included."""
+        entry = self._seen(path)
+        if entry is None:
+            self._missing(path)
+        assert isinstance(entry, Entry)
+        return entry
+
+    def _seen(self, path: str) -> Entry | None:
+        """``path`` as this world sees it, None if nothing is there (whatever its parents)."""
         pending = self._pending(path)
         if pending is not None:
             size = pending.spill.size if pending.spill is not None else 0
             return Entry(FileKind.REGULAR, size, 0)
-        entry = self._stored(path)
+        entry = self._known_stored(path)
+        if entry is None:
+            return None
         local = self._contents.get(path)
         if local is not None and local.dirty and local.empty and local.spill is None:
             # Truncated by an open here: empty for this world until it reaches the store.
             return dataclasses.replace(entry, size=0)
         return entry
+
+    def _missing(self, path: str) -> NoReturn:
+        """Raise for ``path``, which is not there. POSIX says ENOTDIR when a parent is a
+        file; the store just says "not found". The deepest ancestor that exists says which:
+        the parent, usually (one lookup, none if known); else a binary search, since
+        ancestors exist from the root down, finds it in a few lookups however deep the path
+        (one per missing level would be a request each and a Python frame each)."""
+        cuts = []  # ancestor i is path[:cuts[i]]; the root, always there, is not one
+        at = path.find("/")
+        while at >= 0:
+            cuts.append(at)
+            at = path.find("/", at + 1)
+        deepest: Entry | None = None
+        low, high = 0, len(cuts)  # ancestors up to low exist; past high, none does
+        middle = high  # the parent first
+        while low < high:
+            try:
+                found = self._seen(path[: cuts[middle - 1]])
+            except NotADirectoryError:  # a store that refuses to list a file
+                found = None
+            if found is None:
+                high = middle - 1
+            else:
+                low, deepest = middle, found
+            middle = (low + high + 1) // 2
+        if deepest is not None and deepest.kind is not FileKind.DIRECTORY:
+            raise posix_error(errno.ENOTDIR, path)
+        raise posix_error(errno.ENOENT, path)
 
     def _lookup(self, path: str) -> Entry | None:
         try:

@@ -1,11 +1,14 @@
 """A host folder as a :class:`~virtwasi.storage.base.Storage`, confined to its root.
 
-The storage keeps a directory fd on the root and reaches every path from it one component
-at a time, opening each parent with ``O_NOFOLLOW | O_DIRECTORY`` and acting on the last
-component through ``dir_fd=`` without following it. No path string is ever handed to the
-kernel whole, so a symlink the host plants anywhere, even between two of our checks, is met
-as ``ELOOP``/``ENOTDIR`` (as a parent) or acted on as the link itself (as the last
-component): nothing can lead outside the root. The root itself is trusted configuration.
+The storage keeps a directory fd on the root and reaches every path's parent from it
+without following anything: in one ``openat2`` call with ``RESOLVE_BENEATH |
+RESOLVE_NO_SYMLINKS`` where Linux has it (the kernel walks the components, as it does for
+wasmtime), else one component at a time, opening each with ``O_NOFOLLOW | O_DIRECTORY``.
+It acts on the last component through ``dir_fd=`` without following it. A symlink the host
+plants anywhere, even between two of our checks, is met as ``ELOOP``/``ENOTDIR`` (as a
+parent) or acted on as the link itself (as the last component): nothing can lead outside
+the root. Nothing is cached: every call walks the tree as it is now. The root itself is
+trusted configuration.
 
 Open files are plain host fds used positionally (``preadv``/``pwrite``), so reads and
 writes go straight between guest memory and the page cache without an extra copy.
@@ -13,16 +16,18 @@ writes go straight between guest memory and the page cache without an extra copy
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat as st
+import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from .base import DirEntry, FileKind, Stat, posix_error
+from .base import DirEntry, FileKind, Stat, is_clean, posix_error
 from .opening import open_rule
 
 # O_PATH opens need only search permission, like the kernel's own lookup of a parent.
@@ -59,12 +64,66 @@ def to_stat(s: os.stat_result) -> Stat:
     )
 
 
-def _split(path: str) -> list[str]:
-    parts = path.split("/")
-    # The caller promises clean paths; a ".." slipping through would be the one way out.
-    if any(p in ("", ".", "..") or "\0" in p for p in parts):
-        raise posix_error(errno.EINVAL, path)
-    return parts
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture
+# RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH
+_HOW = _OpenHow(_WALK, 0, 0x02 | 0x04 | 0x08)
+_CHUNK = 4000  # bytes of path per openat2 call: the kernel takes fewer than PATH_MAX
+
+
+def _syscall() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    call.restype = ctypes.c_long
+    call.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                     ctypes.c_size_t]
+    return call
+
+
+_openat2 = _syscall()
+
+
+def _open_beneath(fd: int, path: str) -> int | None:
+    """The directory ``path`` below the directory ``fd``, opened with ``openat2`` so that
+    the kernel walks it refusing every symlink and every way out; None when this kernel
+    (or a seccomp filter) has no openat2, or asks to try again."""
+    global _openat2
+    if _openat2 is None:
+        return None
+    raw = os.fsencode(path)
+    opened = fd
+    try:
+        while raw:
+            piece = raw
+            if len(piece) > _CHUNK:
+                cut = raw.rfind(b"/", 0, _CHUNK)
+                piece = raw[:cut] if cut > 0 else raw  # no '/': the kernel says too long
+            got = _openat2(_SYS_OPENAT2, opened, piece, ctypes.byref(_HOW), ctypes.sizeof(_HOW))
+            if got < 0:
+                code = ctypes.get_errno()
+                if code in (errno.ENOSYS, errno.EPERM):
+                    _openat2 = None  # not here: walk one component at a time from now on
+                    return None
+                if code == errno.EAGAIN:  # a rename raced the walk: walk it by hand
+                    return None
+                raise posix_error(code, path)
+            if opened != fd:
+                os.close(opened)
+            opened = got
+            raw = raw[len(piece) + 1 :]
+    except BaseException:
+        if opened != fd:
+            os.close(opened)
+        raise
+    return opened
 
 
 def entry_kind(entry: os.DirEntry[str]) -> FileKind:
@@ -87,18 +146,26 @@ def _bytes_view(data: memoryview | bytes) -> memoryview:
 
 @contextmanager
 def parent_of(root: int, path: str) -> Iterator[tuple[int, str]]:
-    """The fd of ``path``'s parent, reached from the directory fd ``root`` one component at
-    a time with ``O_NOFOLLOW | O_DIRECTORY`` opens, and the last component. ``path`` is a
-    clean relative path; the fd is valid inside the ``with`` only."""
-    parts = _split(path)
+    """The fd of ``path``'s parent, reached from the directory fd ``root`` without
+    following anything (see the module doc), and the last component. ``path`` is a clean
+    relative path; the fd is valid inside the ``with`` only."""
+    # The caller promises clean paths; a ".." slipping through would be the one way out.
+    if not is_clean(path):
+        raise posix_error(errno.EINVAL, path)
+    head, _, name = path.rpartition("/")
     fd = root
     try:
-        for name in parts[:-1]:
-            child = os.open(name, _WALK, dir_fd=fd)
-            if fd != root:
-                os.close(fd)
-            fd = child
-        yield fd, parts[-1]
+        if head:
+            beneath = _open_beneath(root, head)
+            if beneath is not None:
+                fd = beneath
+            else:
+                for part in head.split("/"):
+                    child = os.open(part, _WALK, dir_fd=fd)
+                    if fd != root:
+                        os.close(fd)
+                    fd = child
+        yield fd, name
     finally:
         if fd != root:
             os.close(fd)

@@ -71,6 +71,30 @@ def _encoded_len(text: str, path: str) -> int:
         raise posix_error(errno.EILSEQ, path) from None
 
 
+def _check_name(name: str, path: str) -> None:
+    if name in ("", ".", "..") or "\0" in name:
+        raise posix_error(errno.EINVAL, path)
+    if len(name) > NAME_MAX // 4 and _encoded_len(name, path) > NAME_MAX:
+        raise posix_error(errno.ENAMETOOLONG, path)
+
+
+def _down(directory: _Directory, rest: str, path: str) -> _Directory:
+    """The directory ``rest`` below ``directory``, each component checked when the walk
+    reaches it, as Linux does: a missing parent is ENOENT even when a later component is
+    too long."""
+    for name in rest.split("/"):
+        _check_name(name, path)
+        entry = directory.entries.get(name)
+        if entry is None:
+            raise posix_error(errno.ENOENT, path)
+        node = entry[1]
+        if not isinstance(node, _Directory):
+            code = errno.ELOOP if isinstance(node, _Symlink) else errno.ENOTDIR
+            raise posix_error(code, path)
+        directory = node
+    return directory
+
+
 class _Node:
     __slots__ = ("atime", "ctime", "ino", "mtime", "nlink")
     kind: ClassVar[FileKind]
@@ -110,12 +134,13 @@ class _Directory(_Node):
     """Entries by name, each with its cookie. ``order`` lists cookies ascending (dead ones
     too, until compacted) so listdir_from can bisect instead of scanning."""
 
-    __slots__ = ("entries", "names", "next_cookie", "order")
+    __slots__ = ("entries", "names", "next_cookie", "order", "parent")
     kind = FileKind.DIRECTORY
 
-    def __init__(self, ino: int, now: int) -> None:
+    def __init__(self, ino: int, now: int, parent: _Directory | None = None) -> None:
         super().__init__(ino, now)
         self.nlink = 2  # its own "." and its name in the parent
+        self.parent = self if parent is None else parent  # the root is its own parent
         self.entries: dict[str, tuple[int, _Node]] = {}
         self.names: dict[int, str] = {}  # live cookie -> name
         self.order: list[int] = []
@@ -165,6 +190,9 @@ class MemoryStorage:
         self._inos = itertools.count(1)
         self._used = 0
         self._root = _Directory(next(self._inos), clock())
+        # The directory the last walk reached, by its path: the next walk starts there
+        # when its path is near, so a deep path costs its new components, not its depth.
+        self._trail: tuple[str, _Directory] = ("", self._root)
         self._fs: MemoryTreeFileSystem | None = None
 
     def __repr__(self) -> str:
@@ -189,38 +217,55 @@ class MemoryStorage:
 
     def _locate(self, path: str) -> tuple[list[_Directory], str]:
         """The directories from the root down to the parent of ``path``'s last component,
-        and that component; ``([], "")`` for the root itself."""
-        if not path:
+        and that component; ``([], "")`` for the root itself (rename's ancestry checks need
+        them all; everything else asks :meth:`_holder`)."""
+        directory, name = self._holder(path)
+        if directory is None:
             return [], ""
+        chain = [directory]
+        while chain[-1] is not self._root:
+            chain.append(chain[-1].parent)
+        chain.reverse()
+        return chain, name
+
+    def _holder(self, path: str) -> tuple[_Directory | None, str]:
+        """The directory holding ``path``'s last component, and that component;
+        ``(None, "")`` for the root itself."""
+        if not path:
+            return None, ""
         if "/" not in path and len(path) <= _SHORT_NAME and path not in (".", "..") and (
                 "\0" not in path):
-            return [self._root], path  # a plain name in the root: nothing to walk
-        parts = path.split("/")
-        chain = [self._root]
-        # Each component is checked when the walk reaches it, as Linux does: a missing
-        # parent is ENOENT even when a later component is too long.
-        for i, name in enumerate(parts):
-            if name in ("", ".", "..") or "\0" in name:
-                raise posix_error(errno.EINVAL, path)
-            if len(name) > NAME_MAX // 4 and _encoded_len(name, path) > NAME_MAX:
-                raise posix_error(errno.ENAMETOOLONG, path)
-            if i == len(parts) - 1:
-                break
-            entry = chain[-1].entries.get(name)
-            if entry is None:
-                raise posix_error(errno.ENOENT, path)
-            node = entry[1]
-            if not isinstance(node, _Directory):
-                code = errno.ELOOP if isinstance(node, _Symlink) else errno.ENOTDIR
-                raise posix_error(code, path)
-            chain.append(node)
-        return chain, parts[-1]
+            return self._root, path  # a plain name in the root: nothing to walk or measure
+        head, slash, name = path.rpartition("/")
+        if slash and not head:
+            raise posix_error(errno.EINVAL, path)  # an empty first component
+        directory = self._reach(head, path) if slash else self._root
+        _check_name(name, path)
+        return directory, name
+
+    def _reach(self, head: str, path: str) -> _Directory:
+        """The directory ``head`` (a non-empty path of ``path``), walked from the trail
+        when ``head`` is at it, below it or above it, else from the root."""
+        at, node = self._trail
+        if head == at:
+            return node
+        if not at:
+            node = _down(node, head, path)
+        elif head.startswith(at) and head[len(at)] == "/":
+            node = _down(node, head[len(at) + 1 :], path)
+        elif at.startswith(head) and at[len(head)] == "/":
+            for _ in range(at.count("/", len(head))):
+                node = node.parent
+        else:
+            node = _down(self._root, head, path)
+        self._trail = (head, node)
+        return node
 
     def _lookup(self, path: str) -> _Node:
-        chain, name = self._locate(path)
-        if not chain:
+        directory, name = self._holder(path)
+        if directory is None:
             return self._root
-        entry = chain[-1].entries.get(name)
+        entry = directory.entries.get(name)
         if entry is None:
             raise posix_error(errno.ENOENT, path)
         return entry[1]
@@ -298,10 +343,10 @@ class MemoryStorage:
         writable: bool = False,
     ) -> MemoryFile:
         with self._lock:
-            chain, name = self._locate(path)
+            parent, name = self._holder(path)
             found: _Node | None = self._root
-            if chain:
-                entry = chain[-1].entries.get(name)
+            if parent is not None:
+                entry = parent.entries.get(name)
                 found = None if entry is None else entry[1]
             # Raises unless the open may go on; then a missing name is Opening.CREATE and
             # anything else Opening.FILE (a regular file), so ``found`` says which.
@@ -309,7 +354,7 @@ class MemoryStorage:
                       exclusive=exclusive, truncate=truncate, writable=writable)
             now = self._clock()
             if found is None:
-                parent = chain[-1]
+                assert parent is not None
                 node: _Node = _Regular(next(self._inos), now)
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
@@ -343,21 +388,19 @@ class MemoryStorage:
 
     def mkdir(self, path: str) -> None:
         with self._lock:
-            chain, name = self._locate(path)
-            if not chain or name in chain[-1].entries:
+            parent, name = self._holder(path)
+            if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, path)
-            parent = chain[-1]
             now = self._clock()
-            parent.add(name, _Directory(next(self._inos), now))
+            parent.add(name, _Directory(next(self._inos), now, parent))
             parent.nlink += 1  # the new directory's ".."
             parent.mtime = parent.ctime = now
 
     def rmdir(self, path: str) -> None:
         with self._lock:
-            chain, name = self._locate(path)
-            if not chain:
+            parent, name = self._holder(path)
+            if parent is None:
                 raise posix_error(errno.EBUSY, path)
-            parent = chain[-1]
             entry = parent.entries.get(name)
             if entry is None:
                 raise posix_error(errno.ENOENT, path)
@@ -372,13 +415,14 @@ class MemoryStorage:
             parent.mtime = parent.ctime = now
             node.nlink = 0
             node.ctime = now
+            if self._trail[1] is node:  # the trail steps back up to what still exists
+                self._trail = (path.rpartition("/")[0], parent)
 
     def unlink(self, path: str) -> None:
         with self._lock:
-            chain, name = self._locate(path)
-            if not chain:
+            parent, name = self._holder(path)
+            if parent is None:
                 raise posix_error(errno.EISDIR, path)
-            parent = chain[-1]
             entry = parent.entries.get(name)
             if entry is None:
                 raise posix_error(errno.ENOENT, path)
@@ -429,9 +473,13 @@ class MemoryStorage:
                     dst_dir.nlink -= 1
                 else:
                     self._drop_link(target, now)
-            if isinstance(node, _Directory) and src_dir is not dst_dir:
-                src_dir.nlink -= 1  # its ".." now names the new parent
-                dst_dir.nlink += 1
+            if isinstance(node, _Directory):
+                node.parent = dst_dir
+                if src_dir is not dst_dir:
+                    src_dir.nlink -= 1  # its ".." now names the new parent
+                    dst_dir.nlink += 1
+            if isinstance(node, _Directory) or isinstance(target, _Directory):
+                self._trail = ("", self._root)  # its path may name another directory now
             node.ctime = now
             src_dir.mtime = src_dir.ctime = dst_dir.mtime = dst_dir.ctime = now
 
@@ -444,10 +492,9 @@ class MemoryStorage:
             size = _encoded_len(target, path)
             if size > SYMLINK_MAX:
                 raise posix_error(errno.ENAMETOOLONG, path)
-            chain, name = self._locate(path)
-            if not chain or name in chain[-1].entries:
+            parent, name = self._holder(path)
+            if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, path)
-            parent = chain[-1]
             now = self._clock()
             parent.add(name, _Symlink(next(self._inos), now, target, size))
             parent.mtime = parent.ctime = now
@@ -463,12 +510,11 @@ class MemoryStorage:
     def link(self, src: str, dst: str) -> None:
         with self._lock:
             node = self._lookup(src)  # Linux resolves the source first: ENOENT wins
-            chain, name = self._locate(dst)
-            if not chain or name in chain[-1].entries:
+            parent, name = self._holder(dst)
+            if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, dst)
             if isinstance(node, _Directory):
                 raise posix_error(errno.EPERM, src)
-            parent = chain[-1]
             now = self._clock()
             parent.add(name, node)
             node.nlink += 1

@@ -60,6 +60,7 @@ from .base import DirEntry, File, FileKind, Stat, Storage, posix_error
 from .memfs import MemoryStorage
 from .opening import Opening, open_rule
 from .readonly import is_read_only
+from .tree import remove_tree
 
 _devices = itertools.count(0x0E7A0001)  # synthetic st_dev, one per overlay
 _CHUNK = 1 << 20
@@ -90,16 +91,6 @@ def _under(path: str, ancestor: str) -> bool:
 def _reserved(path: str) -> bool:
     """Whether ``path`` is the copy-up work folder or inside it."""
     return path.startswith(WORK_DIR) and _under(path, WORK_DIR)
-
-
-def _remove_tree(storage: Storage, path: str) -> None:
-    """Remove ``path`` from ``storage`` with everything below it."""
-    if storage.lstat(path).kind is FileKind.DIRECTORY:
-        for entry in storage.listdir(path):
-            _remove_tree(storage, _join(path, entry.name))
-        storage.rmdir(path)
-    else:
-        storage.unlink(path)
 
 
 class OverlayFile:
@@ -227,6 +218,8 @@ class OverlayStorage:
             return False
         if path in whiteouts:
             return True
+        if len(whiteouts) < 8:  # fewer whiteouts than a deep path has ancestors: ask each
+            return any(path.startswith(w) and path[len(w) : len(w) + 1] == "/" for w in whiteouts)
         slash = path.find("/")
         while slash != -1:
             if path[:slash] in whiteouts:
@@ -307,17 +300,22 @@ class OverlayStorage:
         self._inos[(Layer.UPPER, self.upper.lstat(path).ino)] = self._ino(Layer.LOWER, lower.ino)
 
     def _upper_dir(self, path: str) -> None:
-        """Make sure the upper layer holds the directory ``path``, copying up its chain."""
-        layer, st = self._find(path)
-        if st.kind is not FileKind.DIRECTORY:
-            raise posix_error(errno.ENOTDIR, path)
-        if layer is Layer.UPPER:
-            return
-        self._upper_dir(_parent(path))
-        self.upper.mkdir(path)
-        self._adopt(path, st)
-        with suppress(OSError):  # an upper without settable times keeps its own
-            self.upper.set_times(path, st.atime_ns, st.mtime_ns)
+        """Make sure the upper layer holds the directory ``path``, copying up its chain:
+        from the nearest ancestor the upper holds, down (a loop: paths may be deep)."""
+        chain: list[tuple[str, Stat]] = []
+        while True:
+            layer, st = self._find(path)
+            if st.kind is not FileKind.DIRECTORY:
+                raise posix_error(errno.ENOTDIR, path)
+            if layer is Layer.UPPER:
+                break
+            chain.append((path, st))
+            path = _parent(path)
+        for path, st in reversed(chain):
+            self.upper.mkdir(path)
+            self._adopt(path, st)
+            with suppress(OSError):  # an upper without settable times keeps its own
+                self.upper.set_times(path, st.atime_ns, st.mtime_ns)
 
     def _copy_up(self, path: str, bar: Progress | None = None, *, content: bool = True) -> None:
         """Copy the lower entry at ``path`` (a file or symlink) to the upper layer."""
@@ -383,20 +381,31 @@ class OverlayStorage:
     def _discard_partial_copies(self) -> None:
         """Remove what copy-ups killed half way left in the upper layer's work folder."""
         with suppress(OSError):  # none there; or hidden all the same, for the next mount
-            _remove_tree(self.upper, WORK_DIR)
+            remove_tree(self.upper, WORK_DIR)
 
     def _lower_below(self, path: str) -> Iterator[tuple[str, Stat]]:
         """Every entry under the merged directory ``path`` that only the lower holds, each
-        directory before what it contains."""
-        here = Layer.UPPER if self._upper_is_dir(path) else Layer.LOWER
-        for name, (layer, entry) in sorted(self._merged_listing(path, here).items()):
-            child = _join(path, name)
+        directory before what it contains (a stack of listings, not recursion: a tree may
+        be deeper than Python's stack)."""
+        pending = [self._merged_children(path)]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                pending.pop()
+                continue
+            child, layer, entry = step
             if layer is Layer.LOWER:
                 yield child, self.lower.lstat(child)
                 if entry.kind is FileKind.DIRECTORY:
-                    yield from self._lower_below(child)
+                    pending.append(self._merged_children(child))
             elif entry.kind is FileKind.DIRECTORY and self._lower_has(child):
-                yield from self._lower_below(child)
+                pending.append(self._merged_children(child))
+
+    def _merged_children(self, path: str) -> Iterator[tuple[str, Layer, DirEntry]]:
+        """The entries of the merged directory ``path``, by name: path, layer, entry."""
+        here = Layer.UPPER if self._upper_is_dir(path) else Layer.LOWER
+        listing = sorted(self._merged_listing(path, here).items())
+        return iter([(_join(path, name), layer, entry) for name, (layer, entry) in listing])
 
     def _copy_up_tree(self, path: str) -> None:
         """Make the upper directory ``path`` hold everything the merged one shows."""

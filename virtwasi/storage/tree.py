@@ -1,4 +1,4 @@
-"""Whole-tree helpers over any storage: a comparable snapshot, and a copy."""
+"""Whole-tree helpers over any storage: a comparable snapshot, a copy, a removal."""
 
 from __future__ import annotations
 
@@ -20,15 +20,54 @@ def _read_all(storage: Storage, path: str) -> bytes:
         file.close()
 
 
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
 def _walk(storage: Storage, path: str = "") -> list[tuple[str, FileKind]]:
-    found = []
-    for entry in storage.listdir(path):
-        child = f"{path}/{entry.name}" if path else entry.name
+    """Every entry below ``path``, each directory before what it holds. A loop with a
+    stack of listings, not recursion: a tree may be deeper than Python's stack."""
+    found: list[tuple[str, FileKind]] = []
+    pending = [iter([(path, name) for name in _names(storage, path)])]
+    while pending:
+        step = next(pending[-1], None)
+        if step is None:
+            pending.pop()
+            continue
+        child = _join(*step)
         kind = storage.lstat(child).kind
         found.append((child, kind))
         if kind is FileKind.DIRECTORY:
-            found += _walk(storage, child)
+            pending.append(iter([(child, name) for name in _names(storage, child)]))
     return found
+
+
+def _names(storage: Storage, path: str) -> list[str]:
+    return [entry.name for entry in storage.listdir(path)]
+
+
+def remove_tree(storage: Storage, path: str) -> None:
+    """Remove ``path`` with everything below it (``""``: everything below the root, which
+    stays). A loop, not recursion: a tree may be deeper than Python's stack."""
+    if path and storage.lstat(path).kind is not FileKind.DIRECTORY:
+        storage.unlink(path)
+        return
+    pending = [path]
+    while pending:
+        here = pending[-1]
+        inner = []
+        for name in _names(storage, here):
+            child = _join(here, name)
+            if storage.lstat(child).kind is FileKind.DIRECTORY:
+                inner.append(child)
+            else:
+                storage.unlink(child)
+        if inner:
+            pending += inner  # emptied first; then this one is listed again, and goes
+            continue
+        pending.pop()
+        if here:
+            storage.rmdir(here)
 
 
 def snapshot(storage: Storage) -> Snapshot:
