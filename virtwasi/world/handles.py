@@ -119,7 +119,12 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
                 f"{results!r}",
                 instance=callee.name,
             )
-        return (make(results[0]), *results[1:])
+        rep = results[0]
+        if isinstance(rep, int) and not isinstance(rep, bool):
+            require_representation(rtype, rep)
+        resource = Resource(rtype, rep)  # make's steps, inline: an open runs them each time
+        live.add(resource)
+        return (add(Handle(resource, kind)), *results[1:])
 
     return make_first
 
@@ -242,6 +247,7 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
     kind = first_kind(inst)
     table = holding_table(inst, rtype)
     slots, free = table._slots, table._free
+    live, destructor, definer = rtype._live, rtype._destructor, rtype._definer
 
     def end_one(index: int) -> None:
         if type(index) is int and index > 0 and not inst.destroyed:
@@ -255,7 +261,17 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
                     and (destroys or resource.refs == 1)):
                 slots[index] = None
                 free.append(index)
-                run_destructor(resource)
+                # run_destructor's steps, inline: a close runs them each time.
+                rep_value = resource.rep
+                resource.alive = False
+                resource.rep = None
+                live.discard(resource)
+                if destructor is not None:
+                    definer.active += 1
+                    try:
+                        destructor(rep_value)
+                    finally:
+                        definer.active -= 1
                 return
         general(index)
 
