@@ -13,6 +13,7 @@ native, a stack of layers), the marshalling is this one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
 
 from ..filesystem.interface import (
@@ -152,6 +153,9 @@ _SYNC_OF_FDFLAG = ((int(Fdflags.SYNC), int(DescriptorFlags.FILE_INTEGRITY_SYNC))
                    (int(Fdflags.RSYNC), int(DescriptorFlags.REQUESTED_WRITE_SYNC)))
 
 
+_FD_READ_OR_WRITE = _FD_READ | _FD_WRITE
+
+
 def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
     """The descriptor flags a ``path_open`` asks for: asked for neither reading nor writing,
     wasmtime opens for reading; creating or truncating opens for writing too."""
@@ -165,6 +169,13 @@ def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
             if fdflags & fdflag:
                 flags |= flag
     return flags
+
+
+# descriptor_flags without synchronized I/O, by (base & (FD_READ|FD_WRITE)) | (oflags &
+# (CREAT|TRUNC)): the rights bits and the oflags bits do not overlap.
+_READ_WRITE_OF = {rights | oflags: descriptor_flags(oflags, rights, 0)
+                  for rights in (0, _FD_READ, _FD_WRITE, _FD_READ_OR_WRITE)
+                  for oflags in (0, int(Oflags.CREAT), int(Oflags.TRUNC), _CREAT_OR_TRUNC)}
 
 
 class Preview1(CommonImports):
@@ -193,11 +204,14 @@ class Preview1(CommonImports):
         self._read_directory_entry = wasi.read_directory_entry.lowered
         self._end_stream = client.ender(self._stream)
         self.memory: GuestMemory
+        self.place: Callable[[Opened], int]
+        """The fd a newly opened descriptor gets."""
         self.table = FdTable([
             Stdio(stdin, None, Rights.FD_READ),
             Stdio(None, stdout, Rights.FD_WRITE),
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
+        self.place = self.table.add
         for index, guest in enumerate(wasi.preopen_paths()):
             self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
@@ -208,16 +222,20 @@ class Preview1(CommonImports):
 
     def _described(self, handle: int, *, preopen: str | None = None) -> Opened:
         """What ``handle`` is, as the implementation describes it when asked."""
-        return self._opened(handle, self._get_type(handle), self._get_flags(handle),
-                            preopen=preopen)
+        return self._opened(handle, self._get_type(handle), self._get_flags(handle), 0,
+                            preopen)
 
-    def _opened(self, handle: int, kind: FileKind, flags: int, *, preopen: str | None = None,
-                append: bool = False, nonblock: bool = False) -> Opened:
-        rights, inheriting = rights_of(kind, flags, preopen is not None)
+    def _opened(self, handle: int, kind: FileKind, flags: int, fdflags: int = 0,
+                preopen: str | None = None) -> Opened:
+        """The fd table's entry for a descriptor handle of ``kind`` opened with descriptor
+        ``flags`` and preview 1's ``fdflags``."""
+        rights = _RIGHTS.get((kind, flags, preopen is not None))
+        if rights is None:
+            rights = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
-            append = nonblock = False
-        return Opened(handle, _FILETYPE[kind], rights, inheriting, append=append,
-                      nonblock=nonblock, preopen=preopen)
+            return Opened(handle, _DIRECTORY, rights[0], rights[1], 0, False, False, preopen)
+        return Opened(handle, _FILETYPE[kind], rights[0], rights[1], 0,
+                      fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0, preopen)
 
     # -- the fd table ----------------------------------------------------------------------
     def entry(self, fd: int) -> Entry:
@@ -393,7 +411,11 @@ class Preview1(CommonImports):
 
     # -- the descriptor itself -----------------------------------------------------------
     def fd_close(self, fd: int) -> None:
-        self._end(self.table.remove(fd))
+        entry = self.table.remove(fd)
+        if type(entry) is Opened and entry.listing is None:
+            self._end_descriptor(entry.handle)  # what _end does for the common case
+        else:
+            self._end(entry)
 
     def fd_renumber(self, fd: int, to: int) -> None:
         entry = self.entry(fd)
@@ -525,7 +547,12 @@ class Preview1(CommonImports):
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
         check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         memory = self.memory
-        name = _short_string(memory.view, path, length)
+        view = memory.view
+        end = path + length
+        try:  # _short_string, inline: every open reads a path
+            name = str(view[path:end], "utf-8") if end <= len(view) else None
+        except UnicodeDecodeError:
+            name = None
         if name is None:  # the path before the fd, as in wasmtime
             name = memory.string(path, length)
         try:
@@ -534,20 +561,17 @@ class Preview1(CommonImports):
             entry = None
         if type(entry) is not Opened:
             entry = self.opened(fd)
+        # descriptor_flags, inline for an open that asks for no synchronized I/O
+        flags = (_READ_WRITE_OF[(base & _FD_READ_OR_WRITE) | (oflags & _CREAT_OR_TRUNC)]
+                 if not fdflags & _SYNC_FDFLAGS else descriptor_flags(oflags, base, fdflags))
         handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
-                                            oflags, descriptor_flags(oflags, base, fdflags))
-        opened = self._opened(handle, kind, flags, append=bool(fdflags & _APPEND),
-                              nonblock=bool(fdflags & _NONBLOCK))
-        new_fd = self.place(opened)
+                                            oflags, flags)
+        new_fd = self.place(self._opened(handle, kind, flags, fdflags))
         view = memory.view
         if fd_ptr & 3 or fd_ptr + 4 > len(view):
             memory.pack(U32, fd_ptr, new_fd)
         else:
             _pack_u32(view, fd_ptr, new_fd)
-
-    def place(self, opened: Opened) -> int:
-        """The fd a newly opened descriptor gets."""
-        return self.table.add(opened)
 
     def path_filestat_get(self, fd: int, flags: int, path: int, length: int, ptr: int) -> None:
         if flags & ~_SYMLINK_FOLLOW:
