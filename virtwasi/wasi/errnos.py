@@ -46,13 +46,16 @@ def check_flags(name: str, value: int, flags: type[enum.IntFlag]) -> None:
 
 _LOOKUP_BITS, _OPEN_BITS = known_bits(Lookupflags), known_bits(Oflags)
 _RIGHTS_BITS, _FD_BITS = known_bits(Rights), known_bits(Fdflags)
+# Their complements, worked out once: path_open tests all four on every call.
+_NOT_LOOKUP, _NOT_OPEN, _NOT_RIGHTS, _NOT_FD = (
+    ~_LOOKUP_BITS, ~_OPEN_BITS, ~_RIGHTS_BITS, ~_FD_BITS)
 
 
 def check_open_flags(dirflags: int, oflags: int, base: int, inheriting: int,
                      fdflags: int) -> None:
     """path_open's flag arguments, checked in the order wasmtime checks them."""
-    if not (dirflags & ~_LOOKUP_BITS or oflags & ~_OPEN_BITS or base & ~_RIGHTS_BITS
-            or inheriting & ~_RIGHTS_BITS or fdflags & ~_FD_BITS):
+    if not (dirflags & _NOT_LOOKUP or oflags & _NOT_OPEN or (base | inheriting) & _NOT_RIGHTS
+            or fdflags & _NOT_FD):
         return  # all known: nothing to say which one is not
     check_flags("Lookupflags", dirflags, Lookupflags)
     check_flags("Oflags", oflags, Oflags)
