@@ -39,7 +39,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import NAME_MAX, DirEntry, FileKind, Stat, posix_error
 from .opening import open_rule
@@ -316,7 +316,7 @@ class MemoryStorage:
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
             else:
-                node = cast(_Regular, found)  # what open_rule lets through
+                node = found  # type: ignore[assignment]  # open_rule lets a file through
                 if truncate:
                     # Linux truncates even on a read-only open, and marks the times even
                     # when the file was already empty.
