@@ -96,7 +96,8 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
     rtype = func.makes
     assert rtype is not None
     kind = first_kind(holder)
-    add = holding_table(holder, rtype).add
+    table = holding_table(holder, rtype)
+    add, slots, free = table.add, table._slots, table._free
     live = rtype._live
     count = len(func.results)
 
@@ -120,11 +121,18 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
                 instance=callee.name,
             )
         rep = results[0]
-        if isinstance(rep, int) and not isinstance(rep, bool):
+        if isinstance(rep, int):  # a bool passes: require_representation says which
             require_representation(rtype, rep)
         resource = Resource(rtype, rep)  # make's steps, inline: an open runs them each time
         live.add(resource)
-        return (add(Handle(resource, kind)), *results[1:])
+        handle = Handle(resource, kind)
+        if free:  # HandleTable.add, inline
+            index = free.pop()
+            slots[index] = handle
+        else:
+            index = len(slots)
+            slots.append(handle)
+        return (index, *results[1:])
 
     return make_first
 
