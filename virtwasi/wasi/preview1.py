@@ -61,6 +61,7 @@ FILETYPE = {
     FileKind.UNKNOWN: Filetype.UNKNOWN,
 }
 _FILETYPE = {kind: int(filetype) for kind, filetype in FILETYPE.items()}
+_REGULAR_KIND = FileKind.REGULAR
 _REGULAR = int(Filetype.REGULAR_FILE)  # enum members hash in Python: test the common one first
 _DIRECTORY = int(Filetype.DIRECTORY)
 
@@ -566,7 +567,12 @@ class Preview1(CommonImports):
                  if not fdflags & _SYNC_FDFLAGS else descriptor_flags(oflags, base, fdflags))
         handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
                                             oflags, flags)
-        new_fd = self.place(self._opened(handle, kind, flags, fdflags))
+        rights = _RIGHTS.get((kind, flags, False))
+        if kind is _REGULAR_KIND and rights is not None:  # _opened's common case, inline
+            new_fd = self.place(Opened(handle, _REGULAR, rights[0], rights[1], 0,
+                                       fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
+        else:
+            new_fd = self.place(self._opened(handle, kind, flags, fdflags))
         view = memory.view
         if fd_ptr & 3 or fd_ptr + 4 > len(view):
             memory.pack(U32, fd_ptr, new_fd)
