@@ -679,5 +679,9 @@ class MemoryFile:
 
     def __del__(self) -> None:
         # A dropped handle must not pin an unlinked file's bytes against the capacity.
-        if not getattr(self, "_closed", True):
+        try:  # not getattr(): every file is dropped, and the call costs more
+            closed = self._closed
+        except AttributeError:  # made without __init__ finishing: nothing to release
+            return
+        if not closed:
             self.close()
