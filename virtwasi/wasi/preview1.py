@@ -46,7 +46,16 @@ from .abi import (
     Whence,
 )
 from .common import HANGUP, CommonImports, read_stream
-from .errnos import WasiError, check_enum, check_flags, check_open_flags
+from .errnos import (
+    UNKNOWN_FD,
+    UNKNOWN_LOOKUP,
+    UNKNOWN_OPEN,
+    UNKNOWN_RIGHTS,
+    WasiError,
+    check_enum,
+    check_flags,
+    check_open_flags,
+)
 from .fdtable import Entry, FdTable, Listing, Opened, Stdio
 from .memory import GuestMemory
 
@@ -108,10 +117,14 @@ def rights_of(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     found = _RIGHTS.get(key)
     if found is None:
         found = _RIGHTS[key] = _work_out_rights(kind, flags, preopen)
+        if kind is FileKind.REGULAR and not preopen:
+            _FILE_RIGHTS[flags] = found
     return found
 
 
 _RIGHTS: dict[tuple[FileKind, int, bool], tuple[int, int]] = {}
+# The same for an opened regular file, by its flags alone (path_open looks there first).
+_FILE_RIGHTS: dict[int, tuple[int, int]] = {}
 
 
 def _work_out_rights(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
@@ -546,7 +559,9 @@ class Preview1(CommonImports):
     # -- paths --------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
-        check_open_flags(dirflags, oflags, base, inheriting, fdflags)
+        if (dirflags & UNKNOWN_LOOKUP or oflags & UNKNOWN_OPEN
+                or (base | inheriting) & UNKNOWN_RIGHTS or fdflags & UNKNOWN_FD):
+            check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         memory = self.memory
         view = memory.view
         end = path + length
@@ -567,8 +582,8 @@ class Preview1(CommonImports):
                  if not fdflags & _SYNC_FDFLAGS else descriptor_flags(oflags, base, fdflags))
         handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
                                             oflags, flags)
-        rights = _RIGHTS.get((kind, flags, False))
-        if kind is _REGULAR_KIND and rights is not None:  # _opened's common case, inline
+        rights = _FILE_RIGHTS.get(flags) if kind is _REGULAR_KIND else None
+        if rights is not None:  # _opened's common case, inline
             new_fd = self.place(Opened(handle, _REGULAR, rights[0], rights[1], 0,
                                        fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
         else:
