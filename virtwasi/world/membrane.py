@@ -162,6 +162,7 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
     callee, rtype, fn, table = func._instance, func.lifts[0][2], func._fn, caller.table
     make = handles.maker(caller, func)
     rest = len(func.params) - 1
+    slots = table._slots
 
     def making(h: Any, *args: Any) -> Any:
         if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
@@ -192,7 +193,7 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
         if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
             return call(caller, func, (h, a, b, c, d))
         try:
-            handle = table._slots[h]
+            handle = slots[h]
         except IndexError:
             handle = None
         if handle is None or handle.rtype is not rtype or not (resource := handle.resource).alive:
