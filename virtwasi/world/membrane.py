@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import handles
-from .resources import Handle, HandleKind
+from .resources import Handle, HandleKind, Resource
 from .trap import Trap, TrapReason
 from .types import Func, Lift
 
@@ -163,6 +163,11 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
     make = handles.maker(caller, func)
     rest = len(func.params) - 1
     slots = table._slots
+    makes, count = func.makes, len(func.results)
+    assert makes is not None
+    live, kind = makes._live, handles.first_kind(caller)
+    made_in = handles.holding_table(caller, makes)
+    slots_made, free = made_in._slots, made_in._free
 
     def making(h: Any, *args: Any) -> Any:
         if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
@@ -203,11 +208,27 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
             handle.lends += 1
             callee.active += 1
             try:
-                rep = fn(resource.rep, a, b, c, d)
+                results = fn(resource.rep, a, b, c, d)
             finally:
                 callee.active -= 1
                 handle.lends -= 1
-            return make(rep)
+            if (type(results) is not tuple or len(results) != count
+                    or isinstance(results[0], int)):
+                return make(results)  # one result, or anything make refuses
+            # make's steps for the common case, inline: the resource, its first handle,
+            # and the handle's place in the table (as HandleTable.add picks it).
+            made = Resource(makes, results[0])
+            live.add(made)
+            first = Handle(made, kind)
+            if free:
+                index = free.pop()
+                slots_made[index] = first
+            else:
+                index = len(slots_made)
+                slots_made.append(first)
+            if count == 3:  # an open's: the descriptor, its type and its flags
+                return (index, results[1], results[2])
+            return (index, *results[1:])
         finally:
             caller.active -= 1
 
