@@ -31,6 +31,7 @@ from virtwasi.world import (
     Instance,
     ResourceType,
     Trap,
+    TrapReason,
     World,
     borrow,
     given,
@@ -248,8 +249,18 @@ def maker_world(semantics: str) -> tuple[World, Instance, Context, Any, list[str
         def peek(rep: dict[str, str], extra: str) -> tuple[str, str, int]:
             return rep["name"], extra, ctx.handle_count  # the copy a 2021 call holds
 
+        def open4(rep: dict[str, str], name: str, b: int, c: int, d: int) -> Any:
+            made = {"int": 7, "bool": True}.get(name, {"name": f"{rep['name']}/{name}"})
+            if name == "short":
+                return made, b
+            if name == "list":
+                return [made, b, c + d]
+            return made, b, c + d  # an open's shape: the new one and what else it says
+
         f = ctx.func
         return {"thing": thing,
+                "open4": f(open4, [lent(thing), value, value, value, value],
+                           [given(thing), value, value], "open4", representations=True),
                 "peek": f(peek, [lent(thing), value], [value], "peek", representations=True),
                 "new": f(make, [value], [given(thing)], "new", representations=True),
                 "open": f(open_, [lent(thing), value], [given(thing)], "open",
@@ -296,6 +307,29 @@ def test_a_lowered_call_that_makes_a_handle_gives_what_the_membrane_gives(
         answers.append((got, holdings(world), client.active))
     assert answers[0] == answers[1]
     assert answers[0][0][0] == ("returned", 2)
+    assert answers[0][0][-1][0] == "type-error"
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_lowered_open_with_more_results_gives_what_the_membrane_gives(
+        semantics: str) -> None:
+    answers = []
+    for fast in (False, True):
+        world, client, _, imports, _ = maker_world(semantics)
+        root = imports.new("root")
+        bound: BoundFunc = imports["open4"]
+        call = bound.lowered if fast else bound
+        got = [outcome(call, root, name, 1, 2, 3)
+               for name in ("a", "b", "bool", "short", "list")]
+        got += [outcome(call, bad, "a", 1, 2, 3) for bad in (0, -1, 99, "1", None, True)]
+        try:
+            call(root, "int", 1, 2, 3)
+        except TypeError as exc:  # a representation that would read as a handle
+            got.append(("type-error", str(exc)))
+        answers.append((got, holdings(world), client.active))
+    assert answers[0] == answers[1]
+    assert answers[0][0][0] == ("returned", (2, 1, 5))
+    assert answers[0][0][3][:2] == ("trap", TrapReason.BAD_CALL)
     assert answers[0][0][-1][0] == "type-error"
 
 

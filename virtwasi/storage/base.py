@@ -62,6 +62,10 @@ class FileKind(enum.Enum):
     FIFO = "fifo"
     UNKNOWN = "unknown"
 
+    # Members are singletons: hashing by identity finds them in a dict without the Python
+    # call Enum's own hash costs (a kind is looked up on every open and stat).
+    __hash__ = object.__hash__
+
 
 # A value: never change one. Not declared frozen only because a frozen dataclass costs
 # 0.5 us more to make, and every stat makes one; it stays hashable as if it were frozen.

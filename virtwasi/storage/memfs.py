@@ -342,7 +342,9 @@ class MemoryStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> MemoryFile:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: every open comes here, and the statement costs more
+        try:
             parent, name = self._holder(path)
             found: _Node | None = self._root
             if parent is not None:
@@ -352,22 +354,23 @@ class MemoryStorage:
             # anything else Opening.FILE (a regular file), so ``found`` says which.
             open_rule(path, None if found is None else found.kind, create=create,
                       exclusive=exclusive, truncate=truncate, writable=writable)
-            now = self._clock()
             if found is None:
                 assert parent is not None
-                node: _Node = _Regular(next(self._inos), now)
+                now = self._clock()
+                node = _Regular(next(self._inos), now)
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
             else:
-                node = found
-            assert isinstance(node, _Regular)
-            if truncate and found is not None:
-                # Linux truncates even on a read-only open, and marks the times even when
-                # the file was already empty.
-                self._resize(node, 0, path)
-                node.mtime = node.ctime = now
+                node = found  # type: ignore[assignment]  # open_rule lets a file through
+                if truncate:
+                    # Linux truncates even on a read-only open, and marks the times even
+                    # when the file was already empty.
+                    self._resize(node, 0, path)
+                    node.mtime = node.ctime = self._clock()
             node.opens += 1
             return MemoryFile(self, node, writable, path)
+        finally:
+            lock.release()
 
     def listdir(self, path: str) -> list[DirEntry]:
         return [entry for _, entry in self.listdir_from(path, 0)]
@@ -701,7 +704,9 @@ class MemoryFile:
             self._check()  # memory is as durable as this storage gets
 
     def close(self) -> None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: every close comes here, and the statement costs more
+        try:
             if self._closed:
                 return
             self._closed = True
@@ -709,6 +714,8 @@ class MemoryFile:
             node.opens -= 1
             if node.nlink == 0 and node.opens == 0:
                 self._storage._release(node)
+        finally:
+            lock.release()
 
     def __enter__(self) -> MemoryFile:
         return self
@@ -718,5 +725,9 @@ class MemoryFile:
 
     def __del__(self) -> None:
         # A dropped handle must not pin an unlinked file's bytes against the capacity.
-        if not getattr(self, "_closed", True):
+        try:  # not getattr(): every file is dropped, and the call costs more
+            closed = self._closed
+        except AttributeError:  # made without __init__ finishing: nothing to release
+            return
+        if not closed:
             self.close()

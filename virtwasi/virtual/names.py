@@ -19,6 +19,7 @@ from ..filesystem.interface import (
     MUTATE_DIRECTORY,
     READ,
     SYMLINK_FOLLOW,
+    SYNC_FLAGS,
     TRUNCATE,
     WRITE,
     NewTimestamp,
@@ -50,10 +51,11 @@ def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: i
     """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if d.kind is not FileKind.DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
-    check_open(open_flags, flags)
-    create = bool(open_flags & CREATE)
-    exclusive = create and bool(open_flags & EXCLUSIVE)
-    truncate, writable = bool(open_flags & TRUNCATE), bool(flags & WRITE)
+    if flags & SYNC_FLAGS or open_flags & DIRECTORY:  # all check_open refuses has one
+        check_open(open_flags, flags)
+    create = open_flags & CREATE != 0
+    exclusive = create and open_flags & EXCLUSIVE != 0
+    truncate, writable = open_flags & TRUNCATE != 0, flags & WRITE != 0
     flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
     full = None if open_flags & DIRECTORY else paths.plain_name(d.path, path)
     if full is not None:

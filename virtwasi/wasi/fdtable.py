@@ -86,8 +86,14 @@ class FdTable:
         return len(slots) - 1
 
     def remove(self, fd: int) -> Entry:
-        entry = self.get(fd)
-        self.slots[fd] = None
+        slots = self.slots
+        try:  # get's lookup, inline: every close removes
+            entry = slots[fd] if fd >= 0 else None
+        except IndexError:
+            entry = None
+        if entry is None:
+            raise WasiError(Errno.BADF)
+        slots[fd] = None
         heapq.heappush(self._free, -fd)
         return entry
 

@@ -13,6 +13,7 @@ native, a stack of layers), the marshalling is this one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
 
 from ..filesystem.interface import (
@@ -45,7 +46,16 @@ from .abi import (
     Whence,
 )
 from .common import HANGUP, CommonImports, read_stream
-from .errnos import WasiError, check_enum, check_flags, check_open_flags
+from .errnos import (
+    UNKNOWN_FD,
+    UNKNOWN_LOOKUP,
+    UNKNOWN_OPEN,
+    UNKNOWN_RIGHTS,
+    WasiError,
+    check_enum,
+    check_flags,
+    check_open_flags,
+)
 from .fdtable import Entry, FdTable, Listing, Opened, Stdio
 from .memory import GuestMemory
 
@@ -60,6 +70,7 @@ FILETYPE = {
     FileKind.UNKNOWN: Filetype.UNKNOWN,
 }
 _FILETYPE = {kind: int(filetype) for kind, filetype in FILETYPE.items()}
+_REGULAR_KIND = FileKind.REGULAR
 _REGULAR = int(Filetype.REGULAR_FILE)  # enum members hash in Python: test the common one first
 _DIRECTORY = int(Filetype.DIRECTORY)
 
@@ -106,10 +117,14 @@ def rights_of(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
     found = _RIGHTS.get(key)
     if found is None:
         found = _RIGHTS[key] = _work_out_rights(kind, flags, preopen)
+        if kind is FileKind.REGULAR and not preopen:
+            _FILE_RIGHTS[flags] = found
     return found
 
 
 _RIGHTS: dict[tuple[FileKind, int, bool], tuple[int, int]] = {}
+# The same for an opened regular file, by its flags alone (path_open looks there first).
+_FILE_RIGHTS: dict[int, tuple[int, int]] = {}
 
 
 def _work_out_rights(kind: FileKind, flags: int, preopen: bool) -> tuple[int, int]:
@@ -152,6 +167,9 @@ _SYNC_OF_FDFLAG = ((int(Fdflags.SYNC), int(DescriptorFlags.FILE_INTEGRITY_SYNC))
                    (int(Fdflags.RSYNC), int(DescriptorFlags.REQUESTED_WRITE_SYNC)))
 
 
+_FD_READ_OR_WRITE = _FD_READ | _FD_WRITE
+
+
 def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
     """The descriptor flags a ``path_open`` asks for: asked for neither reading nor writing,
     wasmtime opens for reading; creating or truncating opens for writing too."""
@@ -165,6 +183,13 @@ def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
             if fdflags & fdflag:
                 flags |= flag
     return flags
+
+
+# descriptor_flags without synchronized I/O, by (base & (FD_READ|FD_WRITE)) | (oflags &
+# (CREAT|TRUNC)): the rights bits and the oflags bits do not overlap.
+_READ_WRITE_OF = {rights | oflags: descriptor_flags(oflags, rights, 0)
+                  for rights in (0, _FD_READ, _FD_WRITE, _FD_READ_OR_WRITE)
+                  for oflags in (0, int(Oflags.CREAT), int(Oflags.TRUNC), _CREAT_OR_TRUNC)}
 
 
 class Preview1(CommonImports):
@@ -193,11 +218,14 @@ class Preview1(CommonImports):
         self._read_directory_entry = wasi.read_directory_entry.lowered
         self._end_stream = client.ender(self._stream)
         self.memory: GuestMemory
+        self.place: Callable[[Opened], int]
+        """The fd a newly opened descriptor gets."""
         self.table = FdTable([
             Stdio(stdin, None, Rights.FD_READ),
             Stdio(None, stdout, Rights.FD_WRITE),
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
+        self.place = self.table.add
         for index, guest in enumerate(wasi.preopen_paths()):
             self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
@@ -208,16 +236,20 @@ class Preview1(CommonImports):
 
     def _described(self, handle: int, *, preopen: str | None = None) -> Opened:
         """What ``handle`` is, as the implementation describes it when asked."""
-        return self._opened(handle, self._get_type(handle), self._get_flags(handle),
-                            preopen=preopen)
+        return self._opened(handle, self._get_type(handle), self._get_flags(handle), 0,
+                            preopen)
 
-    def _opened(self, handle: int, kind: FileKind, flags: int, *, preopen: str | None = None,
-                append: bool = False, nonblock: bool = False) -> Opened:
-        rights, inheriting = rights_of(kind, flags, preopen is not None)
+    def _opened(self, handle: int, kind: FileKind, flags: int, fdflags: int = 0,
+                preopen: str | None = None) -> Opened:
+        """The fd table's entry for a descriptor handle of ``kind`` opened with descriptor
+        ``flags`` and preview 1's ``fdflags``."""
+        rights = _RIGHTS.get((kind, flags, preopen is not None))
+        if rights is None:
+            rights = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
-            append = nonblock = False
-        return Opened(handle, _FILETYPE[kind], rights, inheriting, append=append,
-                      nonblock=nonblock, preopen=preopen)
+            return Opened(handle, _DIRECTORY, rights[0], rights[1], 0, False, False, preopen)
+        return Opened(handle, _FILETYPE[kind], rights[0], rights[1], 0,
+                      fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0, preopen)
 
     # -- the fd table ----------------------------------------------------------------------
     def entry(self, fd: int) -> Entry:
@@ -393,7 +425,11 @@ class Preview1(CommonImports):
 
     # -- the descriptor itself -----------------------------------------------------------
     def fd_close(self, fd: int) -> None:
-        self._end(self.table.remove(fd))
+        entry = self.table.remove(fd)
+        if type(entry) is Opened and entry.listing is None:
+            self._end_descriptor(entry.handle)  # what _end does for the common case
+        else:
+            self._end(entry)
 
     def fd_renumber(self, fd: int, to: int) -> None:
         entry = self.entry(fd)
@@ -523,9 +559,16 @@ class Preview1(CommonImports):
     # -- paths --------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
-        check_open_flags(dirflags, oflags, base, inheriting, fdflags)
+        if (dirflags & UNKNOWN_LOOKUP or oflags & UNKNOWN_OPEN
+                or (base | inheriting) & UNKNOWN_RIGHTS or fdflags & UNKNOWN_FD):
+            check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         memory = self.memory
-        name = _short_string(memory.view, path, length)
+        view = memory.view
+        end = path + length
+        try:  # _short_string, inline: every open reads a path
+            name = str(view[path:end], "utf-8") if end <= len(view) else None
+        except UnicodeDecodeError:
+            name = None
         if name is None:  # the path before the fd, as in wasmtime
             name = memory.string(path, length)
         try:
@@ -534,20 +577,22 @@ class Preview1(CommonImports):
             entry = None
         if type(entry) is not Opened:
             entry = self.opened(fd)
+        # descriptor_flags, inline for an open that asks for no synchronized I/O
+        flags = (_READ_WRITE_OF[(base & _FD_READ_OR_WRITE) | (oflags & _CREAT_OR_TRUNC)]
+                 if not fdflags & _SYNC_FDFLAGS else descriptor_flags(oflags, base, fdflags))
         handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
-                                            oflags, descriptor_flags(oflags, base, fdflags))
-        opened = self._opened(handle, kind, flags, append=bool(fdflags & _APPEND),
-                              nonblock=bool(fdflags & _NONBLOCK))
-        new_fd = self.place(opened)
+                                            oflags, flags)
+        rights = _FILE_RIGHTS.get(flags) if kind is _REGULAR_KIND else None
+        if rights is not None:  # _opened's common case, inline
+            new_fd = self.place(Opened(handle, _REGULAR, rights[0], rights[1], 0,
+                                       fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
+        else:
+            new_fd = self.place(self._opened(handle, kind, flags, fdflags))
         view = memory.view
         if fd_ptr & 3 or fd_ptr + 4 > len(view):
             memory.pack(U32, fd_ptr, new_fd)
         else:
             _pack_u32(view, fd_ptr, new_fd)
-
-    def place(self, opened: Opened) -> int:
-        """The fd a newly opened descriptor gets."""
-        return self.table.add(opened)
 
     def path_filestat_get(self, fd: int, flags: int, path: int, length: int, ptr: int) -> None:
         if flags & ~_SYMLINK_FOLLOW:

@@ -70,6 +70,7 @@ class TransparentPreview1(Preview1):
             if fd >= STDIO and isinstance(entry, Opened)}
         self.preopens = sorted(self._known)
         del self.table.slots[STDIO:]
+        self.place = self._place_known
 
     # -- the fd namespace: stdio is the client's, everything else the implementation's ---
     def entry(self, fd: int) -> Entry:
@@ -98,7 +99,7 @@ class TransparentPreview1(Preview1):
                 fresh.rights, fresh.inheriting = known.rights, known.inheriting
                 return
 
-    def place(self, opened: Opened) -> int:
+    def _place_known(self, opened: Opened) -> int:
         fd = fd_of(opened.handle)  # the number is the implementation's index: nothing to pick
         self._known[fd] = opened
         return fd

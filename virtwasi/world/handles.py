@@ -96,7 +96,8 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
     rtype = func.makes
     assert rtype is not None
     kind = first_kind(holder)
-    add = holding_table(holder, rtype).add
+    table = holding_table(holder, rtype)
+    add, slots, free = table.add, table._slots, table._free
     live = rtype._live
     count = len(func.results)
 
@@ -119,7 +120,19 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
                 f"{results!r}",
                 instance=callee.name,
             )
-        return (make(results[0]), *results[1:])
+        rep = results[0]
+        if isinstance(rep, int):  # a bool passes: require_representation says which
+            require_representation(rtype, rep)
+        resource = Resource(rtype, rep)  # make's steps, inline: an open runs them each time
+        live.add(resource)
+        handle = Handle(resource, kind)
+        if free:  # HandleTable.add, inline
+            index = free.pop()
+            slots[index] = handle
+        else:
+            index = len(slots)
+            slots.append(handle)
+        return (index, *results[1:])
 
     return make_first
 
@@ -242,6 +255,7 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
     kind = first_kind(inst)
     table = holding_table(inst, rtype)
     slots, free = table._slots, table._free
+    live, destructor, definer = rtype._live, rtype._destructor, rtype._definer
 
     def end_one(index: int) -> None:
         if type(index) is int and index > 0 and not inst.destroyed:
@@ -255,7 +269,17 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
                     and (destroys or resource.refs == 1)):
                 slots[index] = None
                 free.append(index)
-                run_destructor(resource)
+                # run_destructor's steps, inline: a close runs them each time.
+                rep_value = resource.rep
+                resource.alive = False
+                resource.rep = None
+                live.discard(resource)
+                if destructor is not None:
+                    definer.active += 1
+                    try:
+                        destructor(rep_value)
+                    finally:
+                        definer.active -= 1
                 return
         general(index)
 
