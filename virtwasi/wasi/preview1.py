@@ -243,9 +243,7 @@ class Preview1(CommonImports):
                 preopen: str | None = None) -> Opened:
         """The fd table's entry for a descriptor handle of ``kind`` opened with descriptor
         ``flags`` and preview 1's ``fdflags``."""
-        rights = _RIGHTS.get((kind, flags, preopen is not None))
-        if rights is None:
-            rights = rights_of(kind, flags, preopen is not None)
+        rights = rights_of(kind, flags, preopen is not None)
         if kind is FileKind.DIRECTORY:  # a directory keeps no fdflags, as in wasmtime
             return Opened(handle, _DIRECTORY, rights[0], rights[1], 0, False, False, preopen)
         return Opened(handle, _FILETYPE[kind], rights[0], rights[1], 0,
