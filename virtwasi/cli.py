@@ -30,6 +30,7 @@ from .wasi.trace import Tracer
 from .world import Definition, Semantics
 
 if TYPE_CHECKING:
+    from .component.client import ComponentClient
     from .runtime import GuestStopped, Session, Unsaved
     from .storage.unsaved import KeptFile
     from .worldfiles.plan import WorldOptions
@@ -935,7 +936,7 @@ def _in_session(session: Session, args: argparse.Namespace, module: Path,
 
     if received:  # a signal while compiling or opening the mounts: do not start
         return _stopped(_signal_stop(received[0]))
-    problem = _memory_problem(session.module)
+    problem = None if session.module is None else _memory_problem(session.module)
     if problem:
         return _fail(f"{module}: {problem}")
     if not args.invoke:
@@ -945,6 +946,10 @@ def _in_session(session: Session, args: argparse.Namespace, module: Path,
             return _stopped(stop)
         except ValueError as exc:
             return _fail(f"{module}: {exc}")
+    from .component.client import ComponentClient
+
+    if isinstance(session, ComponentClient):
+        return _invoke_component(session, args.invoke, module, guest_args)
     try:
         func = session.exports.get(args.invoke)
         if not isinstance(func, wasmtime.Func):
@@ -970,6 +975,31 @@ def _in_session(session: Session, args: argparse.Namespace, module: Path,
         [] if results is None else [results])
     for value in values:
         print(value)
+    return 0
+
+
+def _invoke_component(session: ComponentClient, name: str, module: Path,
+                      guest_args: Sequence[str]) -> int:
+    """``--invoke`` of a component's function: each argument read as its parameter's
+    type asks, the result printed as JSON."""
+    from .component.text import value_as_json, values_from_text
+    from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap
+
+    try:
+        params, result_shape = session.signature(name)
+        values = values_from_text(params, guest_args)
+        result = session.call(name, *values)
+    except GuestStopped as stop:
+        return _stopped(stop)
+    except GuestExit as exit_:
+        return exit_.code
+    except GuestTrap as trap:
+        print(f"Error: {trap}", file=sys.stderr)
+        return TRAP_EXIT_CODE
+    except (ValueError, TypeError) as exc:
+        return _fail(f"{module}: {exc}")
+    if result_shape is not None:
+        print(value_as_json(result))
     return 0
 
 

@@ -391,8 +391,7 @@ class Client:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"program_name must be a str, not {type(name).__name__}")
         self._extra_imports = {m: dict(funcs) for m, funcs in (imports or {}).items()}
-        self.module = module if isinstance(module, wasmtime.Module) else load_module(
-            host.engine, module, self._extra_imports, on_compile, host.flavor)
+        self._load(module, on_compile)
         self.limits: Limits = host.limits
         if name is None:
             name = Path(module).name if isinstance(module, str | Path) else "module"
@@ -426,16 +425,26 @@ class Client:
             self._close_opened()
             raise
         try:
-            # Transparent semantics ("take one"): fds are the implementation's own indices.
-            adapter = (TransparentPreview1 if host.semantics is Semantics.TRANSPARENT
-                       else Preview1)
-            self.adapter: Preview1 = adapter(contexts[0].imports["wasi"], contexts[0],
-                                             [name, *guest_args], environ, inp, self.out,
-                                             self.err)
-            self._instantiate()
+            self._join(contexts[0], [name, *guest_args], environ, inp)
         except BaseException:
             self.close()
             raise
+
+    def _load(self, module: ModuleSource | wasmtime.Module,
+              on_compile: Callable[[int], None] | None) -> None:
+        """Compile ``module`` (or take it from the cache) before anything is built."""
+        self.module = module if isinstance(module, wasmtime.Module) else load_module(
+            self.host.engine, module, self._extra_imports, on_compile, self.host.flavor)
+
+    def _join(self, ctx: Context, argv: list[str], environ: list[str],
+              stdin: BinaryIO | None) -> None:
+        """Make the guest, its imports served with the client instance's context."""
+        # Transparent semantics ("take one"): fds are the implementation's own indices.
+        adapter = (TransparentPreview1 if self.host.semantics is Semantics.TRANSPARENT
+                   else Preview1)
+        self.adapter: Preview1 = adapter(ctx.imports["wasi"], ctx, argv, environ, stdin,
+                                         self.out, self.err)
+        self._instantiate()
 
     def _instantiate(self) -> None:
         engine = self.host.engine
@@ -525,8 +534,7 @@ class Client:
         if self._ended is not None:
             raise self._ended  # the start function exited or trapped: nothing else runs
         if self.exit_code is not None:
-            if not isinstance(self.exports.get(export), wasmtime.Func):
-                self._invoke(export)  # the ValueError that names the exports, as ever
+            self._require_export(export)
             raise GuestExit(self.exit_code)
         try:
             if export not in ("_start", "_initialize"):
@@ -539,6 +547,11 @@ class Client:
             self.stopped = True
             raise
 
+    def _require_export(self, export: str) -> None:
+        """The ValueError naming the exports, if ``export`` is not one of its functions."""
+        if not isinstance(self.exports.get(export), wasmtime.Func):
+            self._invoke(export)
+
     def _invoke(self, export: str, *args: int | float) -> Any:
         func = self.exports.get(export)
         if not isinstance(func, wasmtime.Func):
@@ -549,12 +562,17 @@ class Client:
         if len(args) != len(params):
             raise ValueError(f"{export} takes {len(params)} argument(s), got {len(args)}")
         values = [_fit(arg, kind) for arg, kind in zip(args, params, strict=True)]
+        return self._run_guest(lambda: func(self.store, *values))
+
+    def _run_guest(self, enter: Callable[[], Any]) -> Any:
+        """``enter()``, a call into the guest, under the limits; its result, or the
+        exception that says how the guest ended (see :meth:`call`)."""
         self._box.error = None
         limits = self.limits
         with interrupt.guarded(self.host.engine, self.store, epochs=limits.epochs,
                                signals=limits.signals, timeout=limits.timeout) as guard:
             try:
-                result = func(self.store, *values)
+                result = enter()
             except (wasmtime.WasmtimeError, wasmtime.Trap) as trap:
                 stop = self._stopped(trap, guard)
                 if stop is not None:

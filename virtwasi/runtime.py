@@ -41,6 +41,7 @@ from .client import (
     make_engine,
 )
 from .compare.result import RunResult
+from .component.client import ComponentClient, is_component
 from .engine.interrupt import DEFAULT_SIGNALS
 from .native import native_implementation
 from .storage.base import Storage, UploadError
@@ -178,7 +179,8 @@ class WasiWorld:
     def client(self, module: ModuleSource | wasmtime.Module, args: Sequence[str] = (),
                **options: Any) -> Client:
         """``module`` joined to this world as a new client; options as for :class:`Client`."""
-        joined = Client(self, module, args, **options)
+        kind = ComponentClient if is_component(module) else Client
+        joined = kind(self, module, args, **options)
         self.clients.append(joined)
         return joined
 
@@ -263,7 +265,7 @@ class WasiWorld:
 
 
 class Session(Client):
-    """One module in a world of its own, ready to run ``_start`` or call exports.
+    """One module (or component) in a world of its own, ready to run or call exports.
 
     ``mounts``, ``read_only``, ``semantics``, ``layers`` and ``impl`` build the world, and
     ``timeout``, ``fuel``, ``max_memory`` and ``signals`` bound it (see :class:`WasiWorld`);
@@ -306,6 +308,11 @@ class Session(Client):
             host.close()
             raise
 
+    def __new__(cls, module: ModuleSource, *args: Any, **options: Any) -> Session:
+        if cls is Session and is_component(module):  # the same API over a component
+            return super().__new__(ComponentSession)
+        return super().__new__(cls)
+
     @property
     def world(self) -> World:
         return self.host.world
@@ -320,6 +327,10 @@ class Session(Client):
 
     def __enter__(self) -> Session:
         return self
+
+
+class ComponentSession(Session, ComponentClient):
+    """A :class:`Session` whose module is a WASI 0.2 component (``Session`` makes one)."""
 
 
 def run(module: ModuleSource, args: Sequence[str] = (), **options: Any) -> RunResult:
@@ -338,6 +349,8 @@ __all__ = [
     "TIMEOUT_EXIT_CODE",
     "TRAP_EXIT_CODE",
     "Client",
+    "ComponentClient",
+    "ComponentSession",
     "GuestExit",
     "GuestInterrupted",
     "GuestOutOfFuel",

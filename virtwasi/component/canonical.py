@@ -80,7 +80,7 @@ class Canonical:
         if found is None:
             params = tuple(self.shape(t) for _, t in ft.params)
             result = None if ft.result is None else self.shape(ft.result)
-            found = self._funcs[key] = FuncABI(self, params, result, encoding)
+            found = self._funcs[key] = FuncABI(self, ft, params, result, encoding)
         return found
 
     def value(self, t: ValType | Shape, encoding: StringEncoding = StringEncoding.UTF8
@@ -107,8 +107,10 @@ class FuncABI:
     then :meth:`lower_results`, whose list is the core results.
     """
 
-    def __init__(self, canon: Canonical, params: tuple[Shape, ...], result: Shape | None,
-                 encoding: StringEncoding) -> None:
+    def __init__(self, canon: Canonical, func_type: FuncType, params: tuple[Shape, ...],
+                 result: Shape | None, encoding: StringEncoding) -> None:
+        self.func_type = func_type
+        """The function type it was compiled from, with its parameter names."""
         self.params = [canon.value(p, encoding) for p in params]
         self.result = None if result is None else canon.value(result, encoding)
         self.flat_params = tuple(t for p in params for t in p.flat)
