@@ -1,4 +1,8 @@
-"""The reference runtime: wasmtime's built-in WASI over a host folder preopened as ``/``."""
+"""The reference runtime: wasmtime's built-in WASI over a host folder preopened as ``/``.
+
+A core module runs on its preview 1 (``WasiConfig`` with ``define_wasi``); a component on
+its WASI 0.2 (``wasmtime.component`` with ``add_wasip2``), as ``wasmtime run`` does.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
+import wasmtime.component as wc
 
 from virtwasi.compare.result import RunResult
+from virtwasi.component import WasmKind, read_component, wasm_kind
 from virtwasi.engine import compile_module
 
 ENGINE_FLAVOR = "default"  # wasmtime's default Config, as named in the compiled-module cache
@@ -25,6 +31,11 @@ def run(
     imports: Mapping[str, Mapping[str, Callable[..., Any]]] | None = None,
 ) -> RunResult:
     """``imports`` serves non-WASI imports: module name -> function name -> callable."""
+    data = module.read_bytes()
+    if wasm_kind(data[:8]) is WasmKind.COMPONENT:
+        if imports:
+            raise ValueError("imports= serves core modules only")
+        return _run_component(module.name, data, argv, root, env=env, stdin=stdin)
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -52,6 +63,45 @@ def run(
             assert isinstance(start, wasmtime.Func)
             start(store)
             code = 0
+        except wasmtime.ExitTrap as exit_trap:
+            code = exit_trap.code
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:
+            return RunResult(134, out.read_bytes(), err.read_bytes() + str(trap).encode())
+        return RunResult(code, out.read_bytes(), err.read_bytes())
+
+
+def _run_component(name: str, data: bytes, argv: Sequence[str], root: Path, *,
+                   env: Mapping[str, str] | None, stdin: bytes) -> RunResult:
+    """A component's ``wasi:cli/run``: exit 0 when it answers ok, 1 when it answers an
+    error, the code of ``exit``, or 134 on a trap."""
+    run_export = next((e.name for e in read_component(data).exports
+                       if e.name.startswith("wasi:cli/run@")), None)
+    if run_export is None:
+        raise ValueError("the component exports no wasi:cli/run: it is not a WASI command")
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wc.Linker(engine)
+    linker.add_wasip2()
+    component = wc.Component(engine, data)
+    with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
+        out, err, inp = (Path(scratch) / n for n in ("stdout", "stderr", "stdin"))
+        inp.write_bytes(stdin)
+        config = wasmtime.WasiConfig()
+        config.argv = [name, *argv]
+        config.env = sorted((env or {}).items())
+        config.stdin_file = str(inp)
+        config.stdout_file = str(out)
+        config.stderr_file = str(err)
+        config.preopen_dir(str(root), "/")
+        store.set_wasi(config)
+        try:
+            instance = linker.instantiate(store, component)
+            interface = instance.get_export_index(store, run_export)
+            run_index = instance.get_export_index(store, "run", interface)
+            run_func = None if run_index is None else instance.get_func(store, run_index)
+            assert run_func is not None, f"{run_export} exports no run"
+            answer = run_func(store)
+            code = 0 if getattr(answer, "tag", "ok") == "ok" else 1
         except wasmtime.ExitTrap as exit_trap:
             code = exit_trap.code
         except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:

@@ -1035,6 +1035,18 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _command_problem(module: Path) -> str | None:
     """Why ``module`` is not a WASI command ``diff`` can run (one line), or None."""
+    from .component import ComponentReadError, read_component
+    from .component.client import is_component
+
+    if is_component(module):
+        try:
+            exports = read_component(module.read_bytes()).exports
+        except ComponentReadError as exc:
+            return f"{module}: {exc}"
+        if not any(e.name.startswith("wasi:cli/run@") for e in exports):
+            return (f"{module} exports no wasi:cli/run: it is not a WASI command (its "
+                    "functions are called with virtwasi run --invoke FUNC)")
+        return None
     try:
         compiled = wasmtime.Module.from_file(wasmtime.Engine(), str(module))
     except wasmtime.WasmtimeError as exc:
