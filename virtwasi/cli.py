@@ -27,7 +27,7 @@ from .storage.mounts import (
 )
 from .wasi.trace import FORMATS as TRACE_FORMATS
 from .wasi.trace import Tracer
-from .world import Definition, Semantics
+from .world import Definition, LinkError, Semantics
 
 if TYPE_CHECKING:
     from .component.client import ComponentClient
@@ -918,7 +918,7 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fail(f"{module}: not a runnable WASI module: {first}")
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, LinkError) as exc:
         return _fail(f"{module}: {exc}")
     code = 1
     try:

@@ -52,6 +52,7 @@ from .model import (
     StringEncoding,
     SubResource,
 )
+from .names import component_names
 from .types import CoreValType, FuncType
 from .types import ResourceType as DefinedResource
 from .values import M32, M64, CallContext
@@ -445,10 +446,11 @@ class ComponentInstance:
         return found
 
     def _type_name(self, at: int) -> str:
+        """The type's export name, or its name in the name section, or its index."""
         for export in self.component.exports:
             if export.sort is Sort.TYPE and export.index == at:
                 return export.name
-        return f"resource {at}"
+        return component_names(self.component).of(Sort.TYPE, at) or f"resource {at}"
 
     def _resource_builtin(self, entry: ResourceNew | ResourceRep | ResourceDrop
                           ) -> wasmtime.Func:
