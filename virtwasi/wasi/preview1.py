@@ -489,10 +489,10 @@ class Preview1(CommonImports):
                             _timestamp(mtim, flags, Fstflags.MTIM, Fstflags.MTIM_NOW))
 
     def fd_sync(self, fd: int) -> None:
-        self.wasi.sync(self.handle(fd))
+        self.wasi.sync(self.file(fd).handle)  # EBADF for a directory, as in wasmtime
 
     def fd_datasync(self, fd: int) -> None:
-        self.wasi.sync_data(self.handle(fd))
+        self.wasi.sync_data(self.file(fd).handle)
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> None:
         check_enum("Advice", advice, Advice.NOREUSE)
