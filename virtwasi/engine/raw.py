@@ -22,7 +22,8 @@ from wasmtime import _ffi as ffi
 
 RAW_SLOT = 16  # sizeof(wasmtime_val_raw_t)
 # Parameter kinds: the wasm type, and whether the host reads it signed or unsigned.
-_CODES = {"i32": ("i", 4), "u32": ("I", 4), "i64": ("q", 8), "u64": ("Q", 8)}
+_CODES = {"i32": ("i", 4), "u32": ("I", 4), "i64": ("q", 8), "u64": ("Q", 8),
+          "f32": ("f", 4), "f64": ("d", 8)}
 
 _VOID_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
@@ -69,26 +70,20 @@ _VAL_KINDS = {
     "u32": wasmtime.ValType.i32,
     "i64": wasmtime.ValType.i64,
     "u64": wasmtime.ValType.i64,
+    "f32": wasmtime.ValType.f32,
+    "f64": wasmtime.ValType.f64,
 }
 
 
-def define(
-    linker: wasmtime.Linker,
-    module: str,
-    name: str,
+def _callback(
     params: tuple[str, ...],
     results: tuple[str, ...],
-    fn: Callable[..., int | None],
+    fn: Callable[..., int | float | None],
     box: TrapBox,
-    answered: tuple[type[BaseException], ...] = (),
-    answer: Callable[[BaseException], int] = lambda exc: 0,
-) -> HostFunc:
-    """Define ``module.name`` in ``linker`` as a raw host function calling ``fn(*args)``.
-
-    ``fn`` returns the single i32/i64 result (None counts as 0). An exception of one of the
-    ``answered`` types becomes the result ``answer(exc)`` (an errno, say); any other is
-    stored in ``box`` and turned into a trap.
-    """
+    answered: tuple[type[BaseException], ...],
+    answer: Callable[[BaseException], int],
+) -> tuple[Any, wasmtime.FuncType]:
+    """The C callback calling ``fn`` (see :func:`define`), and its function type."""
     unpack = _args_layout(params).unpack_from
     result_code = _CODES[results[0]][0] if results else None
     pack = struct.Struct("<" + result_code).pack_into if result_code else None
@@ -110,10 +105,30 @@ def define(
 
     _CALLBACK_CODES.add(callback.__code__)
     # Declared with plain void pointers so the args buffer arrives as an int address.
-    c_callback = _VOID_CALLBACK(callback)
     functype = wasmtime.FuncType(
         [_VAL_KINDS[p]() for p in params], [_VAL_KINDS[r]() for r in results]
     )
+    return _VOID_CALLBACK(callback), functype
+
+
+def define(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    params: tuple[str, ...],
+    results: tuple[str, ...],
+    fn: Callable[..., int | None],
+    box: TrapBox,
+    answered: tuple[type[BaseException], ...] = (),
+    answer: Callable[[BaseException], int] = lambda exc: 0,
+) -> HostFunc:
+    """Define ``module.name`` in ``linker`` as a raw host function calling ``fn(*args)``.
+
+    ``fn`` returns the single result (None counts as 0). An exception of one of the
+    ``answered`` types becomes the result ``answer(exc)`` (an errno, say); any other is
+    stored in ``box`` and turned into a trap.
+    """
+    c_callback, functype = _callback(params, results, fn, box, answered, answer)
     module_b, name_b = module.encode(), name.encode()
     error = ffi.wasmtime_linker_define_func_unchecked(
         linker.ptr(), module_b, len(module_b), name_b, len(name_b), functype.ptr(),
@@ -124,6 +139,26 @@ def define(
         raise wasmtime.WasmtimeError._from_ptr(error)
     # The linker keeps a raw pointer to the callback: keep the Python object alive with it.
     return HostFunc(c_callback, functype)
+
+
+def new_func(
+    store: wasmtime.Store,
+    params: tuple[str, ...],
+    results: tuple[str, ...],
+    fn: Callable[..., int | float | None],
+    box: TrapBox,
+) -> tuple[wasmtime.Func, HostFunc]:
+    """A raw host function in ``store`` calling ``fn(*args)``, as :func:`define` makes one,
+    given as a value (to instantiate a core module with a list of imports). Keep the
+    :class:`HostFunc` alive as long as the store can call the function."""
+    c_callback, functype = _callback(params, results, fn, box, (), lambda exc: 0)
+    raw = ffi.wasmtime_func_t()
+    ffi.wasmtime_func_new_unchecked(
+        store._context(), functype.ptr(),
+        ctypes.cast(c_callback, ffi.wasmtime_func_unchecked_callback_t), None,
+        _NO_FINALIZER, ctypes.byref(raw),
+    )
+    return wasmtime.Func._from_raw(raw), HostFunc(c_callback, functype)
 
 
 _CALLBACK_CODES: set[Any] = set()

@@ -234,6 +234,17 @@ class Context:
         """The representation behind a handle this instance holds, of a type it defined."""
         return handles.rep(self._live(), rtype, handle)
 
+    def check_handle(self, rtype: ResourceType, handle: int) -> None:
+        """Trap unless this instance holds a live handle of ``rtype`` at ``handle``: what
+        a handle crossing a component's call must be before anything is done with it."""
+        inst = self._live()
+        table = handles.holding_table(inst, rtype)
+        handles.require_alive(handles.lookup(table, handle, rtype).resource, inst, handle)
+
+    def defines(self, rtype: ResourceType) -> bool:
+        """Whether this instance defined ``rtype`` (only it may make or read its handles)."""
+        return rtype._definer is self._inst
+
     def resource_drop(self, rtype: ResourceType, handle: int) -> None:
         """Drop a handle: an own (or the last shared) one runs the type's destructor."""
         handles.drop(self._live(), rtype, handle)
