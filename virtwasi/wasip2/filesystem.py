@@ -34,6 +34,7 @@ from ..filesystem.interface import (
     NewTimestamp,
     OpenFlags,
     PathFlags,
+    open_mode,
 )
 from ..storage.base import FileKind, Stat
 from ..world import Context, ResourceType
@@ -213,8 +214,9 @@ class Filesystem:
 
     def open_at(self, d: int, path_flags: set[str], path: str, open_flags: set[str],
                 flags: set[str]) -> Ok | Err:
-        opened = attempt(self._open_at, d, bits(path_flags, PATH_FLAGS), path,
-                         bits(open_flags, OPEN_FLAGS), bits(flags, DESCRIPTOR_FLAGS))
+        asked = bits(open_flags, OPEN_FLAGS)
+        opened = attempt(self._open_at, d, bits(path_flags, PATH_FLAGS), path, asked,
+                         open_mode(asked, bits(flags, DESCRIPTOR_FLAGS)))
         return opened if isinstance(opened, Err) else Ok(self._issued(opened.value[0]))
 
     def get_directories(self) -> list[tuple[int, str]]:
