@@ -36,9 +36,8 @@ def interfaces(io: Io) -> dict[str, HostInterface]:
     monotonic: dict[str, Any] = {
         "now": time.monotonic_ns,
         "resolution": lambda: CLOCK_RESOLUTION_NS,
-        # An instant already past, or no time at all, is a pollable ready at once.
-        "subscribe-instant": io.new_pollable,
-        "subscribe-duration": lambda duration: io.new_pollable(time.monotonic_ns() + duration),
+        "subscribe-instant": io.new_clock,
+        "subscribe-duration": lambda duration: io.new_clock(time.monotonic_ns() + duration),
     }
     wall: dict[str, Any] = {
         "now": lambda: datetime(time.time_ns()),

@@ -161,14 +161,24 @@ class WriterOutput(OutputStream):
 
 class Pollable:
     """What a ``pollable`` handle stands for: ready from ``deadline`` (a
-    ``time.monotonic_ns`` time) on, or at once (``None``: a stream's, always ready)."""
+    ``time.monotonic_ns`` time) on, or at once (``None``: a stream's, always ready).
 
-    __slots__ = ("deadline",)
+    As in wasmtime, a clock subscribed for no time at all (``due``) is not ready the first
+    time it is looked at, only the next: a poll of it with a stream answers the stream
+    alone. ``key`` orders a poll's answer as wasmtime orders it: by the table index of the
+    stream a pollable watches, or of the clock pollable itself."""
 
-    def __init__(self, deadline: int | None) -> None:
+    __slots__ = ("deadline", "due", "key")
+
+    def __init__(self, deadline: int | None, *, due: bool = False, key: int = 0) -> None:
         self.deadline = deadline
+        self.due = due
+        self.key = key
 
     def ready(self, now: int) -> bool:
+        if self.due:
+            self.due = False  # wasmtime's clock yields once before it is ready
+            return False
         return self.deadline is None or self.deadline <= now
 
 
@@ -208,8 +218,16 @@ class Io:
     def new_output(self, stream: OutputStream) -> int:
         return self.ctx.resource_new(self.output_stream, stream)
 
-    def new_pollable(self, deadline: int | None) -> int:
-        return self.ctx.resource_new(self.pollable, Pollable(deadline))
+    def new_pollable(self, stream: int) -> int:
+        """A pollable of the stream at index ``stream``: every stream here is ready."""
+        return self.ctx.resource_new(self.pollable, Pollable(None, key=stream))
+
+    def new_clock(self, deadline: int) -> int:
+        """A pollable ready from ``deadline``, a ``time.monotonic_ns`` time."""
+        now = time.monotonic_ns()
+        rep = Pollable(max(deadline, now), due=deadline <= now)
+        rep.key = handle = self.ctx.resource_new(self.pollable, rep)
+        return handle
 
     def cause(self, error: int) -> BaseException:
         """The failure behind an ``error`` handle."""
@@ -242,7 +260,7 @@ class Io:
         return self.answer(lambda: len(self._in(stream).read(size)))
 
     def subscribe(self, stream: int) -> int:
-        return self.new_pollable(None)
+        return self.new_pollable(stream)
 
     def check_write(self, stream: int) -> Ok | Err:
         return self.answer(self._out(stream).check_write)
@@ -296,21 +314,24 @@ class Io:
         return self._pollable(pollable).ready(time.monotonic_ns())
 
     def block(self, pollable: int) -> None:
-        deadline = self._pollable(pollable).deadline
-        if deadline is not None:
-            sleep_until(deadline)
+        wait = self._pollable(pollable)
+        while not wait.ready(time.monotonic_ns()):
+            sleep_until(wait.deadline or 0)
 
     def poll(self, pollables: list[int]) -> list[int]:
-        """The positions of the ready ones, waiting for the first if none is."""
+        """The positions of the ready ones, waiting for the first if none is; each
+        pollable looked at once a round, even if listed twice, as wasmtime does."""
         if not pollables:
             raise Trap("poll of an empty list")
         waits = [self._pollable(p) for p in pollables]
-        now = time.monotonic_ns()
-        if not any(wait.ready(now) for wait in waits):
-            first = min(wait.deadline for wait in waits if wait.deadline is not None)
-            sleep_until(first)
-            now = max(time.monotonic_ns(), first)
-        return [i for i, wait in enumerate(waits) if wait.ready(now)]
+        while True:
+            now = time.monotonic_ns()
+            states = {wait: wait.ready(now) for wait in dict.fromkeys(waits)}
+            ready = [i for i, wait in enumerate(waits) if states[wait]]
+            if ready:
+                return sorted(ready, key=lambda i: (waits[i].key, i))
+            # Only clocks are not ready, each with its deadline; one due is ready next round.
+            sleep_until(min(wait.deadline or 0 for wait in waits))
 
     # -- the interfaces -------------------------------------------------------------------
     def interfaces(self) -> dict[str, HostInterface]:
