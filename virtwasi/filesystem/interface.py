@@ -118,6 +118,18 @@ EXCLUSIVE, TRUNCATE = int(OpenFlags.EXCLUSIVE), int(OpenFlags.TRUNCATE)
 SYMLINK_FOLLOW = int(PathFlags.SYMLINK_FOLLOW)
 
 
+def open_mode(open_flags: int, flags: int) -> int:
+    """The descriptor ``flags`` a client asks an open for, with the access the open gives
+    as wasmtime's ``wasi:filesystem`` opens a file: one not asked to write is opened for
+    reading, and one created or truncated is opened for writing too. Both preview 1's
+    adapter and WASI 0.2's host ask this of every open."""
+    if not flags & WRITE:
+        flags |= READ
+    if open_flags & (CREATE | TRUNCATE):
+        flags |= WRITE
+    return flags
+
+
 def check_open(open_flags: int, flags: int) -> None:
     """What every implementation refuses before it looks at the path, in wasmtime's order:
     synchronized I/O is not offered, and a directory is never created, truncated or

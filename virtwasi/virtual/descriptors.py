@@ -46,8 +46,9 @@ class Descriptor:
         return self.file
 
     def require_directory(self) -> None:
+        # As wasmtime's wasi:filesystem (preview 1 answers EBADF before asking).
         if self.kind is not FileKind.DIRECTORY:
-            raise FsError(ErrorCode.BAD_DESCRIPTOR, "a file, not a directory")
+            raise FsError(ErrorCode.NOT_DIRECTORY, "a file, not a directory")
 
 
 def close_descriptor(desc: Descriptor) -> None:
@@ -134,7 +135,8 @@ def set_times(d: Descriptor, atime: NewTimestamp, mtime: NewTimestamp) -> None:
 
 
 def sync(d: Descriptor) -> None:
-    d.require_file().sync()
+    if d.file is not None:  # a directory has nothing of its own to store
+        d.file.sync()
 
 
 def advise(d: Descriptor, offset: int, length: int, advice: int) -> None:

@@ -43,6 +43,8 @@ MAX_SIGNAL = 30
 # The event flag of a read subscription on a file whose position is at or past its end.
 HANGUP = int(Eventrwflags.FD_READWRITE_HANGUP)
 MAX_SLEEP_NS = 86_400 * 10**9  # one sleep of at most a day; longer waits loop
+CLOCK_RESOLUTION_NS = 1
+"""The resolution every clock reports (Linux's, for both clocks, as wasmtime reads it)."""
 
 
 class ProcExit(Exception):
@@ -65,6 +67,14 @@ def read_stream(reader: BinaryIO, buf: memoryview) -> int:
     if readinto1 is not None:
         return int(readinto1(buf) or 0)
     return int(reader.readinto(buf) or 0)  # type: ignore[attr-defined]
+
+
+def sleep_until(deadline: int) -> None:
+    """Sleep until ``time.monotonic_ns()`` reaches ``deadline``. In slices: a timeout of up
+    to 2^64-1 ns is more than time.sleep accepts. The loop stays in this frame, so a signal
+    still finds this wait (the engine's BLOCKING_WAITS)."""
+    while (left := deadline - time.monotonic_ns()) > 0:
+        time.sleep(min(left, MAX_SLEEP_NS) / 1e9)
 
 
 def _stream_ended(reader: BinaryIO) -> bool:
@@ -145,7 +155,7 @@ class CommonImports:
 
     def clock_res_get(self, clock: int, ptr: int) -> None:
         self._now(clock)
-        self.memory.pack(U64, ptr, 1)
+        self.memory.pack(U64, ptr, CLOCK_RESOLUTION_NS)
 
     def clock_time_get(self, clock: int, precision: int, ptr: int) -> None:
         self.memory.pack(U64, ptr, self._now(clock))
@@ -221,10 +231,7 @@ class CommonImports:
         ready = [sub for sub in pending if sub[3] is None]
         if not ready:  # only clocks: sleep until the first is due; report all due by then
             first = min(due for *_, due in pending if due is not None)
-            # In slices: a timeout of up to 2^64-1 ns is more than time.sleep accepts. The
-            # loop stays in this frame, so a signal still finds this wait (BLOCKING_WAITS).
-            while (left := first - time.monotonic_ns()) > 0:
-                time.sleep(min(left, MAX_SLEEP_NS) / 1e9)
+            sleep_until(first)
             now = max(time.monotonic_ns(), first)
             ready = [sub for sub in pending if sub[3] is not None and sub[3] <= now]
         self.memory.window(events, len(ready) * EVENT.size)

@@ -25,6 +25,7 @@ from ..filesystem.interface import (
     WRITE,
     DescriptorFlags,
     NewTimestamp,
+    open_mode,
 )
 from ..storage.base import FileKind, Stat
 from ..world import Context, Exports, ResourceType
@@ -171,18 +172,19 @@ _FD_READ_OR_WRITE = _FD_READ | _FD_WRITE
 
 
 def descriptor_flags(oflags: int, base: int, fdflags: int) -> int:
-    """The descriptor flags a ``path_open`` asks for: asked for neither reading nor writing,
-    wasmtime opens for reading; creating or truncating opens for writing too."""
+    """The descriptor flags a ``path_open`` asks for: its rights to read and write and its
+    synchronized I/O, with the access the open gives (:func:`open_mode`; preview 1's oflags
+    have the bits of the interface's open flags)."""
     flags = MUTATE_DIRECTORY
-    if base & _FD_READ or not base & _FD_WRITE:
+    if base & _FD_READ:
         flags |= READ
-    if base & _FD_WRITE or oflags & _CREAT_OR_TRUNC:
+    if base & _FD_WRITE:
         flags |= WRITE
     if fdflags & _SYNC_FDFLAGS:
         for fdflag, flag in _SYNC_OF_FDFLAG:
             if fdflags & fdflag:
                 flags |= flag
-    return flags
+    return open_mode(oflags, flags)
 
 
 # descriptor_flags without synchronized I/O, by (base & (FD_READ|FD_WRITE)) | (oflags &
@@ -489,10 +491,10 @@ class Preview1(CommonImports):
                             _timestamp(mtim, flags, Fstflags.MTIM, Fstflags.MTIM_NOW))
 
     def fd_sync(self, fd: int) -> None:
-        self.wasi.sync(self.handle(fd))
+        self.wasi.sync(self.file(fd).handle)  # EBADF for a directory, as in wasmtime
 
     def fd_datasync(self, fd: int) -> None:
-        self.wasi.sync_data(self.handle(fd))
+        self.wasi.sync_data(self.file(fd).handle)
 
     def fd_advise(self, fd: int, offset: int, length: int, advice: int) -> None:
         check_enum("Advice", advice, Advice.NOREUSE)
