@@ -55,8 +55,8 @@ def wasmtime_runner(component: Path, argv: list[str]) -> Callable[[], None]:
             store.set_wasi(config)
             instance = linker.instantiate(store, compiled)
             interface = instance.get_export_index(store, "wasi:cli/run@0.2.12")
-            func = instance.get_func(store, instance.get_export_index(store, "run",
-                                                                     interface))
+            index = instance.get_export_index(store, "run", interface)
+            func = None if index is None else instance.get_func(store, index)
             assert func is not None
             func(store)
 

@@ -523,7 +523,7 @@ class Client:
         if isinstance(self.exports.get("_initialize"), wasmtime.Func):
             self._invoke("_initialize")
 
-    def call(self, export: str, *args: int | float) -> Any:
+    def call(self, export: str, *args: Any) -> Any:
         """Call an exported function, after ``_initialize`` if the module has one.
 
         Raises GuestExit on proc_exit, GuestTrap on a trap, GuestStopped when a signal or a
