@@ -12,6 +12,7 @@ EXPECTED = [
     ["0 b'hello, Ada\\n'"],
     ["60"],
     ["HELLO, WASM", "one two"],
+    ["2 b'kept open'"],
     ["closed /notes", "TrapReason.INSTANCE_DESTROYED"],
 ]
 
