@@ -128,3 +128,24 @@ def test_run_refuses_a_component_whose_imports_nothing_serves_in_one_line(greete
     assert done.stderr.splitlines() == [
         f"virtwasi: {greeter}: the component imports my:pkg/host@1.0.0, which nothing "
         "provides"]
+
+
+def test_a_world_file_runs_a_component_through_its_layers_as_it_runs_the_module(
+        tmp_path: Path) -> None:
+    from componentkit import componentize
+    from conftest import FIXTURES, ROOT
+
+    component = tmp_path / "fstool.wasm"
+    componentize(FIXTURES / "fstool.wasm", component)
+    world = (ROOT / "examples" / "quota.toml").read_text()
+    world = world.replace('"../scenarios/programs/fstool.wasm"', f'"{component}"')
+    world = world.replace('log = "/dev/stderr"', f'log = "{tmp_path / "calls.jsonl"}"')
+    (tmp_path / "quota.toml").write_text(world)
+    done = _cli("run", "--world", str(tmp_path / "quota.toml"))
+    module = _cli("run", "--world", str(ROOT / "examples" / "quota.toml"))
+    assert done.stdout.splitlines() == module.stdout.splitlines() == [
+        "put /small.txt: ok", "put /big.txt: errno 19 (Quota exceeded)",
+        "ls /: big.txt small.txt"]
+    assert done.returncode == module.returncode == 1  # the big file failed
+    # The audit layer saw the component's descriptors as handles of its own table.
+    assert '"call":"open_at"' in (tmp_path / "calls.jsonl").read_text()

@@ -1,23 +1,23 @@
 """Preview 1 fixtures as WASI 0.2 components, run by virtwasi and by wasmtime's WASI 0.2.
 
 Each fixture is wrapped by jco's preview 1 adapter into a component that imports only WASI
-0.2, then run by the component linker with :func:`virtwasi.wasip2.wasi_host` serving its
-imports over the virtual and the native implementation, and by wasmtime-py's component API
+0.2, then run by virtwasi's ``Session`` (the linker, with :func:`virtwasi.wasip2.wasi_host`
+serving its imports) over the virtual and the native implementation, and by wasmtime-py's
+component API
 with its built-in WASI 0.2 (``add_wasip2``), each over its own copy of a host folder seen as
 ``/``. Exit code, stdout, stderr and the final tree must be equal. The adapter ends a
-program with ``exit(result)``, so every exit code is 0 or 1 on both.
+program with ``exit(result)``, so every exit code is 0 or 1 on both; a trap is 134 on both,
+its message each runtime's own.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import wasmtime
@@ -26,19 +26,10 @@ from componentkit import componentize
 from conftest import FIXTURES
 from fixturecases import CASES, ENV, Case, small_tree
 
-from virtwasi.client import engine_flavor, make_engine
 from virtwasi.compare.diff import Observation
-from virtwasi.component import read_component
-from virtwasi.component.instance import ComponentInstance, call_export
-from virtwasi.component.values import Ok
-from virtwasi.engine import TrapBox, interrupt
-from virtwasi.native import native_implementation
+from virtwasi.runtime import GuestInterrupted, Session
 from virtwasi.storage.hostdir import HostDirStorage
 from virtwasi.storage.tree import snapshot
-from virtwasi.virtual import virtual_implementation
-from virtwasi.wasi.common import ProcExit
-from virtwasi.wasip2 import wasi_host
-from virtwasi.world import Context, Definition, Semantics, World
 
 TRAPPED = 134
 RUN = "wasi:cli/run@0.2.12"
@@ -85,51 +76,14 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, b
     yield Made()
 
 
-class Ours:
-    """A component instance of a world whose WASI implementation serves ``root``."""
-
-    def __init__(self, binary: bytes, argv: list[str], implementation: Definition, *,
-                 env: Mapping[str, str], stdin: Any, epochs: bool = False) -> None:
-        self.world = World(Semantics.COMPONENT_MODEL)
-        wasi = self.world.instantiate("wasi", implementation)
-        contexts: list[Context] = []
-
-        def definition(ctx: Context) -> dict[str, Any]:
-            contexts.append(ctx)
-            return {}
-
-        self.instance = self.world.instantiate("component", definition, {"wasi": wasi})
-        self.stdout, self.stderr = io.BytesIO(), io.BytesIO()
-        hosts = wasi_host(contexts[0], args=argv, env=sorted(env.items()), stdin=stdin,
-                          stdout=self.stdout, stderr=self.stderr)
-        self.engine = make_engine(epochs, False)
-        self.store = wasmtime.Store(self.engine)
-        if epochs:
-            self.store.set_epoch_deadline(1)  # (core start functions run at instantiation)
-        self.box = TrapBox()
-        self.component = ComponentInstance(read_component(binary), contexts[0], self.store,
-                                           hosts, self.box,
-                                           flavor=engine_flavor(epochs, False))
-
-    def run(self) -> int:
-        try:
-            result = call_export(self.component, self.component.exports[f"{RUN}#run"], [])
-        except (wasmtime.Trap, wasmtime.WasmtimeError):
-            if isinstance(self.box.error, ProcExit):
-                return self.box.error.code
-            return TRAPPED
-        finally:
-            self.world.destroy(self.instance)
-        return 0 if isinstance(result, Ok) else 1
-
-
 def run_ours(binary: bytes, argv: list[str], root: Path, impl: str, *,
              env: Mapping[str, str], stdin: bytes) -> tuple[int, bytes, bytes]:
-    implementation = (native_implementation([("/", root)]) if impl == "native"
-                      else virtual_implementation([("/", HostDirStorage(root))]))
-    ours = Ours(binary, argv, implementation, env=env, stdin=io.BytesIO(stdin))
-    code = ours.run()
-    return code, ours.stdout.getvalue(), ours.stderr.getvalue()
+    with Session(binary, argv[1:], mounts={"/": root}, impl=impl, env=env, stdin=stdin,
+                 program_name=argv[0]) as session:
+        code = session.start()
+        # A trap's message is each runtime's own: the exit code says it trapped.
+        stderr = b"" if code == TRAPPED else session.stderr
+        return code, session.stdout, stderr
 
 
 def run_wasmtime(binary: bytes, argv: list[str], root: Path, *, env: Mapping[str, str],
@@ -160,7 +114,7 @@ def run_wasmtime(binary: bytes, argv: list[str], root: Path, *, env: Mapping[str
             code = exited.code
         except (wasmtime.Trap, wasmtime.WasmtimeError):
             code = TRAPPED
-        return code, out.read_bytes(), err.read_bytes()
+        return code, out.read_bytes(), b"" if code == TRAPPED else err.read_bytes()
 
 
 def observe(root: Path, outcome: tuple[int, bytes, bytes]) -> Observation:
@@ -201,20 +155,15 @@ def open_pipe() -> Iterator[int]:
 @pytest.mark.parametrize("mode", ["read", "sleep"])
 def test_ctrl_c_stops_a_component_blocked_in_a_read_or_a_poll(
         mode: str, components: dict[str, bytes], open_pipe: int) -> None:
-    with open(open_pipe, "rb", buffering=0, closefd=False) as stdin:
-        ours = Ours(components["limits.wasm"], ["limits", mode],
-                    virtual_implementation([]), env={}, stdin=stdin, epochs=True)
-        run = ours.component.exports[f"{RUN}#run"]
+    with open(open_pipe, "rb", buffering=0, closefd=False) as stdin, Session(
+            components["limits.wasm"], [mode], stdin=stdin, program_name="limits",
+            signals=[signal.SIGINT]) as session:
         timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-        with interrupt.guarded(ours.engine, ours.store, epochs=True,
-                               signals=[signal.SIGINT], timeout=None) as guard:
-            timer.start()
-            try:
-                with pytest.raises((wasmtime.Trap, wasmtime.WasmtimeError)):
-                    call_export(ours.component, run, [])
-            finally:
-                timer.cancel()
-        stop = interrupt.stopped_by(guard, ours.box.error)
-        assert stop is not None and (stop.kind, stop.signum) == ("signal", signal.SIGINT)
-        assert isinstance(ours.box.error, interrupt.StopRequest)
-        assert ours.stdout.getvalue() == {"read": b"reading\n", "sleep": b"sleeping\n"}[mode]
+        timer.start()
+        try:
+            with pytest.raises(GuestInterrupted) as stopped:
+                session.start()
+        finally:
+            timer.cancel()
+        assert stopped.value.signum == signal.SIGINT
+        assert session.stdout == {"read": b"reading\n", "sleep": b"sleeping\n"}[mode]
