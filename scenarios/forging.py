@@ -7,6 +7,12 @@ her own and then calls fd_read on every fd number from 3 to 32, printing what ea
 same two programs run four times: on the virtual implementation (a library instance, with no
 more privilege than any other) under transparent types, under the component model and under
 the 2021 proposal, and on the native implementation (the host's own WASI).
+
+Then the same story with two WASI 0.2 components (holder.component.wasm, whose core code can
+read any handle index it is told) as clients of one virtual implementation, side by side with
+the native one. A component names a descriptor by its index in its own handle table, and the
+component model answers an index it does not hold with a trap, which leaves the instance
+unusable: Mallory's first guess is her last.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from virtwasi.demo.narrate import Narration
-from virtwasi.runtime import WasiWorld
+from virtwasi.runtime import GuestTrap, WasiWorld
 from virtwasi.wasi.abi import Errno
 from virtwasi.world import Semantics
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"  # built from tests/fixtures
 HOLDER = PROGRAMS / "holder.wasm"
 FDSCAN = PROGRAMS / "fdscan.wasm"
+COMPONENT = PROGRAMS / "holder.component.wasm"
 SECRET = b"the vault code is 4-8-15-16\n"
 MINE = "my own notes"  # what fdscan writes to its own file
 SCANNED = range(3, 33)
@@ -116,6 +123,77 @@ def story(column: Column, say: Narration) -> Outcome:
     return out
 
 
+@dataclass
+class ComponentOutcome:
+    alice_handle: int = 0
+    mallory_handle: int = 0
+    peeks: dict[int, str] = field(default_factory=dict)  # handle index -> what peek gave
+
+
+PEEKED = range(1, 6)
+
+
+def peeked(data: bytes) -> str:
+    if data == SECRET:
+        return "ALICE'S SECRET"
+    if data == MINE.encode():
+        return "her own file"
+    return "nothing (an error: a directory)" if not data else f"read {data!r}"
+
+
+def trap_reason(trap: GuestTrap) -> str:
+    found = re.findall(r"\[([a-z-]+)\]", str(trap))
+    return f"trap: {found[-1]}" if found else f"trap: {str(trap).splitlines()[-1].strip()}"
+
+
+def component_story(impl: str, say: Narration) -> ComponentOutcome:
+    out = ComponentOutcome()
+    with tempfile.TemporaryDirectory(prefix="virtwasi-forging-") as folder:
+        mounts = {"/": folder} if impl == "native" else None
+        with WasiWorld(mounts, impl=impl) as host:
+            alice = host.client(COMPONENT, name="alice")
+            out.alice_handle = alice.call("create", "secret.txt")
+            alice.call("put", out.alice_handle, SECRET.decode())
+            say.step("alice", "open-at('secret.txt'), write(the vault code)",
+                     f"descriptor {out.alice_handle}; she keeps it")
+            mallory = host.client(COMPONENT, name="mallory")
+            out.mallory_handle = mallory.call("create", "mallory.txt")
+            mallory.call("put", out.mallory_handle, MINE)
+            say.step("mallory", "open-at('mallory.txt'), write(her notes)",
+                     f"descriptor {out.mallory_handle}")
+            for index in PEEKED:
+                try:
+                    out.peeks[index] = peeked(mallory.call("peek", index))
+                except GuestTrap as trap:
+                    out.peeks[index] = trap_reason(trap)
+                say.step("mallory", f"descriptor.read(handle {index})", out.peeks[index])
+    return out
+
+
+def components(say: Narration) -> None:
+    say.section("the same story with two components")
+    say.say(__doc__.split("\n\n")[-1] if __doc__ else "")
+    results = {}
+    for impl in ("virtual", "native"):
+        say.section(f"components, {impl} implementation")
+        results[impl] = component_story(impl, say)
+    virtual = results["virtual"]
+    say.say("Index 1 is Mallory's preopen (reading a directory is an error), 2 her own file. "
+            "Alice's secret is also index 2, in Alice's table: Mallory's 2 is her own.")
+    first_foreign = max(virtual.mallory_handle, 1) + 1
+    for impl, got in results.items():
+        say.claim(f"components, {impl}: Mallory reads her own file and never Alice's secret",
+                  got.peeks.get(got.mallory_handle) == "her own file"
+                  and "ALICE'S SECRET" not in got.peeks.values())
+        say.claim(f"components, {impl}: the first index Mallory does not hold traps, and "
+                  "after that trap she is locked out: every later call traps",
+                  got.peeks.get(first_foreign) == "trap: invalid-handle"
+                  and all(got.peeks[i] == "trap: instance-trapped"
+                          for i in PEEKED if i > first_foreign))
+    say.claim("components: the virtual implementation answers Mallory exactly as native does",
+              results["virtual"].peeks == results["native"].peeks)
+
+
 def main() -> int:
     say = Narration("forging: a wasm program guesses fd numbers to read another's secret")
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
@@ -166,6 +244,7 @@ def main() -> int:
     say.claim("component-model and proposal-2021 give Mallory exactly what native gives",
               results["component-model"].lines == native
               and results["proposal-2021"].lines == native)
+    components(say)
     return say.finish()
 
 
