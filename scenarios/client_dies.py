@@ -14,6 +14,11 @@ store shows none of them. So what reached the store shows whether anyone closed 
 A trap may come in the middle of a write, so there the teardown closes the file without
 publishing it: the line is kept unsaved in the storage (for its owner to copy out), as
 ``virtwasi run`` keeps it on the host.
+
+Then the same three deaths for a WASI 0.2 component (holder.component.wasm, which keeps its
+descriptors open between calls and can exit or trap on request), on the native
+implementation and on the virtual one: its descriptors are the implementation's handles in
+the component instance's own table, so its teardown ends them as it ends a module's.
 """
 
 from __future__ import annotations
@@ -29,20 +34,25 @@ from pathlib import Path
 import fsspec
 
 from virtwasi.client import Client, GuestExit, GuestTrap
+from virtwasi.component.client import ComponentClient
 from virtwasi.demo.narrate import Narration
 from virtwasi.runtime import WasiWorld
 from virtwasi.storage.fsspec_storage import FsspecStorage
 from virtwasi.world import Semantics
 
 HOLDER = Path(__file__).resolve().parent / "programs" / "holder.wasm"
+COMPONENT = Path(__file__).resolve().parent / "programs" / "holder.component.wasm"
 LINE = b"every byte of this line was written before the end\n"
 DEATHS = ["exit", "trap", "torn down"]
 ORDER = ["native", "component-model", "proposal-2021", "transparent"]
+COMPONENTS = ["component, native", "component, virtual"]
 SEMANTICS = {
     "native": Semantics.COMPONENT_MODEL,  # the native implementation keeps its own tables
     "component-model": Semantics.COMPONENT_MODEL,
     "proposal-2021": Semantics.PROPOSAL_2021,
     "transparent": Semantics.TRANSPARENT,
+    "component, native": Semantics.COMPONENT_MODEL,
+    "component, virtual": Semantics.COMPONENT_MODEL,
 }
 
 
@@ -103,11 +113,12 @@ class Backend:
 
 def die(client: Client, how: str) -> str:
     """End ``client`` the way ``how`` says; what that looked like from outside."""
+    component = isinstance(client, ComponentClient)
     try:
         if how == "exit":
-            client.call("die_exit", 7)
+            client.call("quit") if component else client.call("die_exit", 7)
         elif how == "trap":
-            client.call("die_trap")
+            client.call("crash") if component else client.call("die_trap")
         else:
             return "still running, idle"
     except GuestExit as exited:
@@ -121,18 +132,25 @@ def story(impl: str, how: str, say: Narration) -> Death:
     death = Death()
     name = how.replace(" ", "-") + ".txt"
     with tempfile.TemporaryDirectory(prefix="virtwasi-client-dies-") as folder:
-        backend = Backend(impl == "native", folder)
+        native = impl.endswith("native")
+        backend = Backend(native, folder)
         try:
             host = WasiWorld(backend.mounts, semantics=SEMANTICS[impl],
-                             impl="native" if impl == "native" else "virtual")
+                             impl="native" if native else "virtual")
             with host:
-                client = host.client(HOLDER, name="victim")
-                buffer = client.call("text")
-                client.write_memory(buffer, f"/{name}\0".encode())
-                fd = client.call("create")
-                client.write_memory(buffer, LINE)
-                wrote = client.call("put", fd, len(LINE))
-                say.step("victim", f"open /{name}, write {len(LINE)} B, keep fd {fd}",
+                if impl in COMPONENTS:
+                    client = host.client(COMPONENT, name="victim")
+                    fd = client.call("create", name)
+                    wrote = client.call("put", fd, LINE.decode())
+                else:
+                    client = host.client(HOLDER, name="victim")
+                    buffer = client.call("text")
+                    client.write_memory(buffer, f"/{name}\0".encode())
+                    fd = client.call("create")
+                    client.write_memory(buffer, LINE)
+                    wrote = client.call("put", fd, len(LINE))
+                kept_as = "descriptor" if impl in COMPONENTS else "fd"
+                say.step("victim", f"open /{name}, write {len(LINE)} B, keep {kept_as} {fd}",
                          f"wrote {wrote} B")
                 death.how = die(client, how)
                 death.open_before = backend.open_files(client)
@@ -160,16 +178,18 @@ def main() -> int:
     say = Narration("client-dies: a wasm program dies holding open files, three ways")
     say.say(__doc__.split("\n\n", 1)[1] if __doc__ else "")
     results: dict[tuple[str, str], Death] = {}
-    for impl in ORDER:
-        say.section(impl if impl == "native" else f"{impl} (virtual implementation)")
+    for impl in ORDER + COMPONENTS:
+        say.section(impl if "native" in impl or impl in COMPONENTS
+                    else f"{impl} (virtual implementation)")
         for how in DEATHS:
             results[impl, how] = story(impl, how, say)
 
     say.section("after the runtime tore the dead client down")
     say.say("Each cell: whether the file was closed, and how many bytes of the line reached "
             "the store.")
-    say.columns(["death", *ORDER],
-                [[how, *(results[impl, how].cell() for impl in ORDER)] for how in DEATHS])
+    say.columns(["death", *ORDER, *COMPONENTS],
+                [[how, *(results[impl, how].cell() for impl in ORDER + COMPONENTS)]
+                 for how in DEATHS])
 
     say.section("what this shows")
     everything = len(LINE)
@@ -214,6 +234,16 @@ def main() -> int:
               all_deaths("transparent", lambda d: d.open_after == 1 and d.stored_after == 0))
     say.claim("transparent: the line is stored only when the whole implementation is torn down",
               all_deaths("transparent", lambda d: d.stored_at_end == everything))
+    say.say("Components: the component's descriptors are the implementation's handles in "
+            "its own table, so its teardown drops them, whether it exited, trapped or was "
+            "torn down alive: exactly what happens for a module's fds.")
+    say.claim("component, native: after each death the runtime closes the file; every byte "
+              "is stored", all_deaths("component, native",
+                                      lambda d: d.open_before == 1 and d.open_after == 0
+                                      and d.stored_after == everything))
+    say.claim("component, virtual: each death leaves the file open and unflushed until "
+              "teardown, which closes it, as for a module under the component model",
+              all_deaths("component, virtual", reaped))
     return say.finish()
 
 
