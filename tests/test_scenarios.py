@@ -117,16 +117,20 @@ def test_fd_reuse_stale_fd_lands_in_bobs_file_only_when_transparent() -> None:
 def test_client_dies_three_ways_private_and_native_close_transparent_leaks() -> None:
     code, out = transcript("client-dies")
     assert code == 0, out
-    assert "[FAILS]" not in out and "All 5 claims held." in out
+    assert "[FAILS]" not in out and "All 7 claims held." in out
+    # The columns: native, component-model, proposal-2021, transparent, then a component
+    # on native and on the virtual implementation.
     for death in ("exit", "torn down"):
-        assert row(out, death, *["closed; 51/51 B"] * 3, "1 LEAKED; 0/51 B")
+        assert row(out, death, *["closed; 51/51 B"] * 3, "1 LEAKED; 0/51 B",
+                   *["closed; 51/51 B"] * 2)
     # A trap may cut a write short: the virtual implementation keeps the line unsaved.
     assert row(out, "trap", "closed; 51/51 B", *["closed; 0/51 B, kept unsaved"] * 2,
-               "1 LEAKED; 0/51 B")
+               "1 LEAKED; 0/51 B", "closed; 51/51 B", "closed; 0/51 B, kept unsaved")
     assert out.count("exited with code 7") == 4
-    assert out.count("trapped: `unreachable` executed") == 4
+    assert out.count("exited with code 1") == 2  # a component's exit(error)
+    assert out.count("trapped: `unreachable` executed") == 6
     # Virtual stores show nothing before teardown (the spill); native writes went through.
-    assert out.count("holds, before any teardown -> 0 of 51 B; 1 open") == 9
+    assert out.count("holds, before any teardown -> 0 of 51 B; 1 open") == 12
     assert out.count("closes the whole world, implementation too -> 51 of 51 B, at last") == 3
 
 
