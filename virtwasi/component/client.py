@@ -10,6 +10,7 @@ function can be called by name with Python values (:meth:`call`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -66,7 +67,7 @@ class ComponentClient(Client):
         assert not isinstance(module, wasmtime.Module)
         data = bytes(module) if isinstance(module, bytes | bytearray) else Path(
             module).read_bytes()
-        self.component = read_component(data)
+        self.component = _read(data)
         self.module = None  # type: ignore[assignment]
         self._on_compile = on_compile
 
@@ -155,6 +156,23 @@ class ComponentClient(Client):
             self.err.flush()
             return TRAP_EXIT_CODE
         return 0 if isinstance(result, Ok) else 1
+
+
+_READ: dict[bytes, Component] = {}
+_KEPT = 32
+
+
+def _read(data: bytes) -> Component:
+    """``data`` read, or the component read from the same bytes lately: a batch runs one
+    component many times, and reading it is a fair share of a small run."""
+    key = hashlib.sha256(data).digest()
+    found = _READ.pop(key, None)
+    if found is None:
+        found = read_component(data)
+    if len(_READ) >= _KEPT:
+        _READ.pop(next(iter(_READ)))
+    _READ[key] = found  # the most recent last
+    return found
 
 
 def _unversioned_export(name: str) -> str:

@@ -133,7 +133,9 @@ class ComponentInstance:
         self._flavor = flavor
         self._on_compile = on_compile
         self._types = LocalTypes(component, outer)
-        self._canonical: dict[LocalTypes, Canonical] = {}
+        # Compiled lifts and lowers depend on the types only: every instance of one
+        # component shares them.
+        self._canonical = _shared_canonicals(component)
         self._resource_types: dict[object, ResourceType] = {}
         self._core_instances: dict[int, CoreExports] = {}
         self._core_funcs: dict[int, wasmtime.Func] = {}
@@ -473,6 +475,21 @@ class ComponentInstance:
             return value
 
         return self._raw(i32, i32, rep)
+
+
+_CANONICALS: dict[int, tuple[Component, dict[LocalTypes, Canonical]]] = {}
+_KEPT_COMPONENTS = 32
+
+
+def _shared_canonicals(component: Component) -> dict[LocalTypes, Canonical]:
+    """The compiled canonical ABI of ``component``'s type spaces, kept for the last few
+    components instantiated (a batch instantiates one component many times)."""
+    found = _CANONICALS.get(id(component))
+    if found is None or found[0] is not component:
+        if len(_CANONICALS) >= _KEPT_COMPONENTS:
+            _CANONICALS.pop(next(iter(_CANONICALS)))
+        found = _CANONICALS[id(component)] = (component, {})
+    return found[1]
 
 
 class HostHandles:
