@@ -149,3 +149,19 @@ def test_a_world_file_runs_a_component_through_its_layers_as_it_runs_the_module(
     assert done.returncode == module.returncode == 1  # the big file failed
     # The audit layer saw the component's descriptors as handles of its own table.
     assert '"call":"open_at"' in (tmp_path / "calls.jsonl").read_text()
+
+
+def test_run_refuses_a_broken_or_unsupported_component_in_one_line(tmp_path: Path) -> None:
+    from conftest import ROOT
+
+    whole = (ROOT / "scenarios" / "programs" / "holder.component.wasm").read_bytes()
+    (tmp_path / "cut.wasm").write_bytes(whole[:3000])
+    done = _cli("run", str(tmp_path / "cut.wasm"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"virtwasi: {tmp_path / 'cut.wasm'}: at byte 2999: unexpected end of section"]
+    (tmp_path / "async.wasm").write_bytes(
+        parse_wat('(component (type (func async (param "x" u32))))'))
+    done = _cli("run", str(tmp_path / "async.wasm"))
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "async func types" in done.stderr
