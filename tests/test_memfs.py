@@ -809,6 +809,22 @@ def test_capacity_is_enospc_and_unlinked_bytes_free_at_last_close() -> None:
     assert s.used_bytes == 0
 
 
+def test_an_unlinked_file_dropped_unclosed_frees_its_bytes() -> None:
+    s = MemoryStorage(capacity=100)
+    f = s.open("f", create=True, writable=True)
+    f.write(bytes(60), 0)
+    other = s.open("f")
+    s.unlink("f")
+    del f
+    assert s.used_bytes == 60  # the other open file still reads them
+    buf = bytearray(60)
+    assert other.readinto(memoryview(buf), 0) == 60
+    del other
+    assert s.used_bytes == 0
+    with s.open("g", create=True, writable=True) as g:
+        assert g.write(bytes(100), 0) == 100  # the whole capacity is there again
+
+
 def test_operations_are_atomic_across_threads() -> None:
     # A reader in another thread never sees a rename half done: exactly one name exists.
     s = MemoryStorage()

@@ -37,6 +37,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
@@ -107,17 +108,29 @@ class _Node:
 
 class _Regular(_Node):
     """``chunks[i]`` holds the bytes from ``i * CHUNK`` on, at most CHUNK of them and never
-    past ``size``; whatever no chunk holds (a missing chunk, a short one's tail) is zeros."""
+    past ``size``; whatever no chunk holds (a missing chunk, a short one's tail) is zeros.
 
-    __slots__ = ("chunks", "held", "opens", "size")
+    Its names and its open files hold it, and nothing else does for longer than a call:
+    an unlinked file's bytes leave the count when the node itself goes, that is when its
+    last open file closes (CPython frees an object as its last reference goes), so no
+    count of open files is kept."""
+
+    __slots__ = ("chunks", "held", "size", "tree")
     kind = FileKind.REGULAR
 
-    def __init__(self, ino: int, now: int) -> None:
+    def __init__(self, ino: int, now: int, tree: weakref.ref[MemoryStorage]) -> None:
         super().__init__(ino, now)
         self.chunks: dict[int, bytearray] = {}
         self.size = 0
         self.held = 0  # bytes in chunks: what the capacity counts
-        self.opens = 0  # open MemoryFiles: an unlinked file's bytes live until the last closes
+        self.tree = tree  # whose count they are in (a weak reference: a tree holds its nodes)
+
+    def __del__(self) -> None:
+        if self.nlink == 0 and self.held:
+            tree = self.tree()
+            if tree is not None:
+                with tree._lock:
+                    tree._used -= self.held
 
 
 class _Symlink(_Node):
@@ -187,6 +200,7 @@ class MemoryStorage:
         self.dev = next(_devices)
         self._clock = clock
         self._lock = threading.RLock()
+        self._weak = weakref.ref(self)  # what each regular file's node holds of its tree
         self._inos = itertools.count(1)
         self._used = 0
         self._root = _Directory(next(self._inos), clock())
@@ -312,16 +326,10 @@ class MemoryStorage:
             self._used -= freed
         node.size = size
 
-    def _drop_link(self, node: _Node, now: int) -> None:
-        node.nlink -= 1
+    @staticmethod
+    def _drop_link(node: _Node, now: int) -> None:
+        node.nlink -= 1  # the last one gone, its bytes go with the node (see _Regular)
         node.ctime = now
-        if isinstance(node, _Regular) and node.nlink == 0 and node.opens == 0:
-            self._release(node)
-
-    def _release(self, node: _Regular) -> None:
-        self._used -= node.held
-        node.chunks = {}
-        node.held = node.size = 0
 
     # -- the Storage protocol --------------------------------------------------------------
 
@@ -357,7 +365,7 @@ class MemoryStorage:
             if found is None:
                 assert parent is not None
                 now = self._clock()
-                node = _Regular(next(self._inos), now)
+                node = _Regular(next(self._inos), now, self._weak)
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
             else:
@@ -367,7 +375,6 @@ class MemoryStorage:
                     # when the file was already empty.
                     self._resize(node, 0, path)
                     node.mtime = node.ctime = self._clock()
-            node.opens += 1
             return MemoryFile(self, node, writable, path)
         finally:
             lock.release()
@@ -539,28 +546,30 @@ class MemoryStorage:
 
 
 class MemoryFile:
-    """An open regular file of a :class:`MemoryStorage`: it holds the inode, not the name."""
+    """An open regular file of a :class:`MemoryStorage`: it holds the inode, not the name,
+    until it is closed or dropped (either lets the inode go: see ``_Regular``)."""
 
-    __slots__ = ("_closed", "_lock", "_node", "_storage", "_writable", "path")
+    __slots__ = ("_lock", "_node", "_storage", "_writable", "path")
 
     def __init__(self, storage: MemoryStorage, node: _Regular, writable: bool, path: str) -> None:
         self._storage = storage
         self._lock = storage._lock
-        self._node = node
+        self._node: _Regular | None = node  # None once closed
         self._writable = writable
-        self._closed = False
         self.path = path  # the name it was opened by, for messages only
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<MemoryFile {self.path!r} ino={self._node.ino} {state}>"
+        node = self._node
+        state = "closed" if node is None else f"ino={node.ino} open"
+        return f"<MemoryFile {self.path!r} {state}>"
 
     def _check(self, offset: int = 0) -> _Regular:
-        if self._closed:
+        node = self._node
+        if node is None:
             raise posix_error(errno.EBADF, self.path)
         if offset < 0:
             raise posix_error(errno.EINVAL, self.path)
-        return self._node
+        return node
 
     @property
     def writable(self) -> bool:
@@ -704,30 +713,13 @@ class MemoryFile:
             self._check()  # memory is as durable as this storage gets
 
     def close(self) -> None:
-        lock = self._lock
-        lock.acquire()  # not ``with``: every close comes here, and the statement costs more
-        try:
-            if self._closed:
-                return
-            self._closed = True
-            node = self._node
-            node.opens -= 1
-            if node.nlink == 0 and node.opens == 0:
-                self._storage._release(node)
-        finally:
-            lock.release()
+        # No lock: one store, after which any call (here or in another thread, which holds
+        # the node it already found) fails. An unlinked file's bytes leave the count as
+        # the node goes, under the lock (see _Regular).
+        self._node = None
 
     def __enter__(self) -> MemoryFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # A dropped handle must not pin an unlinked file's bytes against the capacity.
-        try:  # not getattr(): every file is dropped, and the call costs more
-            closed = self._closed
-        except AttributeError:  # made without __init__ finishing: nothing to release
-            return
-        if not closed:
-            self.close()
