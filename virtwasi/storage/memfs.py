@@ -60,6 +60,7 @@ _ZEROS = memoryview(bytes(CHUNK))  # what a hole reads as
 _devices = itertools.count(1)  # a distinct st_dev for every tree in the process
 
 
+_REGULAR_KIND = FileKind.REGULAR
 _SHORT_NAME = NAME_MAX // 4  # no name this long or shorter is over NAME_MAX bytes
 
 
@@ -353,15 +354,20 @@ class MemoryStorage:
         lock = self._lock
         lock.acquire()  # not ``with``: every open comes here, and the statement costs more
         try:
-            parent, name = self._holder(path)
-            found: _Node | None = self._root
-            if parent is not None:
-                entry = parent.entries.get(name)
-                found = None if entry is None else entry[1]
+            # A name the root holds needs no walk and no check (it was checked when made).
+            parent: _Directory | None = self._root
+            entry = self._root.entries.get(path)
+            if entry is None:
+                parent, name = self._holder(path)
+                if parent is not None:
+                    entry = parent.entries.get(name)
+            found = self._root if parent is None else None if entry is None else entry[1]
             # Raises unless the open may go on; then a missing name is Opening.CREATE and
-            # anything else Opening.FILE (a regular file), so ``found`` says which.
-            open_rule(path, None if found is None else found.kind, create=create,
-                      exclusive=exclusive, truncate=truncate, writable=writable)
+            # anything else Opening.FILE (a regular file), so ``found`` says which. The
+            # common case, a regular file not created exclusively, needs no asking.
+            if found is None or found.kind is not _REGULAR_KIND or (create and exclusive):
+                open_rule(path, None if found is None else found.kind, create=create,
+                          exclusive=exclusive, truncate=truncate, writable=writable)
             if found is None:
                 assert parent is not None
                 now = self._clock()
