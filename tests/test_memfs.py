@@ -852,6 +852,52 @@ def test_operations_are_atomic_across_threads() -> None:
     assert seen and all(len(names) == 1 for names in seen)
 
 
+def test_a_stat_sees_each_change_whole_from_another_thread() -> None:
+    # A stat reads without the lock: whatever another thread is changing, it sees a state
+    # the file was in, never some fields from before a change and some from after.
+    ticks = itertools.count(1)
+    s = MemoryStorage(clock=lambda: next(ticks))
+    s.mkdir("d")
+    f = s.open("d/f", create=True, writable=True)
+    other = s.open("d/f")
+
+    def state(st: Any) -> tuple[int, ...]:
+        return st.size, st.nlink, st.atime_ns, st.mtime_ns, st.ctime_ns
+
+    was = {state(f.stat())}
+    stop = threading.Event()
+    seen: set[tuple[int, ...]] = set()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(state(s.lstat("d/f")))
+            seen.add(state(other.stat()))
+
+    watcher = threading.Thread(target=watch)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    watcher.start()
+    try:
+        for k in range(3000):
+            change = k % 4
+            if change == 0:
+                f.write(b"x", k)
+            elif change == 1:
+                f.truncate(k % 7)
+            elif change == 2:
+                s.set_times("d/f", k, None)
+            else:
+                s.link("d/f", "d/g")
+                was.add(state(f.stat()))
+                s.unlink("d/g")
+            was.add(state(f.stat()))
+    finally:
+        stop.set()
+        watcher.join()
+        sys.setswitchinterval(interval)
+    assert len(seen) > 1 and seen <= was
+
+
 # -- times ---------------------------------------------------------------------------------
 
 

@@ -26,8 +26,10 @@ A regular file's bytes are held in chunks of :data:`CHUNK` bytes, only those wri
 (a write past the end, or a truncate that grows the file) costs nothing and reads as zeros,
 as on tmpfs. The capacity counts the bytes held, not the sizes files report.
 
-Every operation holds one lock per storage, so the tree can be used from several threads
-(say, a run in one and the fsspec facade in another) and each operation is atomic.
+Every change holds one lock per storage, so the tree can be used from several threads
+(say, a run in one and the fsspec facade in another) and each operation is atomic; a stat,
+and an open that changes nothing, read without it unless a change overlaps them (see
+``MemoryStorage._changes``).
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def _down(directory: _Directory, rest: str, path: str) -> _Directory:
 class _Node:
     __slots__ = ("atime", "ctime", "ino", "mtime", "nlink")
     kind: ClassVar[FileKind]
+    size: int  # in bytes, as a stat reports it
 
     def __init__(self, ino: int, now: int) -> None:
         self.ino = ino
@@ -150,6 +153,7 @@ class _Directory(_Node):
 
     __slots__ = ("entries", "names", "next_cookie", "order", "parent")
     kind = FileKind.DIRECTORY
+    size = 0  # as a stat reports it
 
     def __init__(self, ino: int, now: int, parent: _Directory | None = None) -> None:
         super().__init__(ino, now)
@@ -201,6 +205,14 @@ class MemoryStorage:
         self.dev = next(_devices)
         self._clock = clock
         self._lock = threading.RLock()
+        # Every change to the tree happens under the lock, between two increments of this
+        # count (odd while a change is under way; a change never starts inside another).
+        # A read that finds it even, and the same after reading, saw no change, whole or
+        # half done: under the GIL each load it made was atomic, so it read the tree as it
+        # stood at one instant, as if it had held the lock. stat, and an open that changes
+        # nothing, read so without the lock and take it only when a change overlaps them.
+        # A lone atime store needs no window: it is one field, never seen half done.
+        self._changes = 0
         self._weak = weakref.ref(self)  # what each regular file's node holds of its tree
         self._inos = itertools.count(1)
         self._used = 0
@@ -291,11 +303,24 @@ class MemoryStorage:
             raise posix_error(errno.ENOTDIR, path)
         return node
 
+    def _peek(self, path: str) -> _Node | None:
+        """What ``path`` names when that takes no walk (a name the root holds, or one the
+        directory of the last walk holds), or None (a walk, or the lock, will tell). It
+        changes nothing, not even the trail: a read without the lock may ask it."""
+        entry = self._root.entries.get(path)
+        if entry is None:
+            head, _, name = path.rpartition("/")
+            at, directory = self._trail
+            if head != at or not head:
+                return None
+            entry = directory.entries.get(name)
+            if entry is None:
+                return None
+        return entry[1]
+
     def _stat(self, node: _Node) -> Stat:
-        size = node.size if isinstance(node, _Regular | _Symlink) else 0
-        return Stat(
-            node.kind, size, node.ino, node.nlink, self.dev, node.atime, node.mtime, node.ctime
-        )
+        return Stat(node.kind, node.size, node.ino, node.nlink, self.dev, node.atime,
+                    node.mtime, node.ctime)
 
     # -- space ---------------------------------------------------------------------------
 
@@ -339,6 +364,13 @@ class MemoryStorage:
         too) until the storage is dropped."""
 
     def lstat(self, path: str) -> Stat:
+        changes = self._changes
+        if not changes & 1:  # no change under way: a read without the lock may do
+            node = self._peek(path)
+            if node is not None:
+                found = self._stat(node)
+                if self._changes == changes:
+                    return found
         with self._lock:
             return self._stat(self._lookup(path))
 
@@ -351,6 +383,15 @@ class MemoryStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> MemoryFile:
+        changes = self._changes
+        if not changes & 1 and not truncate and not (create and exclusive):
+            # Opening a regular file as it stands changes nothing: a read without the
+            # lock may do it, and the open rule lets it through (see below).
+            seen = self._peek(path)
+            if type(seen) is _Regular:
+                file = MemoryFile(self, seen, writable, path)
+                if self._changes == changes:
+                    return file
         lock = self._lock
         lock.acquire()  # not ``with``: every open comes here, and the statement costs more
         try:
@@ -372,15 +413,20 @@ class MemoryStorage:
                 assert parent is not None
                 now = self._clock()
                 node = _Regular(next(self._inos), now, self._weak)
+                self._changes += 1
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
+                self._changes += 1
             else:
                 node = found  # type: ignore[assignment]  # open_rule lets a file through
                 if truncate:
                     # Linux truncates even on a read-only open, and marks the times even
                     # when the file was already empty.
+                    now = self._clock()
+                    self._changes += 1
                     self._resize(node, 0, path)
-                    node.mtime = node.ctime = self._clock()
+                    node.mtime = node.ctime = now
+                    self._changes += 1
             return MemoryFile(self, node, writable, path)
         finally:
             lock.release()
@@ -408,9 +454,12 @@ class MemoryStorage:
             if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, path)
             now = self._clock()
-            parent.add(name, _Directory(next(self._inos), now, parent))
+            made = _Directory(next(self._inos), now, parent)
+            self._changes += 1
+            parent.add(name, made)
             parent.nlink += 1  # the new directory's ".."
             parent.mtime = parent.ctime = now
+            self._changes += 1
 
     def rmdir(self, path: str) -> None:
         with self._lock:
@@ -426,6 +475,7 @@ class MemoryStorage:
             if node.entries:
                 raise posix_error(errno.ENOTEMPTY, path)
             now = self._clock()
+            self._changes += 1
             parent.remove(name)
             parent.nlink -= 1
             parent.mtime = parent.ctime = now
@@ -433,6 +483,7 @@ class MemoryStorage:
             node.ctime = now
             if self._trail[1] is node:  # the trail steps back up to what still exists
                 self._trail = (path.rpartition("/")[0], parent)
+            self._changes += 1
 
     def unlink(self, path: str) -> None:
         with self._lock:
@@ -445,9 +496,11 @@ class MemoryStorage:
             if isinstance(entry[1], _Directory):
                 raise posix_error(errno.EISDIR, path)  # Linux's answer; POSIX allows EPERM
             now = self._clock()
+            self._changes += 1
             parent.remove(name)
             parent.mtime = parent.ctime = now
             self._drop_link(entry[1], now)
+            self._changes += 1
 
     def rename(self, src: str, dst: str) -> None:
         with self._lock:
@@ -478,6 +531,7 @@ class MemoryStorage:
                 if isinstance(target, _Directory) and target.entries:
                     raise posix_error(errno.ENOTEMPTY, dst)
             now = self._clock()
+            self._changes += 1
             src_dir.remove(src_name)
             if target is None:
                 dst_dir.add(dst_name, node)
@@ -498,6 +552,7 @@ class MemoryStorage:
                 self._trail = ("", self._root)  # its path may name another directory now
             node.ctime = now
             src_dir.mtime = src_dir.ctime = dst_dir.mtime = dst_dir.ctime = now
+            self._changes += 1
 
     def symlink(self, target: str, path: str) -> None:
         with self._lock:
@@ -512,8 +567,11 @@ class MemoryStorage:
             if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, path)
             now = self._clock()
-            parent.add(name, _Symlink(next(self._inos), now, target, size))
+            made = _Symlink(next(self._inos), now, target, size)
+            self._changes += 1
+            parent.add(name, made)
             parent.mtime = parent.ctime = now
+            self._changes += 1
 
     def readlink(self, path: str) -> str:
         with self._lock:
@@ -532,10 +590,12 @@ class MemoryStorage:
             if isinstance(node, _Directory):
                 raise posix_error(errno.EPERM, src)
             now = self._clock()
+            self._changes += 1
             parent.add(name, node)
             node.nlink += 1
             node.ctime = now
             parent.mtime = parent.ctime = now
+            self._changes += 1
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
         with self._lock:
@@ -544,11 +604,14 @@ class MemoryStorage:
     def _set_times(self, node: _Node, atime_ns: int | None, mtime_ns: int | None) -> None:
         if atime_ns is None and mtime_ns is None:
             return  # POSIX: both UTIME_OMIT marks nothing, not even ctime
+        now = self._clock()
+        self._changes += 1
         if atime_ns is not None:
             node.atime = atime_ns
         if mtime_ns is not None:
             node.mtime = mtime_ns
-        node.ctime = self._clock()
+        node.ctime = now
+        self._changes += 1
 
 
 class MemoryFile:
@@ -649,9 +712,13 @@ class MemoryFile:
                         chunk += view[stop - lo :]
                 else:
                     chunk += view
+                storage = self._storage
+                now = storage._clock()
+                storage._changes += 1  # what a stat reads (see MemoryStorage._changes)
                 if end > node.size:
                     node.size = end
-                node.mtime = node.ctime = self._storage._clock()
+                node.mtime = node.ctime = now
+                storage._changes += 1
                 return n
             last = (end - 1) // CHUNK
             # Charge the growth first, so that a refusal leaves the file as it was.
@@ -692,23 +759,40 @@ class MemoryFile:
                 self._storage._used -= grow
                 raise posix_error(errno.ENOSPC, self.path) from None
             node.held += grow
+            storage = self._storage
+            now = storage._clock()
+            storage._changes += 1  # what a stat reads (see MemoryStorage._changes)
             if end > node.size:
                 node.size = end
-            node.mtime = node.ctime = self._storage._clock()
+            node.mtime = node.ctime = now
+            storage._changes += 1
             return n
 
     def stat(self) -> Stat:
+        storage = self._storage
+        changes = storage._changes
+        node = self._node
+        if node is not None and not changes & 1:  # a read without the lock may do
+            found = storage._stat(node)
+            if storage._changes == changes:
+                return found
         with self._lock:
-            return self._storage._stat(self._check())
+            return storage._stat(self._check())
 
     def truncate(self, size: int) -> None:
         with self._lock:
             node = self._check()
             if not self._writable:
                 raise posix_error(errno.EINVAL, self.path)  # Linux's ftruncate on a read-only fd
-            self._storage._resize(node, size, self.path)
-            # Linux's ftruncate marks the times even when the size does not change.
-            node.mtime = node.ctime = self._storage._clock()
+            storage = self._storage
+            now = storage._clock()
+            storage._changes += 1
+            try:  # a size refused changes nothing, and the count is even again
+                storage._resize(node, size, self.path)
+                # Linux's ftruncate marks the times even when the size does not change.
+                node.mtime = node.ctime = now
+            finally:
+                storage._changes += 1
 
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         with self._lock:
