@@ -77,11 +77,10 @@ class FdTable:
 
     def add(self, entry: Entry) -> int:
         slots, free = self.slots, self._free
-        while free:
+        if free:  # it holds exactly the free numbers below the top: remove pushes each
             fd = -heapq.heappop(free)
-            if fd < len(slots) and slots[fd] is None:
-                slots[fd] = entry
-                return fd
+            slots[fd] = entry
+            return fd
         slots.append(entry)
         return len(slots) - 1
 

@@ -582,8 +582,10 @@ class Preview1(CommonImports):
                                             oflags, flags)
         rights = _FILE_RIGHTS.get(flags) if kind is _REGULAR_KIND else None
         if rights is not None:  # _opened's common case, inline
-            new_fd = self.place(Opened(handle, _REGULAR, rights[0], rights[1], 0,
-                                       fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
+            new_fd = self.place(
+                Opened(handle, _REGULAR, rights[0], rights[1]) if not fdflags else
+                Opened(handle, _REGULAR, rights[0], rights[1], 0, fdflags & _APPEND != 0,
+                       fdflags & _NONBLOCK != 0))
         else:
             new_fd = self.place(self._opened(handle, kind, flags, fdflags))
         view = memory.view
