@@ -432,7 +432,8 @@ class MemoryStorage:
             lock.release()
 
     def listdir(self, path: str) -> list[DirEntry]:
-        return [entry for _, entry in self.listdir_from(path, 0)]
+        with self._lock:
+            return [DirEntry(name, node.ino, node.kind) for _, name, node in self._read(path, 0)]
 
     def listdir_from(
         self, path: str, cookie: int = 0, limit: int | None = None
@@ -441,12 +442,16 @@ class MemoryStorage:
         at most ``limit`` of them. Resuming from the last cookie returned neither repeats
         nor skips an entry that still exists (see the module doc)."""
         with self._lock:
-            directory = self._directory(path)
-            directory.atime = self._clock()
-            found = directory.after(cookie)
+            found = self._read(path, cookie)
             if limit is not None:
                 found = itertools.islice(found, limit)
             return [(c, DirEntry(name, node.ino, node.kind)) for c, name, node in found]
+
+    def _read(self, path: str, cookie: int) -> Iterator[tuple[int, str, _Node]]:
+        """The entries of the directory ``path`` after ``cookie``, its atime marked."""
+        directory = self._directory(path)
+        directory.atime = self._clock()
+        return directory.after(cookie)
 
     def mkdir(self, path: str) -> None:
         with self._lock:

@@ -551,7 +551,7 @@ class Preview1(CommonImports):
             if found is None:
                 listing.ended = True
             else:
-                entries.append((found.name.encode(), found.ino, _FILETYPE[found.type]))
+                entries.append((found.name.encode(), found.ino, _FILETYPE[found.kind]))
         return entries[index] if index < len(entries) else None
 
     # -- paths --------------------------------------------------------------------------
