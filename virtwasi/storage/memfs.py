@@ -148,10 +148,12 @@ class _Symlink(_Node):
 
 
 class _Directory(_Node):
-    """Entries by name, each with its cookie. ``order`` lists cookies ascending (dead ones
-    too, until compacted) so listdir_from can bisect instead of scanning."""
+    """Entries by name, each with its cookie, and by cookie as a listing hands them out
+    (made once per entry, so a listing makes nothing per entry that outlives it). ``order``
+    lists cookies ascending (dead ones too, until compacted) so listdir_from can bisect
+    instead of scanning."""
 
-    __slots__ = ("entries", "names", "next_cookie", "order", "parent")
+    __slots__ = ("entries", "listed", "next_cookie", "order", "parent")
     kind = FileKind.DIRECTORY
     size = 0  # as a stat reports it
 
@@ -160,7 +162,7 @@ class _Directory(_Node):
         self.nlink = 2  # its own "." and its name in the parent
         self.parent = self if parent is None else parent  # the root is its own parent
         self.entries: dict[str, tuple[int, _Node]] = {}
-        self.names: dict[int, str] = {}  # live cookie -> name
+        self.listed: dict[int, DirEntry] = {}  # live cookie -> its entry
         self.order: list[int] = []
         self.next_cookie = 0
 
@@ -168,24 +170,27 @@ class _Directory(_Node):
         self.next_cookie += 1
         cookie = self.next_cookie
         self.entries[name] = (cookie, node)
-        self.names[cookie] = name
+        self.listed[cookie] = DirEntry(name, node.ino, node.kind)
         self.order.append(cookie)
 
     def replace(self, name: str, node: _Node) -> None:
         # The name never stops existing, so it keeps its cookie (and its place in the order).
-        self.entries[name] = (self.entries[name][0], node)
+        cookie = self.entries[name][0]
+        self.entries[name] = (cookie, node)
+        self.listed[cookie] = DirEntry(name, node.ino, node.kind)
 
     def remove(self, name: str) -> None:
         cookie, _ = self.entries.pop(name)
-        del self.names[cookie]
-        if len(self.order) > 2 * len(self.names) + 32:
-            self.order = [c for c in self.order if c in self.names]
+        del self.listed[cookie]
+        if len(self.order) > 2 * len(self.listed) + 32:
+            self.order = [c for c in self.order if c in self.listed]
 
-    def after(self, cookie: int) -> Iterator[tuple[int, str, _Node]]:
+    def after(self, cookie: int) -> Iterator[tuple[int, DirEntry]]:
+        listed = self.listed
         for c in itertools.islice(self.order, bisect_right(self.order, cookie), None):
-            name = self.names.get(c)
-            if name is not None:
-                yield c, name, self.entries[name][1]
+            entry = listed.get(c)
+            if entry is not None:
+                yield c, entry
 
 
 class MemoryStorage:
@@ -433,7 +438,7 @@ class MemoryStorage:
 
     def listdir(self, path: str) -> list[DirEntry]:
         with self._lock:
-            return [DirEntry(name, node.ino, node.kind) for _, name, node in self._read(path, 0)]
+            return [entry for _, entry in self._read(path, 0)]
 
     def listdir_from(
         self, path: str, cookie: int = 0, limit: int | None = None
@@ -445,9 +450,9 @@ class MemoryStorage:
             found = self._read(path, cookie)
             if limit is not None:
                 found = itertools.islice(found, limit)
-            return [(c, DirEntry(name, node.ino, node.kind)) for c, name, node in found]
+            return list(found)
 
-    def _read(self, path: str, cookie: int) -> Iterator[tuple[int, str, _Node]]:
+    def _read(self, path: str, cookie: int) -> Iterator[tuple[int, DirEntry]]:
         """The entries of the directory ``path`` after ``cookie``, its atime marked."""
         directory = self._directory(path)
         directory.atime = self._clock()
