@@ -30,13 +30,16 @@ class Stdio:
 
 @dataclass(eq=False, slots=True)
 class Listing:
-    """A directory being read by ``fd_readdir``: the stream, what it gave so far ("." and
-    ".." first), and the cookie after the last entry handed out whole."""
+    """A directory being read by ``fd_readdir``: the stream, the cookie after the last
+    entry handed out whole, and what the stream gave from that entry on (``entries[0]``
+    is the entry of cookie ``first``; "." and ".." come first). What was handed out whole
+    goes: a call that reads on starts at ``next_cookie``, any other starts a new listing."""
 
     stream: int
     entries: list[Dirent]
     ended: bool = False
     next_cookie: int = 0
+    first: int = 0
 
 
 @dataclass(eq=False, slots=True)

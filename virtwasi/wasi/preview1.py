@@ -527,6 +527,8 @@ class Preview1(CommonImports):
             index += 1
         # The listing stands at the first entry not handed out whole.
         listing.next_cookie = index - 1 if cut else index
+        del listing.entries[:listing.next_cookie - listing.first]
+        listing.first = listing.next_cookie
         used = len(out)
         if used:  # as wasmtime, the buffer's bounds are those of what is written
             self.memory.window(buf, used)[:] = out
@@ -546,6 +548,7 @@ class Preview1(CommonImports):
 
     def _dirent(self, listing: Listing, index: int) -> tuple[bytes, int, int] | None:
         entries = listing.entries
+        index -= listing.first
         while index >= len(entries) and not listing.ended:
             found = self._read_directory_entry(listing.stream)
             if found is None:
