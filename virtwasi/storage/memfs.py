@@ -656,7 +656,9 @@ class MemoryFile:
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         with self._lock:
-            node = self._check(offset)
+            node = self._node  # _check's common case, inline: every read comes here
+            if node is None or offset < 0:
+                node = self._check(offset)
             want = buf.nbytes
             if want == 0:
                 return 0
@@ -693,7 +695,9 @@ class MemoryFile:
 
     def write(self, data: memoryview | bytes, offset: int) -> int:
         with self._lock:
-            node = self._check(offset)
+            node = self._node  # _check's common case, inline: every write comes here
+            if node is None or offset < 0:
+                node = self._check(offset)
             if not self._writable:
                 raise posix_error(errno.EBADF, self.path)
             n = data.nbytes if isinstance(data, memoryview) else len(data)
