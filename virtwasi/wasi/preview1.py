@@ -103,7 +103,8 @@ def _short_string(view: memoryview, ptr: int, length: int) -> str | None:
     and valid UTF-8; None otherwise (ask ``string``, which says what is wrong)."""
     end = ptr + length
     try:
-        return str(view[ptr:end], "utf-8") if end <= len(view) else None
+        # Copied out first: bytes decode faster than str() of a view names its encoding.
+        return view[ptr:end].tobytes().decode() if end <= len(view) else None
     except UnicodeDecodeError:
         return None
 
@@ -567,7 +568,7 @@ class Preview1(CommonImports):
         view = memory.view
         end = path + length
         try:  # _short_string, inline: every open reads a path
-            name = str(view[path:end], "utf-8") if end <= len(view) else None
+            name = view[path:end].tobytes().decode() if end <= len(view) else None
         except UnicodeDecodeError:
             name = None
         if name is None:  # the path before the fd, as in wasmtime
