@@ -392,7 +392,8 @@ class MemoryStorage:
         if not changes & 1 and not truncate and not (create and exclusive):
             # Opening a regular file as it stands changes nothing: a read without the
             # lock may do it, and the open rule lets it through (see below).
-            seen = self._peek(path)
+            entry = self._root.entries.get(path)  # _peek's first look, inline
+            seen = self._peek(path) if entry is None else entry[1]
             if type(seen) is _Regular:
                 file = MemoryFile(self, seen, writable, path)
                 if self._changes == changes:

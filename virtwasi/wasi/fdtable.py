@@ -8,9 +8,9 @@ as wasmtime hands them out: the highest free number first, otherwise one past th
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import BinaryIO
 
 from .abi import Errno
@@ -81,7 +81,7 @@ class FdTable:
     def add(self, entry: Entry) -> int:
         slots, free = self.slots, self._free
         if free:  # it holds exactly the free numbers below the top: remove pushes each
-            fd = -heapq.heappop(free)
+            fd = -heappop(free)
             slots[fd] = entry
             return fd
         slots.append(entry)
@@ -96,7 +96,7 @@ class FdTable:
         if entry is None:
             raise WasiError(Errno.BADF)
         slots[fd] = None
-        heapq.heappush(self._free, -fd)
+        heappush(self._free, -fd)
         return entry
 
     def put(self, fd: int, entry: Entry) -> None:
