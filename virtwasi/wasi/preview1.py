@@ -47,10 +47,10 @@ from .abi import (
 )
 from .common import HANGUP, CommonImports, read_stream
 from .errnos import (
-    UNKNOWN_FD,
-    UNKNOWN_LOOKUP,
-    UNKNOWN_OPEN,
-    UNKNOWN_RIGHTS,
+    MAX_FD,
+    MAX_LOOKUP,
+    MAX_OPEN,
+    MAX_RIGHTS,
     WasiError,
     check_enum,
     check_flags,
@@ -561,8 +561,8 @@ class Preview1(CommonImports):
     # -- paths --------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
-        if (dirflags & UNKNOWN_LOOKUP or oflags & UNKNOWN_OPEN
-                or (base | inheriting) & UNKNOWN_RIGHTS or fdflags & UNKNOWN_FD):
+        if (dirflags > MAX_LOOKUP or oflags > MAX_OPEN or base > MAX_RIGHTS
+                or inheriting > MAX_RIGHTS or fdflags > MAX_FD):
             check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         memory = self.memory
         view = memory.view
@@ -582,8 +582,8 @@ class Preview1(CommonImports):
         # descriptor_flags, inline for an open that asks for no synchronized I/O
         flags = (_READ_WRITE_OF[(base & _FD_READ_OR_WRITE) | (oflags & _CREAT_OR_TRUNC)]
                  if not fdflags & _SYNC_FDFLAGS else descriptor_flags(oflags, base, fdflags))
-        handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
-                                            oflags, flags)
+        # dirflags is 0 or SYMLINK_FOLLOW, its only flag: the check above saw to that
+        handle, kind, flags = self._open_at(entry.handle, dirflags, name, oflags, flags)
         rights = _FILE_RIGHTS.get(flags) if kind is _REGULAR_KIND else None
         if rights is not None:  # _opened's common case, inline
             new_fd = self.place(
