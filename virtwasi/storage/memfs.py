@@ -371,7 +371,8 @@ class MemoryStorage:
     def lstat(self, path: str) -> Stat:
         changes = self._changes
         if not changes & 1:  # no change under way: a read without the lock may do
-            node = self._peek(path)
+            entry = self._root.entries.get(path)  # _peek's first look, inline
+            node = self._peek(path) if entry is None else entry[1]
             if node is not None:
                 found = self._stat(node)
                 if self._changes == changes:
