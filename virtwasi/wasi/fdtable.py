@@ -63,11 +63,13 @@ Entry = Stdio | Opened
 class FdTable:
     """One client's fds. Every lookup answers ``EBADF`` for a number that holds nothing."""
 
-    __slots__ = ("_free", "slots")
+    __slots__ = ("free", "slots")
 
     def __init__(self, entries: Iterable[Entry] = ()) -> None:
         self.slots: list[Entry | None] = list(entries)
-        self._free: list[int] = []  # negated numbers: a heap whose top is the highest free
+        # The free numbers below the top, negated: a heap whose top is the highest. (An
+        # open and a close take and give back numbers here themselves: see Preview1.)
+        self.free: list[int] = []
 
     def get(self, fd: int) -> Entry:
         try:
@@ -79,7 +81,7 @@ class FdTable:
         return entry
 
     def add(self, entry: Entry) -> int:
-        slots, free = self.slots, self._free
+        slots, free = self.slots, self.free
         if free:  # it holds exactly the free numbers below the top: remove pushes each
             fd = -heappop(free)
             slots[fd] = entry
@@ -96,7 +98,7 @@ class FdTable:
         if entry is None:
             raise WasiError(Errno.BADF)
         slots[fd] = None
-        heappush(self._free, -fd)
+        heappush(self.free, -fd)
         return entry
 
     def put(self, fd: int, entry: Entry) -> None:

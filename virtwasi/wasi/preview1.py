@@ -14,6 +14,7 @@ native, a stack of layers), the marshalling is this one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import BinaryIO
 
 from ..filesystem.interface import (
@@ -227,6 +228,9 @@ class Preview1(CommonImports):
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
         self.place = self.table.add
+        # The table's free numbers while this adapter numbers fds itself: path_open and
+        # fd_close take and give back numbers there without a call (see FdTable).
+        self._free: list[int] | None = self.table.free
         for index, guest in enumerate(wasi.preopen_paths()):
             self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
@@ -424,11 +428,15 @@ class Preview1(CommonImports):
 
     # -- the descriptor itself -----------------------------------------------------------
     def fd_close(self, fd: int) -> None:
-        entry = self.table.remove(fd)
+        slots = self.table.slots
+        entry = slots[fd] if 0 <= fd < len(slots) else None
         if type(entry) is Opened and entry.listing is None:
-            self._end_descriptor(entry.handle)  # what _end does for the common case
+            # FdTable.remove's steps, then what _end does, inline: every close comes here
+            slots[fd] = None
+            heappush(self.table.free, -fd)
+            self._end_descriptor(entry.handle)
         else:
-            self._end(entry)
+            self._end(self.table.remove(fd))
 
     def fd_renumber(self, fd: int, to: int) -> None:
         entry = self.entry(fd)
@@ -586,10 +594,15 @@ class Preview1(CommonImports):
         handle, kind, flags = self._open_at(entry.handle, dirflags, name, oflags, flags)
         rights = _FILE_RIGHTS.get(flags) if kind is _REGULAR_KIND else None
         if rights is not None:  # _opened's common case, inline
-            new_fd = self.place(
-                Opened(handle, _REGULAR, rights[0], rights[1]) if not fdflags else
-                Opened(handle, _REGULAR, rights[0], rights[1], 0, fdflags & _APPEND != 0,
-                       fdflags & _NONBLOCK != 0))
+            opened = (Opened(handle, _REGULAR, rights[0], rights[1]) if not fdflags else
+                      Opened(handle, _REGULAR, rights[0], rights[1], 0,
+                             fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
+            free = self._free
+            if free:  # FdTable.add's common case, inline: every open comes here
+                new_fd = -heappop(free)
+                self.table.slots[new_fd] = opened
+            else:
+                new_fd = self.place(opened)
         else:
             new_fd = self.place(self._opened(handle, kind, flags, fdflags))
         view = memory.view
