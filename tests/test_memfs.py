@@ -809,6 +809,22 @@ def test_capacity_is_enospc_and_unlinked_bytes_free_at_last_close() -> None:
     assert s.used_bytes == 0
 
 
+def test_an_unlinked_file_dropped_unclosed_frees_its_bytes() -> None:
+    s = MemoryStorage(capacity=100)
+    f = s.open("f", create=True, writable=True)
+    f.write(bytes(60), 0)
+    other = s.open("f")
+    s.unlink("f")
+    del f
+    assert s.used_bytes == 60  # the other open file still reads them
+    buf = bytearray(60)
+    assert other.readinto(memoryview(buf), 0) == 60
+    del other
+    assert s.used_bytes == 0
+    with s.open("g", create=True, writable=True) as g:
+        assert g.write(bytes(100), 0) == 100  # the whole capacity is there again
+
+
 def test_operations_are_atomic_across_threads() -> None:
     # A reader in another thread never sees a rename half done: exactly one name exists.
     s = MemoryStorage()
@@ -834,6 +850,52 @@ def test_operations_are_atomic_across_threads() -> None:
         watcher.join()
         sys.setswitchinterval(interval)
     assert seen and all(len(names) == 1 for names in seen)
+
+
+def test_a_stat_sees_each_change_whole_from_another_thread() -> None:
+    # A stat reads without the lock: whatever another thread is changing, it sees a state
+    # the file was in, never some fields from before a change and some from after.
+    ticks = itertools.count(1)
+    s = MemoryStorage(clock=lambda: next(ticks))
+    s.mkdir("d")
+    f = s.open("d/f", create=True, writable=True)
+    other = s.open("d/f")
+
+    def state(st: Any) -> tuple[int, ...]:
+        return st.size, st.nlink, st.atime_ns, st.mtime_ns, st.ctime_ns
+
+    was = {state(f.stat())}
+    stop = threading.Event()
+    seen: set[tuple[int, ...]] = set()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(state(s.lstat("d/f")))
+            seen.add(state(other.stat()))
+
+    watcher = threading.Thread(target=watch)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    watcher.start()
+    try:
+        for k in range(3000):
+            change = k % 4
+            if change == 0:
+                f.write(b"x", k)
+            elif change == 1:
+                f.truncate(k % 7)
+            elif change == 2:
+                s.set_times("d/f", k, None)
+            else:
+                s.link("d/f", "d/g")
+                was.add(state(f.stat()))
+                s.unlink("d/g")
+            was.add(state(f.stat()))
+    finally:
+        stop.set()
+        watcher.join()
+        sys.setswitchinterval(interval)
+    assert len(seen) > 1 and seen <= was
 
 
 # -- times ---------------------------------------------------------------------------------

@@ -25,12 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..storage.base import FileKind, Stat
+from ..storage.base import DirEntry, FileKind, Stat
 from ..world import Context, Func, ResourceType, Signature, given, lent, value
 from .errors import ErrorCode, FsError
 
 DescriptorType = FileKind
 DescriptorStat = Stat
+# A directory entry is the storage's own record (name, ino, kind), as a stat is: an
+# implementation over storage hands out what the storage listed, without a copy each.
+DirectoryEntry = DirEntry
 
 DESCRIPTOR = "descriptor"
 STREAM = "directory-entry-stream"
@@ -73,14 +76,6 @@ class Now(enum.Enum):
 
 NOW = Now.NOW
 NewTimestamp = int | Now | None
-
-
-# A value, as Stat is: hashable, never changed, not frozen (listing makes one per entry).
-@dataclass(slots=True, unsafe_hash=True)
-class DirectoryEntry:
-    type: DescriptorType
-    name: str
-    ino: int
 
 
 @dataclass(eq=False, slots=True)

@@ -93,10 +93,11 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
     cost of a path is the storage's, not one call per component on top of it."""
     if not is_clean(path) or (start and (start[0] == "/" or start[-1] == "/" or "//" in start)):
         return None
-    if len(path) >= PATH_MAX // 4 and len(os.fsencode(path)) >= PATH_MAX:
-        return None  # the full walk refuses it before looking anything up
-    if _long_part(path):
-        return None  # the full walk says where, after the components before it
+    if len(path) > _SHORT:  # (no shorter path is too long, nor has a part too long)
+        if len(path) >= PATH_MAX // 4 and len(os.fsencode(path)) >= PATH_MAX:
+            return None  # the full walk refuses it before looking anything up
+        if _long_part(path):
+            return None  # the full walk says where, after the components before it
     where = f"{start}/{path}" if start else path
     try:
         stat = storage.lstat(where)

@@ -233,7 +233,7 @@ def _shown(value: Any) -> Any:
         return {"kind": value.kind.value, "size": value.size, "ino": value.ino,
                 "nlink": value.nlink}
     if isinstance(value, DirectoryEntry):
-        return {"name": value.name, "kind": value.type.value}
+        return {"name": value.name, "kind": value.kind.value}
     if isinstance(value, list):
         return {"entries": len(value)}
     if isinstance(value, tuple):

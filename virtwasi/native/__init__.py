@@ -43,7 +43,7 @@ def listing(d: HostDescriptor) -> DirectoryListing:
     def load() -> list[DirectoryEntry]:
         # scandir reads through a dup of the fd and rewinds it when done.
         with os.scandir(directory.fd) as found:
-            entries = [DirectoryEntry(entry_kind(e), e.name, e.inode()) for e in found]
+            entries = [DirectoryEntry(e.name, e.inode(), entry_kind(e)) for e in found]
         for entry in entries:
             try:
                 entry.name.encode()

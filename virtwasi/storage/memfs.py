@@ -26,8 +26,10 @@ A regular file's bytes are held in chunks of :data:`CHUNK` bytes, only those wri
 (a write past the end, or a truncate that grows the file) costs nothing and reads as zeros,
 as on tmpfs. The capacity counts the bytes held, not the sizes files report.
 
-Every operation holds one lock per storage, so the tree can be used from several threads
-(say, a run in one and the fsspec facade in another) and each operation is atomic.
+Every change holds one lock per storage, so the tree can be used from several threads
+(say, a run in one and the fsspec facade in another) and each operation is atomic; a stat,
+and an open that changes nothing, read without it unless a change overlaps them (see
+``MemoryStorage._changes``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar
@@ -59,6 +62,7 @@ _ZEROS = memoryview(bytes(CHUNK))  # what a hole reads as
 _devices = itertools.count(1)  # a distinct st_dev for every tree in the process
 
 
+_REGULAR_KIND = FileKind.REGULAR
 _SHORT_NAME = NAME_MAX // 4  # no name this long or shorter is over NAME_MAX bytes
 
 
@@ -98,6 +102,7 @@ def _down(directory: _Directory, rest: str, path: str) -> _Directory:
 class _Node:
     __slots__ = ("atime", "ctime", "ino", "mtime", "nlink")
     kind: ClassVar[FileKind]
+    size: int  # in bytes, as a stat reports it
 
     def __init__(self, ino: int, now: int) -> None:
         self.ino = ino
@@ -107,17 +112,29 @@ class _Node:
 
 class _Regular(_Node):
     """``chunks[i]`` holds the bytes from ``i * CHUNK`` on, at most CHUNK of them and never
-    past ``size``; whatever no chunk holds (a missing chunk, a short one's tail) is zeros."""
+    past ``size``; whatever no chunk holds (a missing chunk, a short one's tail) is zeros.
 
-    __slots__ = ("chunks", "held", "opens", "size")
+    Its names and its open files hold it, and nothing else does for longer than a call:
+    an unlinked file's bytes leave the count when the node itself goes, that is when its
+    last open file closes (CPython frees an object as its last reference goes), so no
+    count of open files is kept."""
+
+    __slots__ = ("chunks", "held", "size", "tree")
     kind = FileKind.REGULAR
 
-    def __init__(self, ino: int, now: int) -> None:
+    def __init__(self, ino: int, now: int, tree: weakref.ref[MemoryStorage]) -> None:
         super().__init__(ino, now)
         self.chunks: dict[int, bytearray] = {}
         self.size = 0
         self.held = 0  # bytes in chunks: what the capacity counts
-        self.opens = 0  # open MemoryFiles: an unlinked file's bytes live until the last closes
+        self.tree = tree  # whose count they are in (a weak reference: a tree holds its nodes)
+
+    def __del__(self) -> None:
+        if self.nlink == 0 and self.held:
+            tree = self.tree()
+            if tree is not None:
+                with tree._lock:
+                    tree._used -= self.held
 
 
 class _Symlink(_Node):
@@ -131,18 +148,21 @@ class _Symlink(_Node):
 
 
 class _Directory(_Node):
-    """Entries by name, each with its cookie. ``order`` lists cookies ascending (dead ones
-    too, until compacted) so listdir_from can bisect instead of scanning."""
+    """Entries by name, each with its cookie, and by cookie as a listing hands them out
+    (made once per entry, so a listing makes nothing per entry that outlives it). ``order``
+    lists cookies ascending (dead ones too, until compacted) so listdir_from can bisect
+    instead of scanning."""
 
-    __slots__ = ("entries", "names", "next_cookie", "order", "parent")
+    __slots__ = ("entries", "listed", "next_cookie", "order", "parent")
     kind = FileKind.DIRECTORY
+    size = 0  # as a stat reports it
 
     def __init__(self, ino: int, now: int, parent: _Directory | None = None) -> None:
         super().__init__(ino, now)
         self.nlink = 2  # its own "." and its name in the parent
         self.parent = self if parent is None else parent  # the root is its own parent
         self.entries: dict[str, tuple[int, _Node]] = {}
-        self.names: dict[int, str] = {}  # live cookie -> name
+        self.listed: dict[int, DirEntry] = {}  # live cookie -> its entry
         self.order: list[int] = []
         self.next_cookie = 0
 
@@ -150,24 +170,27 @@ class _Directory(_Node):
         self.next_cookie += 1
         cookie = self.next_cookie
         self.entries[name] = (cookie, node)
-        self.names[cookie] = name
+        self.listed[cookie] = DirEntry(name, node.ino, node.kind)
         self.order.append(cookie)
 
     def replace(self, name: str, node: _Node) -> None:
         # The name never stops existing, so it keeps its cookie (and its place in the order).
-        self.entries[name] = (self.entries[name][0], node)
+        cookie = self.entries[name][0]
+        self.entries[name] = (cookie, node)
+        self.listed[cookie] = DirEntry(name, node.ino, node.kind)
 
     def remove(self, name: str) -> None:
         cookie, _ = self.entries.pop(name)
-        del self.names[cookie]
-        if len(self.order) > 2 * len(self.names) + 32:
-            self.order = [c for c in self.order if c in self.names]
+        del self.listed[cookie]
+        if len(self.order) > 2 * len(self.listed) + 32:
+            self.order = [c for c in self.order if c in self.listed]
 
-    def after(self, cookie: int) -> Iterator[tuple[int, str, _Node]]:
+    def after(self, cookie: int) -> Iterator[tuple[int, DirEntry]]:
+        listed = self.listed
         for c in itertools.islice(self.order, bisect_right(self.order, cookie), None):
-            name = self.names.get(c)
-            if name is not None:
-                yield c, name, self.entries[name][1]
+            entry = listed.get(c)
+            if entry is not None:
+                yield c, entry
 
 
 class MemoryStorage:
@@ -187,6 +210,15 @@ class MemoryStorage:
         self.dev = next(_devices)
         self._clock = clock
         self._lock = threading.RLock()
+        # Every change to the tree happens under the lock, between two increments of this
+        # count (odd while a change is under way; a change never starts inside another).
+        # A read that finds it even, and the same after reading, saw no change, whole or
+        # half done: under the GIL each load it made was atomic, so it read the tree as it
+        # stood at one instant, as if it had held the lock. stat, and an open that changes
+        # nothing, read so without the lock and take it only when a change overlaps them.
+        # A lone atime store needs no window: it is one field, never seen half done.
+        self._changes = 0
+        self._weak = weakref.ref(self)  # what each regular file's node holds of its tree
         self._inos = itertools.count(1)
         self._used = 0
         self._root = _Directory(next(self._inos), clock())
@@ -276,11 +308,24 @@ class MemoryStorage:
             raise posix_error(errno.ENOTDIR, path)
         return node
 
+    def _peek(self, path: str) -> _Node | None:
+        """What ``path`` names when that takes no walk (a name the root holds, or one the
+        directory of the last walk holds), or None (a walk, or the lock, will tell). It
+        changes nothing, not even the trail: a read without the lock may ask it."""
+        entry = self._root.entries.get(path)
+        if entry is None:
+            head, _, name = path.rpartition("/")
+            at, directory = self._trail
+            if head != at or not head:
+                return None
+            entry = directory.entries.get(name)
+            if entry is None:
+                return None
+        return entry[1]
+
     def _stat(self, node: _Node) -> Stat:
-        size = node.size if isinstance(node, _Regular | _Symlink) else 0
-        return Stat(
-            node.kind, size, node.ino, node.nlink, self.dev, node.atime, node.mtime, node.ctime
-        )
+        return Stat(node.kind, node.size, node.ino, node.nlink, self.dev, node.atime,
+                    node.mtime, node.ctime)
 
     # -- space ---------------------------------------------------------------------------
 
@@ -312,16 +357,10 @@ class MemoryStorage:
             self._used -= freed
         node.size = size
 
-    def _drop_link(self, node: _Node, now: int) -> None:
-        node.nlink -= 1
+    @staticmethod
+    def _drop_link(node: _Node, now: int) -> None:
+        node.nlink -= 1  # the last one gone, its bytes go with the node (see _Regular)
         node.ctime = now
-        if isinstance(node, _Regular) and node.nlink == 0 and node.opens == 0:
-            self._release(node)
-
-    def _release(self, node: _Regular) -> None:
-        self._used -= node.held
-        node.chunks = {}
-        node.held = node.size = 0
 
     # -- the Storage protocol --------------------------------------------------------------
 
@@ -330,6 +369,14 @@ class MemoryStorage:
         too) until the storage is dropped."""
 
     def lstat(self, path: str) -> Stat:
+        changes = self._changes
+        if not changes & 1:  # no change under way: a read without the lock may do
+            entry = self._root.entries.get(path)  # _peek's first look, inline
+            node = self._peek(path) if entry is None else entry[1]
+            if node is not None:
+                found = self._stat(node)
+                if self._changes == changes:
+                    return found
         with self._lock:
             return self._stat(self._lookup(path))
 
@@ -342,38 +389,58 @@ class MemoryStorage:
         truncate: bool = False,
         writable: bool = False,
     ) -> MemoryFile:
+        changes = self._changes
+        if not changes & 1 and not truncate and not (create and exclusive):
+            # Opening a regular file as it stands changes nothing: a read without the
+            # lock may do it, and the open rule lets it through (see below).
+            entry = self._root.entries.get(path)  # _peek's first look, inline
+            seen = self._peek(path) if entry is None else entry[1]
+            if type(seen) is _Regular:
+                file = MemoryFile(self, seen, writable, path)
+                if self._changes == changes:
+                    return file
         lock = self._lock
         lock.acquire()  # not ``with``: every open comes here, and the statement costs more
         try:
-            parent, name = self._holder(path)
-            found: _Node | None = self._root
-            if parent is not None:
-                entry = parent.entries.get(name)
-                found = None if entry is None else entry[1]
+            # A name the root holds needs no walk and no check (it was checked when made).
+            parent: _Directory | None = self._root
+            entry = self._root.entries.get(path)
+            if entry is None:
+                parent, name = self._holder(path)
+                if parent is not None:
+                    entry = parent.entries.get(name)
+            found = self._root if parent is None else None if entry is None else entry[1]
             # Raises unless the open may go on; then a missing name is Opening.CREATE and
-            # anything else Opening.FILE (a regular file), so ``found`` says which.
-            open_rule(path, None if found is None else found.kind, create=create,
-                      exclusive=exclusive, truncate=truncate, writable=writable)
+            # anything else Opening.FILE (a regular file), so ``found`` says which. The
+            # common case, a regular file not created exclusively, needs no asking.
+            if found is None or found.kind is not _REGULAR_KIND or (create and exclusive):
+                open_rule(path, None if found is None else found.kind, create=create,
+                          exclusive=exclusive, truncate=truncate, writable=writable)
             if found is None:
                 assert parent is not None
                 now = self._clock()
-                node = _Regular(next(self._inos), now)
+                node = _Regular(next(self._inos), now, self._weak)
+                self._changes += 1
                 parent.add(name, node)
                 parent.mtime = parent.ctime = now
+                self._changes += 1
             else:
                 node = found  # type: ignore[assignment]  # open_rule lets a file through
                 if truncate:
                     # Linux truncates even on a read-only open, and marks the times even
                     # when the file was already empty.
+                    now = self._clock()
+                    self._changes += 1
                     self._resize(node, 0, path)
-                    node.mtime = node.ctime = self._clock()
-            node.opens += 1
+                    node.mtime = node.ctime = now
+                    self._changes += 1
             return MemoryFile(self, node, writable, path)
         finally:
             lock.release()
 
     def listdir(self, path: str) -> list[DirEntry]:
-        return [entry for _, entry in self.listdir_from(path, 0)]
+        with self._lock:
+            return [entry for _, entry in self._read(path, 0)]
 
     def listdir_from(
         self, path: str, cookie: int = 0, limit: int | None = None
@@ -382,12 +449,16 @@ class MemoryStorage:
         at most ``limit`` of them. Resuming from the last cookie returned neither repeats
         nor skips an entry that still exists (see the module doc)."""
         with self._lock:
-            directory = self._directory(path)
-            directory.atime = self._clock()
-            found = directory.after(cookie)
+            found = self._read(path, cookie)
             if limit is not None:
                 found = itertools.islice(found, limit)
-            return [(c, DirEntry(name, node.ino, node.kind)) for c, name, node in found]
+            return list(found)
+
+    def _read(self, path: str, cookie: int) -> Iterator[tuple[int, DirEntry]]:
+        """The entries of the directory ``path`` after ``cookie``, its atime marked."""
+        directory = self._directory(path)
+        directory.atime = self._clock()
+        return directory.after(cookie)
 
     def mkdir(self, path: str) -> None:
         with self._lock:
@@ -395,9 +466,12 @@ class MemoryStorage:
             if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, path)
             now = self._clock()
-            parent.add(name, _Directory(next(self._inos), now, parent))
+            made = _Directory(next(self._inos), now, parent)
+            self._changes += 1
+            parent.add(name, made)
             parent.nlink += 1  # the new directory's ".."
             parent.mtime = parent.ctime = now
+            self._changes += 1
 
     def rmdir(self, path: str) -> None:
         with self._lock:
@@ -413,6 +487,7 @@ class MemoryStorage:
             if node.entries:
                 raise posix_error(errno.ENOTEMPTY, path)
             now = self._clock()
+            self._changes += 1
             parent.remove(name)
             parent.nlink -= 1
             parent.mtime = parent.ctime = now
@@ -420,6 +495,7 @@ class MemoryStorage:
             node.ctime = now
             if self._trail[1] is node:  # the trail steps back up to what still exists
                 self._trail = (path.rpartition("/")[0], parent)
+            self._changes += 1
 
     def unlink(self, path: str) -> None:
         with self._lock:
@@ -432,9 +508,11 @@ class MemoryStorage:
             if isinstance(entry[1], _Directory):
                 raise posix_error(errno.EISDIR, path)  # Linux's answer; POSIX allows EPERM
             now = self._clock()
+            self._changes += 1
             parent.remove(name)
             parent.mtime = parent.ctime = now
             self._drop_link(entry[1], now)
+            self._changes += 1
 
     def rename(self, src: str, dst: str) -> None:
         with self._lock:
@@ -465,6 +543,7 @@ class MemoryStorage:
                 if isinstance(target, _Directory) and target.entries:
                     raise posix_error(errno.ENOTEMPTY, dst)
             now = self._clock()
+            self._changes += 1
             src_dir.remove(src_name)
             if target is None:
                 dst_dir.add(dst_name, node)
@@ -485,6 +564,7 @@ class MemoryStorage:
                 self._trail = ("", self._root)  # its path may name another directory now
             node.ctime = now
             src_dir.mtime = src_dir.ctime = dst_dir.mtime = dst_dir.ctime = now
+            self._changes += 1
 
     def symlink(self, target: str, path: str) -> None:
         with self._lock:
@@ -499,8 +579,11 @@ class MemoryStorage:
             if parent is None or name in parent.entries:
                 raise posix_error(errno.EEXIST, path)
             now = self._clock()
-            parent.add(name, _Symlink(next(self._inos), now, target, size))
+            made = _Symlink(next(self._inos), now, target, size)
+            self._changes += 1
+            parent.add(name, made)
             parent.mtime = parent.ctime = now
+            self._changes += 1
 
     def readlink(self, path: str) -> str:
         with self._lock:
@@ -519,10 +602,12 @@ class MemoryStorage:
             if isinstance(node, _Directory):
                 raise posix_error(errno.EPERM, src)
             now = self._clock()
+            self._changes += 1
             parent.add(name, node)
             node.nlink += 1
             node.ctime = now
             parent.mtime = parent.ctime = now
+            self._changes += 1
 
     def set_times(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
         with self._lock:
@@ -531,36 +616,41 @@ class MemoryStorage:
     def _set_times(self, node: _Node, atime_ns: int | None, mtime_ns: int | None) -> None:
         if atime_ns is None and mtime_ns is None:
             return  # POSIX: both UTIME_OMIT marks nothing, not even ctime
+        now = self._clock()
+        self._changes += 1
         if atime_ns is not None:
             node.atime = atime_ns
         if mtime_ns is not None:
             node.mtime = mtime_ns
-        node.ctime = self._clock()
+        node.ctime = now
+        self._changes += 1
 
 
 class MemoryFile:
-    """An open regular file of a :class:`MemoryStorage`: it holds the inode, not the name."""
+    """An open regular file of a :class:`MemoryStorage`: it holds the inode, not the name,
+    until it is closed or dropped (either lets the inode go: see ``_Regular``)."""
 
-    __slots__ = ("_closed", "_lock", "_node", "_storage", "_writable", "path")
+    __slots__ = ("_lock", "_node", "_storage", "_writable", "path")
 
     def __init__(self, storage: MemoryStorage, node: _Regular, writable: bool, path: str) -> None:
         self._storage = storage
         self._lock = storage._lock
-        self._node = node
+        self._node: _Regular | None = node  # None once closed
         self._writable = writable
-        self._closed = False
         self.path = path  # the name it was opened by, for messages only
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<MemoryFile {self.path!r} ino={self._node.ino} {state}>"
+        node = self._node
+        state = "closed" if node is None else f"ino={node.ino} open"
+        return f"<MemoryFile {self.path!r} {state}>"
 
     def _check(self, offset: int = 0) -> _Regular:
-        if self._closed:
+        node = self._node
+        if node is None:
             raise posix_error(errno.EBADF, self.path)
         if offset < 0:
             raise posix_error(errno.EINVAL, self.path)
-        return self._node
+        return node
 
     @property
     def writable(self) -> bool:
@@ -568,7 +658,9 @@ class MemoryFile:
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         with self._lock:
-            node = self._check(offset)
+            node = self._node  # _check's common case, inline: every read comes here
+            if node is None or offset < 0:
+                node = self._check(offset)
             want = buf.nbytes
             if want == 0:
                 return 0
@@ -605,7 +697,9 @@ class MemoryFile:
 
     def write(self, data: memoryview | bytes, offset: int) -> int:
         with self._lock:
-            node = self._check(offset)
+            node = self._node  # _check's common case, inline: every write comes here
+            if node is None or offset < 0:
+                node = self._check(offset)
             if not self._writable:
                 raise posix_error(errno.EBADF, self.path)
             n = data.nbytes if isinstance(data, memoryview) else len(data)
@@ -634,9 +728,13 @@ class MemoryFile:
                         chunk += view[stop - lo :]
                 else:
                     chunk += view
+                storage = self._storage
+                now = storage._clock()
+                storage._changes += 1  # what a stat reads (see MemoryStorage._changes)
                 if end > node.size:
                     node.size = end
-                node.mtime = node.ctime = self._storage._clock()
+                node.mtime = node.ctime = now
+                storage._changes += 1
                 return n
             last = (end - 1) // CHUNK
             # Charge the growth first, so that a refusal leaves the file as it was.
@@ -677,23 +775,40 @@ class MemoryFile:
                 self._storage._used -= grow
                 raise posix_error(errno.ENOSPC, self.path) from None
             node.held += grow
+            storage = self._storage
+            now = storage._clock()
+            storage._changes += 1  # what a stat reads (see MemoryStorage._changes)
             if end > node.size:
                 node.size = end
-            node.mtime = node.ctime = self._storage._clock()
+            node.mtime = node.ctime = now
+            storage._changes += 1
             return n
 
     def stat(self) -> Stat:
+        storage = self._storage
+        changes = storage._changes
+        node = self._node
+        if node is not None and not changes & 1:  # a read without the lock may do
+            found = storage._stat(node)
+            if storage._changes == changes:
+                return found
         with self._lock:
-            return self._storage._stat(self._check())
+            return storage._stat(self._check())
 
     def truncate(self, size: int) -> None:
         with self._lock:
             node = self._check()
             if not self._writable:
                 raise posix_error(errno.EINVAL, self.path)  # Linux's ftruncate on a read-only fd
-            self._storage._resize(node, size, self.path)
-            # Linux's ftruncate marks the times even when the size does not change.
-            node.mtime = node.ctime = self._storage._clock()
+            storage = self._storage
+            now = storage._clock()
+            storage._changes += 1
+            try:  # a size refused changes nothing, and the count is even again
+                storage._resize(node, size, self.path)
+                # Linux's ftruncate marks the times even when the size does not change.
+                node.mtime = node.ctime = now
+            finally:
+                storage._changes += 1
 
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         with self._lock:
@@ -704,30 +819,13 @@ class MemoryFile:
             self._check()  # memory is as durable as this storage gets
 
     def close(self) -> None:
-        lock = self._lock
-        lock.acquire()  # not ``with``: every close comes here, and the statement costs more
-        try:
-            if self._closed:
-                return
-            self._closed = True
-            node = self._node
-            node.opens -= 1
-            if node.nlink == 0 and node.opens == 0:
-                self._storage._release(node)
-        finally:
-            lock.release()
+        # No lock: one store, after which any call (here or in another thread, which holds
+        # the node it already found) fails. An unlinked file's bytes leave the count as
+        # the node goes, under the lock (see _Regular).
+        self._node = None
 
     def __enter__(self) -> MemoryFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # A dropped handle must not pin an unlinked file's bytes against the capacity.
-        try:  # not getattr(): every file is dropped, and the call costs more
-            closed = self._closed
-        except AttributeError:  # made without __init__ finishing: nothing to release
-            return
-        if not closed:
-            self.close()

@@ -36,7 +36,9 @@ or ``O_TRUNC`` is EINVAL before the path is even walked (Linux since 6.4, and wa
 the caller checks the flags first.
 
 The function is on the hot path of every open: plain comparisons, no exception unless it
-refuses, the regular file answered first.
+refuses, the regular file answered first. A caller that has found a regular file, asked for
+neither ``O_CREAT | O_EXCL`` nor a directory, may take :attr:`Opening.FILE` without the
+call: rules 1 to 8 cannot apply.
 """
 
 from __future__ import annotations

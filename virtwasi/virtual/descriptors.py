@@ -65,10 +65,9 @@ def listing(d: Descriptor) -> DirectoryListing:
 
     def load() -> list[DirectoryEntry]:
         try:
-            found = d.storage.listdir(d.path)
+            return d.storage.listdir(d.path)  # its own records: see DirectoryEntry
         except FileNotFoundError:
             return []
-        return [DirectoryEntry(entry.kind, entry.name, entry.ino) for entry in found]
 
     return DirectoryListing(load)
 

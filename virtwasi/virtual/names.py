@@ -29,7 +29,14 @@ from ..storage.base import FileKind, Stat
 from ..storage.opening import Opening, open_rule
 from .descriptors import Descriptor, timestamp
 
-_REGULAR = FileKind.REGULAR
+# Bound once: a member read off its enum class costs several times a global.
+_REGULAR, _DIRECTORY = FileKind.REGULAR, FileKind.DIRECTORY
+_READ_OR_WRITE = READ | WRITE
+# An open's O_CREAT, O_EXCL (which counts only with O_CREAT) and O_TRUNC, as booleans, by
+# its open flags: worked out once instead of on every open.
+_ALL_OPEN_FLAGS = CREATE | DIRECTORY | EXCLUSIVE | TRUNCATE
+_OPEN_FLAGS = [(bool(f & CREATE), bool(f & CREATE and f & EXCLUSIVE), bool(f & TRUNCATE))
+               for f in range(_ALL_OPEN_FLAGS + 1)]
 
 
 def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
@@ -38,7 +45,7 @@ def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
 
 
 def stat_at(d: Descriptor, path_flags: int, path: str) -> Stat:
-    if d.kind is not FileKind.DIRECTORY:
+    if d.kind is not _DIRECTORY:
         d.require_directory()
     found = paths.status(d.storage, d.path, path, follow=path_flags & SYMLINK_FOLLOW != 0)
     if found is None:
@@ -49,14 +56,13 @@ def stat_at(d: Descriptor, path_flags: int, path: str) -> Stat:
 def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: int
             ) -> tuple[Descriptor, FileKind, int]:
     """The descriptor to hand out (the world makes the handle), its type and its flags."""
-    if d.kind is not FileKind.DIRECTORY:
+    if d.kind is not _DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
     if flags & SYNC_FLAGS or open_flags & DIRECTORY:  # all check_open refuses has one
         check_open(open_flags, flags)
-    create = open_flags & CREATE != 0
-    exclusive = create and open_flags & EXCLUSIVE != 0
-    truncate, writable = open_flags & TRUNCATE != 0, flags & WRITE != 0
-    flags = flags & (READ | WRITE) | d.flags & MUTATE_DIRECTORY
+    create, exclusive, truncate = _OPEN_FLAGS[open_flags & _ALL_OPEN_FLAGS]
+    writable = flags & WRITE != 0
+    flags = flags & _READ_OR_WRITE | d.flags & MUTATE_DIRECTORY
     full = None if open_flags & DIRECTORY else paths.plain_name(d.path, path)
     if full is not None:
         # Nothing to walk: the storage's open decides by the open rule itself, as the

@@ -44,10 +44,14 @@ def check_flags(name: str, value: int, flags: type[enum.IntFlag]) -> None:
         raise AbiViolation(f"invalid flags {value:#x} for {name}")
 
 
-# The bits that no flag of path_open's flag arguments has, worked out once: path_open tests
-# them on every call, and asks check_open_flags which argument is wrong only when one is set.
-UNKNOWN_LOOKUP, UNKNOWN_OPEN = ~known_bits(Lookupflags), ~known_bits(Oflags)
-UNKNOWN_RIGHTS, UNKNOWN_FD = ~known_bits(Rights), ~known_bits(Fdflags)
+# The largest value of each of path_open's flag arguments, worked out once: each type's
+# flags are its lowest bits, with no gap, so a value has a bit that no flag has exactly
+# when it is larger. path_open compares on every call (comparing ints is the interpreter's
+# cheapest test; masking with the negative complement was among its dearest), and asks
+# check_open_flags which argument is wrong only when one is.
+MAX_LOOKUP, MAX_OPEN = known_bits(Lookupflags), known_bits(Oflags)
+MAX_RIGHTS, MAX_FD = known_bits(Rights), known_bits(Fdflags)
+assert all(bits & (bits + 1) == 0 for bits in (MAX_LOOKUP, MAX_OPEN, MAX_RIGHTS, MAX_FD))
 
 
 def check_open_flags(dirflags: int, oflags: int, base: int, inheriting: int,

@@ -8,9 +8,9 @@ as wasmtime hands them out: the highest free number first, otherwise one past th
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import BinaryIO
 
 from .abi import Errno
@@ -30,13 +30,16 @@ class Stdio:
 
 @dataclass(eq=False, slots=True)
 class Listing:
-    """A directory being read by ``fd_readdir``: the stream, what it gave so far ("." and
-    ".." first), and the cookie after the last entry handed out whole."""
+    """A directory being read by ``fd_readdir``: the stream, the cookie after the last
+    entry handed out whole, and what the stream gave from that entry on (``entries[0]``
+    is the entry of cookie ``first``; "." and ".." come first). What was handed out whole
+    goes: a call that reads on starts at ``next_cookie``, any other starts a new listing."""
 
     stream: int
     entries: list[Dirent]
     ended: bool = False
     next_cookie: int = 0
+    first: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -60,11 +63,13 @@ Entry = Stdio | Opened
 class FdTable:
     """One client's fds. Every lookup answers ``EBADF`` for a number that holds nothing."""
 
-    __slots__ = ("_free", "slots")
+    __slots__ = ("free", "slots")
 
     def __init__(self, entries: Iterable[Entry] = ()) -> None:
         self.slots: list[Entry | None] = list(entries)
-        self._free: list[int] = []  # negated numbers: a heap whose top is the highest free
+        # The free numbers below the top, negated: a heap whose top is the highest. (An
+        # open and a close take and give back numbers here themselves: see Preview1.)
+        self.free: list[int] = []
 
     def get(self, fd: int) -> Entry:
         try:
@@ -76,12 +81,11 @@ class FdTable:
         return entry
 
     def add(self, entry: Entry) -> int:
-        slots, free = self.slots, self._free
-        while free:
-            fd = -heapq.heappop(free)
-            if fd < len(slots) and slots[fd] is None:
-                slots[fd] = entry
-                return fd
+        slots, free = self.slots, self.free
+        if free:  # it holds exactly the free numbers below the top: remove pushes each
+            fd = -heappop(free)
+            slots[fd] = entry
+            return fd
         slots.append(entry)
         return len(slots) - 1
 
@@ -94,7 +98,7 @@ class FdTable:
         if entry is None:
             raise WasiError(Errno.BADF)
         slots[fd] = None
-        heapq.heappush(self._free, -fd)
+        heappush(self.free, -fd)
         return entry
 
     def put(self, fd: int, entry: Entry) -> None:

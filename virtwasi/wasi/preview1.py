@@ -14,6 +14,7 @@ native, a stack of layers), the marshalling is this one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import BinaryIO
 
 from ..filesystem.interface import (
@@ -48,10 +49,10 @@ from .abi import (
 )
 from .common import HANGUP, CommonImports, read_stream
 from .errnos import (
-    UNKNOWN_FD,
-    UNKNOWN_LOOKUP,
-    UNKNOWN_OPEN,
-    UNKNOWN_RIGHTS,
+    MAX_FD,
+    MAX_LOOKUP,
+    MAX_OPEN,
+    MAX_RIGHTS,
     WasiError,
     check_enum,
     check_flags,
@@ -104,7 +105,8 @@ def _short_string(view: memoryview, ptr: int, length: int) -> str | None:
     and valid UTF-8; None otherwise (ask ``string``, which says what is wrong)."""
     end = ptr + length
     try:
-        return str(view[ptr:end], "utf-8") if end <= len(view) else None
+        # Copied out first: bytes decode faster than str() of a view names its encoding.
+        return view[ptr:end].tobytes().decode() if end <= len(view) else None
     except UnicodeDecodeError:
         return None
 
@@ -228,6 +230,9 @@ class Preview1(CommonImports):
             Stdio(None, stderr, Rights.FD_WRITE),
         ])
         self.place = self.table.add
+        # The table's free numbers while this adapter numbers fds itself: path_open and
+        # fd_close take and give back numbers there without a call (see FdTable).
+        self._free: list[int] | None = self.table.free
         for index, guest in enumerate(wasi.preopen_paths()):
             self.table.add(self._described(wasi.preopen(index), preopen=guest))
 
@@ -425,11 +430,15 @@ class Preview1(CommonImports):
 
     # -- the descriptor itself -----------------------------------------------------------
     def fd_close(self, fd: int) -> None:
-        entry = self.table.remove(fd)
+        slots = self.table.slots
+        entry = slots[fd] if 0 <= fd < len(slots) else None
         if type(entry) is Opened and entry.listing is None:
-            self._end_descriptor(entry.handle)  # what _end does for the common case
+            # FdTable.remove's steps, then what _end does, inline: every close comes here
+            slots[fd] = None
+            heappush(self.table.free, -fd)
+            self._end_descriptor(entry.handle)
         else:
-            self._end(entry)
+            self._end(self.table.remove(fd))
 
     def fd_renumber(self, fd: int, to: int) -> None:
         entry = self.entry(fd)
@@ -529,6 +538,8 @@ class Preview1(CommonImports):
             index += 1
         # The listing stands at the first entry not handed out whole.
         listing.next_cookie = index - 1 if cut else index
+        del listing.entries[:listing.next_cookie - listing.first]
+        listing.first = listing.next_cookie
         used = len(out)
         if used:  # as wasmtime, the buffer's bounds are those of what is written
             self.memory.window(buf, used)[:] = out
@@ -548,25 +559,26 @@ class Preview1(CommonImports):
 
     def _dirent(self, listing: Listing, index: int) -> tuple[bytes, int, int] | None:
         entries = listing.entries
+        index -= listing.first
         while index >= len(entries) and not listing.ended:
             found = self._read_directory_entry(listing.stream)
             if found is None:
                 listing.ended = True
             else:
-                entries.append((found.name.encode(), found.ino, _FILETYPE[found.type]))
+                entries.append((found.name.encode(), found.ino, _FILETYPE[found.kind]))
         return entries[index] if index < len(entries) else None
 
     # -- paths --------------------------------------------------------------------------
     def path_open(self, fd: int, dirflags: int, path: int, length: int, oflags: int,
                   base: int, inheriting: int, fdflags: int, fd_ptr: int) -> None:
-        if (dirflags & UNKNOWN_LOOKUP or oflags & UNKNOWN_OPEN
-                or (base | inheriting) & UNKNOWN_RIGHTS or fdflags & UNKNOWN_FD):
+        if (dirflags > MAX_LOOKUP or oflags > MAX_OPEN or base > MAX_RIGHTS
+                or inheriting > MAX_RIGHTS or fdflags > MAX_FD):
             check_open_flags(dirflags, oflags, base, inheriting, fdflags)
         memory = self.memory
         view = memory.view
         end = path + length
         try:  # _short_string, inline: every open reads a path
-            name = str(view[path:end], "utf-8") if end <= len(view) else None
+            name = view[path:end].tobytes().decode() if end <= len(view) else None
         except UnicodeDecodeError:
             name = None
         if name is None:  # the path before the fd, as in wasmtime
@@ -580,12 +592,19 @@ class Preview1(CommonImports):
         # descriptor_flags, inline for an open that asks for no synchronized I/O
         flags = (_READ_WRITE_OF[(base & _FD_READ_OR_WRITE) | (oflags & _CREAT_OR_TRUNC)]
                  if not fdflags & _SYNC_FDFLAGS else descriptor_flags(oflags, base, fdflags))
-        handle, kind, flags = self._open_at(entry.handle, dirflags & _SYMLINK_FOLLOW, name,
-                                            oflags, flags)
+        # dirflags is 0 or SYMLINK_FOLLOW, its only flag: the check above saw to that
+        handle, kind, flags = self._open_at(entry.handle, dirflags, name, oflags, flags)
         rights = _FILE_RIGHTS.get(flags) if kind is _REGULAR_KIND else None
         if rights is not None:  # _opened's common case, inline
-            new_fd = self.place(Opened(handle, _REGULAR, rights[0], rights[1], 0,
-                                       fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
+            opened = (Opened(handle, _REGULAR, rights[0], rights[1]) if not fdflags else
+                      Opened(handle, _REGULAR, rights[0], rights[1], 0,
+                             fdflags & _APPEND != 0, fdflags & _NONBLOCK != 0))
+            free = self._free
+            if free:  # FdTable.add's common case, inline: every open comes here
+                new_fd = -heappop(free)
+                self.table.slots[new_fd] = opened
+            else:
+                new_fd = self.place(opened)
         else:
             new_fd = self.place(self._opened(handle, kind, flags, fdflags))
         view = memory.view

@@ -71,6 +71,7 @@ class TransparentPreview1(Preview1):
         self.preopens = sorted(self._known)
         del self.table.slots[STDIO:]
         self.place = self._place_known
+        self._free = None  # numbers are not this adapter's to pick
 
     # -- the fd namespace: stdio is the client's, everything else the implementation's ---
     def entry(self, fd: int) -> Entry:
