@@ -536,12 +536,16 @@ def _compile_variant(shape: Shape, sub: Compile) -> ValueABI:
         c = case_of(i)
         return wrap(i, None if c is None else c.load(cx, ptr + payload_at))
 
-    def store(cx: CallContext, v: Any, ptr: int) -> None:
+    def store_any(cx: CallContext, v: Any, ptr: int) -> None:
         i, payload = unwrap(v)
         disc.pack_into(cx.view, ptr, i)
         c = cases[i]
         if c is not None:
             c.store(cx, payload, ptr + payload_at)
+
+    # The commonest results of host calls, in fewer steps.
+    store = _quick_store(shape, cases, disc, store_any) if kind in ("result", "enum") \
+        else store_any
 
     def lift_flat(cx: CallContext, flat: Sequence[Any], i: int) -> Any:
         index = flat[i] & M32
@@ -565,6 +569,41 @@ def _compile_variant(shape: Shape, sub: Compile) -> ValueABI:
             used = len(mine)
         out.extend(zeros[used:])
     return ValueABI(shape, load, store, lift_flat, lower_flat)
+
+
+def _quick_store(shape: Shape, cases: list[ValueABI | None], disc: struct.Struct,
+                 store: Store) -> Store:
+    """``store`` of a result or an enum with its common values (exactly ``Ok``/``Err``, a
+    ``str`` naming a case) decided in place; any other value goes to ``store``, which
+    knows what it may be and says what is wrong with it."""
+    pack, payload_at = disc.pack_into, shape.payload_offset
+    if shape.kind == "enum":
+        index = {label: i for i, label in enumerate(shape.labels)}
+
+        def enum(cx: CallContext, v: Any, ptr: int) -> None:
+            i = index.get(v) if type(v) is str else None
+            if i is None:
+                store(cx, v, ptr)
+            else:
+                pack(cx.view, ptr, i)
+
+        return enum
+    ok, err = cases
+
+    def result(cx: CallContext, v: Any, ptr: int) -> None:
+        kind = type(v)
+        if kind is Ok:
+            pack(cx.view, ptr, 0)
+            if ok is not None:
+                ok.store(cx, v.value, ptr + payload_at)
+        elif kind is Err:
+            pack(cx.view, ptr, 1)
+            if err is not None:
+                err.store(cx, v.value, ptr + payload_at)
+        else:
+            store(cx, v, ptr)
+
+    return result
 
 
 def _compile_flags(shape: Shape) -> ValueABI:

@@ -238,8 +238,11 @@ class Filesystem:
                 return lambda *args: attempt(lowered, *args)
 
             def converted(*args: Any) -> Ok | Err:
-                found = attempt(lowered, *args)
-                return Ok(convert(found.value)) if isinstance(found, Ok) else found
+                try:
+                    found = lowered(*args)
+                except FAILURES as exc:
+                    return Err(code_of(exc).wit_name)
+                return Ok(convert(found))
 
             return converted
 
