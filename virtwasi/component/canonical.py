@@ -179,65 +179,78 @@ class FuncABI:
         return [p.lift_flat(cx, flat, start) for p, start in zip(self.params, self._starts,
                                                                  strict=True)]
 
-    def host_call(self, fn: Callable[..., Any],
+    def host_call(self, fn: Callable[..., Any], cx: CallContext,
                   borrows: Callable[[object], Callable[[int], int]]
-                  ) -> Callable[[CallContext, Sequence[Any]], Any]:
-        """A guest's call of the host function ``fn`` (``canon lower``), compiled: from
-        the core arguments to the one core result (None if none), as :meth:`lift_params`,
-        ``fn`` and :meth:`lower_results` make it, in fewer steps. A ``borrow`` parameter is
-        checked by the function ``borrows`` gives for its resource type, asked at the first
-        call that passes one (every other handle goes through the context's
-        :class:`ResourceCalls`)."""
-        lift_params, lower_results, result = self.lift_params, self.lower_results, self.result
+                  ) -> Callable[[Sequence[Any]], Any]:
+        """A guest's calls of the host function ``fn`` (``canon lower``) with the context
+        ``cx``, compiled: from the core arguments to the one core result (None if none), as
+        :meth:`lift_params`, ``fn`` and :meth:`lower_results` make it, in fewer steps. A
+        ``borrow`` parameter is checked by the function ``borrows`` gives for its resource
+        type (every other handle goes through the context's :class:`ResourceCalls`)."""
+        lower_results, result = self.lower_results, self.result
         mask = _MASKS.get(self.flat_results[0]) if len(self.flat_results) == 1 else None
-        if self.spill_params or not self.params:
-            lift: Callable[[CallContext, Sequence[Any]], list[Any]] = lift_params
-        else:
-            lift = self._lift_params_with(borrows)
+        lift = self._lift_params_in(cx, borrows)
+        only = self.params[0].shape if len(self.params) == 1 and not self.spill_params \
+            else None
         if result is not None and self.spill_result:
-            size, align, store = result.shape.size, result.shape.align, result.store
+            size, align, store, span = result.shape.size, result.shape.align, result.store, \
+                cx.span
+            if only is not None and only.kind == "borrow":  # a method of no arguments
+                check = borrows(only.resource)
 
-            def spilled(cx: CallContext, flat: Sequence[Any]) -> None:
-                value = fn(*lift(cx, flat))
+                def method(flat: Sequence[Any]) -> None:
+                    value = fn(check(flat[0] & M32))
+                    ptr = flat[-1] & M32
+                    span(ptr, size, align, "the results")
+                    store(cx, value, ptr)
+
+                return method
+
+            def spilled(flat: Sequence[Any]) -> None:
+                value = fn(*lift(flat))
                 ptr = flat[-1] & M32
-                cx.span(ptr, size, align, "the results")
+                span(ptr, size, align, "the results")
                 store(cx, value, ptr)
 
             return spilled
         if result is None:
-            def nothing(cx: CallContext, flat: Sequence[Any]) -> None:
-                fn(*lift(cx, flat))
+            def nothing(flat: Sequence[Any]) -> None:
+                fn(*lift(flat))
 
             return nothing
         if mask is None:  # a result of no core values (an empty record, say)
-            def empty(cx: CallContext, flat: Sequence[Any]) -> None:
-                lower_results(cx, fn(*lift(cx, flat)), flat)
+            def empty(flat: Sequence[Any]) -> None:
+                lower_results(cx, fn(*lift(flat)), flat)
 
             return empty
 
-        def single(cx: CallContext, flat: Sequence[Any]) -> Any:
-            out = lower_results(cx, fn(*lift(cx, flat)), flat)
+        def single(flat: Sequence[Any]) -> Any:
+            out = lower_results(cx, fn(*lift(flat)), flat)
             return out[0] & mask if mask is not None else out[0]
 
         return single
 
-    def _lift_params_with(self, borrows: Callable[[object], Callable[[int], int]]
-                          ) -> Callable[[CallContext, Sequence[Any]], list[Any]]:
-        """:meth:`lift_params` of flat parameters, each a closure of (context, core
-        arguments); a ``borrow``'s is its checker's, found once."""
-        lifts: list[Callable[[CallContext, Sequence[Any]], Any]] = []
+    def _lift_params_in(self, cx: CallContext,
+                        borrows: Callable[[object], Callable[[int], int]]
+                        ) -> Callable[[Sequence[Any]], list[Any]]:
+        """:meth:`lift_params` with the context ``cx``, a ``borrow`` checked by its
+        checker."""
+        if self.spill_params or not self.params:
+            lift_params = self.lift_params
+            return lambda flat: lift_params(cx, flat)
+        lifts: list[Callable[[Sequence[Any]], Any]] = []
         for p, start in zip(self.params, self._starts, strict=True):
             if p.shape.kind == "borrow":
-                lifts.append(_borrow_lift(p.shape.resource, start, borrows))
+                lifts.append(_borrow_at(borrows(p.shape.resource), start))
             else:
-                lifts.append(_at(p.lift_flat, start))
+                lifts.append(_lift_at(p.lift_flat, cx, start))
         if len(lifts) == 1:
-            only = lifts[0]
-            return lambda cx, flat: [only(cx, flat)]
+            first = lifts[0]
+            return lambda flat: [first(flat)]
         if len(lifts) == 2:
             first, second = lifts
-            return lambda cx, flat: [first(cx, flat), second(cx, flat)]
-        return lambda cx, flat: [lift(cx, flat) for lift in lifts]
+            return lambda flat: [first(flat), second(flat)]
+        return lambda flat: [lift(flat) for lift in lifts]
 
     def lower_results(self, cx: CallContext, value: Any, flat_args: Sequence[Any]
                       ) -> list[Any]:
@@ -259,21 +272,10 @@ class FuncABI:
 _MASKS = {"i32": M32, "i64": M64}
 
 
-def _at(lift_flat: Callable[[CallContext, Sequence[Any], int], Any], start: int
-        ) -> Callable[[CallContext, Sequence[Any]], Any]:
-    return lambda cx, flat: lift_flat(cx, flat, start)
+def _lift_at(lift_flat: Callable[[CallContext, Sequence[Any], int], Any], cx: CallContext,
+             start: int) -> Callable[[Sequence[Any]], Any]:
+    return lambda flat: lift_flat(cx, flat, start)
 
 
-def _borrow_lift(resource: object, start: int,
-                 borrows: Callable[[object], Callable[[int], int]]
-                 ) -> Callable[[CallContext, Sequence[Any]], Any]:
-    """The lift of a ``borrow`` at core argument ``start``, by the checker ``borrows``
-    gives for ``resource`` (asked at the first call: a type resolves when first used)."""
-    found: list[Callable[[int], int]] = []
-
-    def lift(cx: CallContext, flat: Sequence[Any]) -> int:
-        if not found:
-            found.append(borrows(resource))
-        return found[0](flat[start] & M32)
-
-    return lift
+def _borrow_at(check: Callable[[int], int], start: int) -> Callable[[Sequence[Any]], Any]:
+    return lambda flat: check(flat[start] & M32)

@@ -387,13 +387,14 @@ class ComponentInstance:
                                      "(a component calling its own export)")
         abi = target.abi(lower.options.encoding)
         core = abi.core_type("lower")
-        call = abi.host_call(target.fn, self.handles.checker)
-        contexts: list[CallContext] = []
+        fn = target.fn
+        compiled: list[Callable[[Sequence[Any]], Any]] = []
 
         def lowered(*flat: Any) -> Any:
-            if not contexts:
-                contexts.append(self.call_context(lower.options))
-            return call(contexts[0], flat)
+            if not compiled:  # the memory and the types it needs exist by the first call
+                compiled.append(abi.host_call(fn, self.call_context(lower.options),
+                                              self.handles.checker))
+            return compiled[0](flat)
 
         return self._raw(core.params, core.results, lowered)
 
