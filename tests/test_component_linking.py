@@ -85,6 +85,21 @@ def test_an_imported_interface_is_served_by_python_through_the_canonical_abi(
     assert received == ["wörld"]
 
 
+def test_a_realloc_that_traps_while_a_host_answer_is_lowered_ends_the_guest(
+        tmp_path: Path) -> None:
+    text = (FIXTURES / "greeter.wat").read_text().replace(
+        "(local.set $p (global.get $heap))",
+        "(if (i32.gt_u (local.get 3) (i32.const 64)) (then unreachable))\n"
+        "      (local.set $p (global.get $heap))")
+    component = tmp_path / "greeter.wasm"
+    component.write_bytes(parse_wat(text))
+    with Session(component, imports={"my:pkg/host": {"greet": lambda name: name * 50}}
+                 ) as session:
+        assert session.call("hello", "a") == "a" * 50  # 50 bytes: realloc answers
+        with pytest.raises(GuestTrap, match="unreachable"):
+            session.call("hello", "ab")  # 100 bytes: realloc traps, and so does the call
+
+
 def test_an_import_nothing_serves_is_refused_before_anything_runs(greeter: Path) -> None:
     with pytest.raises(LinkError, match=r"imports my:pkg/host@1\.0\.0, which nothing provides"):
         Session(greeter)
