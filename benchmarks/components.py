@@ -36,7 +36,8 @@ from componentkit import componentize  # noqa: E402
 from virtwasi.runtime import Session  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
-PROGRAMS = {"fileops": [], "blocktool": ["fill", "/data.bin", "4194304", "check", "/data.bin", "4194304"]}
+PROGRAMS = {"fileops": [],
+            "blocktool": ["fill", "/data.bin", "4194304", "check", "/data.bin", "4194304"]}
 RUNS = 15
 
 

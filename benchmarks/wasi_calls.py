@@ -30,7 +30,7 @@ REPEATS = 7
 ROUNDS = 15  # of virtwasi's calls, taking turns
 BIG_FILE = 64 << 20  # read sequentially...
 CHUNK = 64 << 10  # ...in calls of this size (the guest's buffer at 64 KiB, see setup_read)
-GUEST = bytes(wasmtime.wat2wasm(r"""
+GUEST_TEXT = r"""
 (module
   (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
@@ -99,7 +99,8 @@ GUEST = bytes(wasmtime.wat2wasm(r"""
         (call $pstat (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 9) (i32.const 768))))
       (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br 0)))
     (local.get $e)))
-"""))
+"""
+GUEST = bytes(wasmtime.wat2wasm(GUEST_TEXT))
 WORKLOADS = ["fd_fdstat_get", "fd_write_16", "path_filestat_get", "open_close"]
 EMPTY = "empty host call"  # the unit of the last column
 # The floor under every virtwasi call: an import with fd_fdstat_get's shape that does nothing.
@@ -117,13 +118,13 @@ EMPTY_GUEST = bytes(wasmtime.wat2wasm(r"""
 LABELS = {"fd_write_16": "fd_write, 16 B", "open_close": "path_open + fd_close"}
 
 
-def loop_us(call: object) -> tuple[float, float]:
-    """us/call of one loop of CALLS calls: wall time, and this process's CPU time."""
+def loop_us(call: object, calls: int = CALLS) -> tuple[float, float]:
+    """us/call of one loop of ``calls`` calls: wall time, and this process's CPU time."""
     start, cpu = time.perf_counter(), time.process_time()
-    errors = call(CALLS)  # type: ignore[operator]
+    errors = call(calls)  # type: ignore[operator]
     assert errors == 0, "the guest saw an error"
-    return ((time.perf_counter() - start) / CALLS * 1e6,
-            (time.process_time() - cpu) / CALLS * 1e6)
+    return ((time.perf_counter() - start) / calls * 1e6,
+            (time.process_time() - cpu) / calls * 1e6)
 
 
 def per_call_us(call: object) -> float:

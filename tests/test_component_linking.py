@@ -85,6 +85,65 @@ def test_an_imported_interface_is_served_by_python_through_the_canonical_abi(
     assert received == ["wörld"]
 
 
+def test_a_realloc_that_traps_while_a_host_answer_is_lowered_ends_the_guest(
+        tmp_path: Path) -> None:
+    text = (FIXTURES / "greeter.wat").read_text().replace(
+        "(local.set $p (global.get $heap))",
+        "(if (i32.gt_u (local.get 3) (i32.const 64)) (then unreachable))\n"
+        "      (local.set $p (global.get $heap))")
+    component = tmp_path / "greeter.wasm"
+    component.write_bytes(parse_wat(text))
+    with Session(component, imports={"my:pkg/host": {"greet": lambda name: name * 50}}
+                 ) as session:
+        assert session.call("hello", "a") == "a" * 50  # 50 bytes: realloc answers
+        with pytest.raises(GuestTrap, match="unreachable"):
+            session.call("hello", "ab")  # 100 bytes: realloc traps, and so does the call
+
+
+DESCRIPTOR_PROBE = """
+(component
+  (type $fs (instance
+    (export "descriptor" (type (sub resource)))
+    (type (borrow 0))
+    (type (enum "unknown" "block-device" "character-device" "directory" "fifo"
+                "symbolic-link" "regular-file" "socket"))
+    (export "descriptor-type" (type (eq 2)))
+    (type (enum "access"))
+    (export "error-code" (type (eq 4)))
+    (type (result 3 (error 5)))
+    (type (func (param "self" 1) (result 6)))
+    (export "[method]descriptor.get-type" (func (type 7)))))
+  (import "wasi:filesystem/types@0.2.3" (instance $t (type $fs)))
+  (core module $Mem (memory (export "memory") 1))
+  (core instance $mem (instantiate $Mem))
+  (alias core export $mem "memory" (core memory $memory))
+  (alias export $t "[method]descriptor.get-type" (func $get-type))
+  (core func $lowered (canon lower (func $get-type) (memory $memory)))
+  (core module $M
+    (import "mem" "memory" (memory 1))
+    (import "host" "get-type" (func $get-type (param i32 i32)))
+    (func (export "probe") (param i32) (result i32)
+      (call $get-type (local.get 0) (i32.const 16))
+      (i32.load8_u (i32.const 16))))
+  (core instance $m (instantiate $M
+    (with "mem" (instance $mem))
+    (with "host" (instance (export "get-type" (func $lowered))))))
+  (func (export "probe") (param "handle" u32) (result u32)
+    (canon lift (core func $m "probe")))
+)
+"""
+
+
+def test_a_borrow_passed_to_a_host_function_must_be_a_live_handle_of_its_type(
+        tmp_path: Path) -> None:
+    component = tmp_path / "probe.wasm"
+    component.write_bytes(parse_wat(DESCRIPTOR_PROBE))
+    with Session(component) as session:
+        for forged in (0, 1, 99, 0xFFFF_FFFF):
+            with pytest.raises(GuestTrap, match=rf"{forged} is not a handle"):
+                session.call("probe", forged)
+
+
 def test_an_import_nothing_serves_is_refused_before_anything_runs(greeter: Path) -> None:
     with pytest.raises(LinkError, match=r"imports my:pkg/host@1\.0\.0, which nothing provides"):
         Session(greeter)

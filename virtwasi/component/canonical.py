@@ -52,7 +52,7 @@ from .layout import (
 from .lifting import ValueABI, compile_value
 from .model import StringEncoding
 from .types import CoreFuncType, CoreValType, FuncType, ValType
-from .values import M32, CallContext, Err, Ok, ResourceCalls, Some, Trap, Variant
+from .values import M32, M64, CallContext, Err, Ok, ResourceCalls, Some, Trap, Variant
 
 __all__ = [
     "MAX_FLAT_PARAMS", "MAX_FLAT_RESULTS", "CallContext", "Canonical", "Err", "FuncABI",
@@ -179,6 +179,79 @@ class FuncABI:
         return [p.lift_flat(cx, flat, start) for p, start in zip(self.params, self._starts,
                                                                  strict=True)]
 
+    def host_call(self, fn: Callable[..., Any], cx: CallContext,
+                  borrows: Callable[[object], Callable[[int], int]]
+                  ) -> Callable[[Sequence[Any]], Any]:
+        """A guest's calls of the host function ``fn`` (``canon lower``) with the context
+        ``cx``, compiled: from the core arguments to the one core result (None if none), as
+        :meth:`lift_params`, ``fn`` and :meth:`lower_results` make it, in fewer steps. A
+        ``borrow`` parameter is checked by the function ``borrows`` gives for its resource
+        type (every other handle goes through the context's :class:`ResourceCalls`)."""
+        lower_results, result = self.lower_results, self.result
+        mask = _MASKS.get(self.flat_results[0]) if len(self.flat_results) == 1 else None
+        lift = self._lift_params_in(cx, borrows)
+        only = self.params[0].shape if len(self.params) == 1 and not self.spill_params \
+            else None
+        if result is not None and self.spill_result:
+            size, align, store, span = result.shape.size, result.shape.align, result.store, \
+                cx.span
+            if only is not None and only.kind == "borrow":  # a method of no arguments
+                check = borrows(only.resource)
+
+                def method(flat: Sequence[Any]) -> None:
+                    value = fn(check(flat[0] & M32))
+                    ptr = flat[-1] & M32
+                    span(ptr, size, align, "the results")
+                    store(cx, value, ptr)
+
+                return method
+
+            def spilled(flat: Sequence[Any]) -> None:
+                value = fn(*lift(flat))
+                ptr = flat[-1] & M32
+                span(ptr, size, align, "the results")
+                store(cx, value, ptr)
+
+            return spilled
+        if result is None:
+            def nothing(flat: Sequence[Any]) -> None:
+                fn(*lift(flat))
+
+            return nothing
+        if mask is None:  # a result of no core values (an empty record, say)
+            def empty(flat: Sequence[Any]) -> None:
+                lower_results(cx, fn(*lift(flat)), flat)
+
+            return empty
+
+        def single(flat: Sequence[Any]) -> Any:
+            out = lower_results(cx, fn(*lift(flat)), flat)
+            return out[0] & mask if mask is not None else out[0]
+
+        return single
+
+    def _lift_params_in(self, cx: CallContext,
+                        borrows: Callable[[object], Callable[[int], int]]
+                        ) -> Callable[[Sequence[Any]], list[Any]]:
+        """:meth:`lift_params` with the context ``cx``, a ``borrow`` checked by its
+        checker."""
+        if self.spill_params or not self.params:
+            lift_params = self.lift_params
+            return lambda flat: lift_params(cx, flat)
+        lifts: list[Callable[[Sequence[Any]], Any]] = []
+        for p, start in zip(self.params, self._starts, strict=True):
+            if p.shape.kind == "borrow":
+                lifts.append(_borrow_at(borrows(p.shape.resource), start))
+            else:
+                lifts.append(_lift_at(p.lift_flat, cx, start))
+        if len(lifts) == 1:
+            first = lifts[0]
+            return lambda flat: [first(flat)]
+        if len(lifts) == 2:
+            first, second = lifts
+            return lambda flat: [first(flat), second(flat)]
+        return lambda flat: [lift(flat) for lift in lifts]
+
     def lower_results(self, cx: CallContext, value: Any, flat_args: Sequence[Any]
                       ) -> list[Any]:
         """The core results of a call from the guest; when the result does not fit in
@@ -194,3 +267,15 @@ class FuncABI:
         out: list[Any] = []
         result.lower_flat(cx, value, out)
         return out
+
+
+_MASKS = {"i32": M32, "i64": M64}
+
+
+def _lift_at(lift_flat: Callable[[CallContext, Sequence[Any], int], Any], cx: CallContext,
+             start: int) -> Callable[[Sequence[Any]], Any]:
+    return lambda flat: lift_flat(cx, flat, start)
+
+
+def _borrow_at(check: Callable[[int], int], start: int) -> Callable[[Sequence[Any]], Any]:
+    return lambda flat: check(flat[start] & M32)

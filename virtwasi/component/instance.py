@@ -23,7 +23,7 @@ from typing import Any
 import wasmtime
 
 from ..engine import HostFunc, TrapBox, compile_module, memory_view
-from ..engine.raw import new_func
+from ..engine.raw import guest_caller, new_func
 from ..world import Context, LinkError, ResourceType
 from .binary import UnsupportedFeature
 from .canonical import Canonical, FuncABI
@@ -99,15 +99,6 @@ class _Representation:
 
     def __init__(self, value: int) -> None:
         self.value = value
-
-
-def signed(value: int, t: CoreValType) -> int:
-    """An unsigned core integer as wasmtime-py's checked calls take it."""
-    if t is CoreValType.I32 and value >= 1 << 31:
-        return value - (1 << 32)
-    if t is CoreValType.I64 and value >= 1 << 63:
-        return value - (1 << 64)
-    return value
 
 
 class ComponentInstance:
@@ -385,16 +376,8 @@ class ComponentInstance:
         """``func`` as a Python function of unsigned core values, giving one result (or
         None) unsigned; a trap is wasmtime's exception."""
         ft = func.type(self.store)
-        params = [CoreValType(str(t)) for t in ft.params]
-        results = [CoreValType(str(t)) for t in ft.results]
-        mask = _MASKS.get(results[0]) if len(results) == 1 else None
-        store = self.store
-
-        def call(*args: Any) -> Any:
-            out = func(store, *(signed(a, t) for a, t in zip(args, params, strict=True)))
-            return out & mask if mask is not None else out
-
-        return call
+        return guest_caller(self.store, func, tuple(_RAW[CoreValType(str(t))] for t in ft.params),
+                            tuple(_RAW[CoreValType(str(t))] for t in ft.results))
 
     # -- lowering ------------------------------------------------------------------------
     def _lower(self, lower: CanonLower) -> wasmtime.Func:
@@ -404,19 +387,14 @@ class ComponentInstance:
                                      "(a component calling its own export)")
         abi = target.abi(lower.options.encoding)
         core = abi.core_type("lower")
-        masks = [_MASKS.get(t) for t in core.results]
         fn = target.fn
-        contexts: list[CallContext] = []
+        compiled: list[Callable[[Sequence[Any]], Any]] = []
 
         def lowered(*flat: Any) -> Any:
-            if not contexts:
-                contexts.append(self.call_context(lower.options))
-            cx = contexts[0]
-            out = abi.lower_results(cx, fn(*abi.lift_params(cx, flat)), flat)
-            if not out:
-                return None
-            mask = masks[0]
-            return out[0] & mask if mask is not None else out[0]
+            if not compiled:  # the memory and the types it needs exist by the first call
+                compiled.append(abi.host_call(fn, self.call_context(lower.options),
+                                              self.handles.checker))
+            return compiled[0](flat)
 
         return self._raw(core.params, core.results, lowered)
 
@@ -498,6 +476,11 @@ class HostHandles:
 
     def __init__(self, instance: ComponentInstance) -> None:
         self._instance = instance
+
+    def checker(self, resource: object) -> Callable[[int], int]:
+        """The check of a handle index of ``resource``, as a function answering it."""
+        instance = self._instance
+        return instance.ctx.handle_checker(instance.resource_type(resource))
 
     def _checked(self, resource: object, index: int) -> int:
         rtype = self._instance.resource_type(resource)

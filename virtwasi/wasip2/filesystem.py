@@ -39,7 +39,7 @@ from ..filesystem.interface import (
 from ..storage.base import FileKind, Stat
 from ..world import Context, ResourceType
 from .clocks import datetime_or_none, nanoseconds
-from .io import FAILURES, InputStream, Io, OutputStream
+from .io import FAILURES, InputStream, Io, OutputStream, filled
 
 # descriptor-type by the storage's kind; wasmtime reports a FIFO and a socket as unknown.
 TYPE_NAMES: dict[FileKind, str] = {
@@ -121,18 +121,18 @@ class FileStream:
 
 
 class FileInput(FileStream, InputStream):
-    def take(self, size: int) -> bytes:
+    def take(self, size: int) -> bytes | bytearray:
         assert self.position is not None
         buf = bytearray(size)
         count: int = self.files.read(self.descriptor(), memoryview(buf), self.position)
         self.position += count
-        return bytes(buf[:count])
+        return filled(buf, count)
 
 
 class FileOutput(FileStream, OutputStream):
     deferred = True  # a failed write is reported by the next check-write, as in wasmtime
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             if self.position is None:
@@ -210,7 +210,7 @@ class Filesystem:
         count = attempt(self.read, d, memoryview(buf), offset)
         if isinstance(count, Err):
             return count
-        return Ok((bytes(buf[:count.value]), count.value == 0))
+        return Ok((filled(buf, count.value), count.value == 0))
 
     def open_at(self, d: int, path_flags: set[str], path: str, open_flags: set[str],
                 flags: set[str]) -> Ok | Err:
@@ -238,8 +238,11 @@ class Filesystem:
                 return lambda *args: attempt(lowered, *args)
 
             def converted(*args: Any) -> Ok | Err:
-                found = attempt(lowered, *args)
-                return Ok(convert(found.value)) if isinstance(found, Ok) else found
+                try:
+                    found = lowered(*args)
+                except FAILURES as exc:
+                    return Err(code_of(exc).wit_name)
+                return Ok(convert(found))
 
             return converted
 

@@ -38,6 +38,13 @@ FAILURES = (FsError, OSError)
 """What a stream reports as ``last-operation-failed``; anything else ends the guest."""
 
 
+def filled(buf: bytearray, count: int) -> bytearray:
+    """A read's answer: ``buf`` cut to the ``count`` bytes read into it, in place, so the
+    bytes are copied once more only into the guest's memory."""
+    del buf[count:]
+    return buf
+
+
 class Closed(Exception):
     """The stream has ended: ``stream-error::closed``."""
 
@@ -59,10 +66,10 @@ class InputStream:
     def release(self) -> None:
         """The handle was dropped (the stream's destructor)."""
 
-    def take(self, size: int) -> bytes:
+    def take(self, size: int) -> bytes | bytearray:
         raise NotImplementedError
 
-    def read(self, size: int) -> bytes:
+    def read(self, size: int) -> bytes | bytearray:
         if self.closed:
             raise Closed
         if not size:
@@ -86,10 +93,10 @@ class ReaderInput(InputStream):
         self.reader = reader
         self.closed = reader is None
 
-    def take(self, size: int) -> bytes:
+    def take(self, size: int) -> bytes | bytearray:
         assert self.reader is not None
         buf = bytearray(size)
-        return bytes(buf[:read_stream(self.reader, memoryview(buf))])
+        return filled(buf, read_stream(self.reader, memoryview(buf)))
 
 
 class OutputStream:
@@ -103,7 +110,7 @@ class OutputStream:
     closed = False
     failure: BaseException | None = None
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes | bytearray) -> None:
         raise NotImplementedError
 
     def release(self) -> None:
@@ -122,7 +129,7 @@ class OutputStream:
         self.settle()
         return WRITE_BUDGET
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self.failure is not None:
             raise Trap("write not permitted: check-write not called first")
         if self.closed:
@@ -137,7 +144,7 @@ class OutputStream:
     def flush(self) -> None:
         self.settle()
 
-    def blocking_write_and_flush(self, data: bytes) -> None:
+    def blocking_write_and_flush(self, data: bytes | bytearray) -> None:
         self.settle()
         try:
             self.put(data)
@@ -153,7 +160,7 @@ class WriterOutput(OutputStream):
     def __init__(self, writer: BinaryIO | None) -> None:
         self.writer = writer
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes | bytearray) -> None:
         if self.writer is not None:
             self.writer.write(data)
             self.writer.flush()

@@ -241,6 +241,26 @@ class Context:
         table = handles.holding_table(inst, rtype)
         handles.require_alive(handles.lookup(table, handle, rtype).resource, inst, handle)
 
+    def handle_checker(self, rtype: ResourceType) -> Callable[[int], int]:
+        """:meth:`check_handle` of ``rtype`` as one function, answering the index: the
+        common case (a live handle of ``rtype`` where this instance's integers point) is
+        decided in place, anything else by :meth:`check_handle`, which traps as it says."""
+        inst, check = self._inst, self.check_handle
+        slots = handles.holding_table(inst, rtype)._slots  # one list for the table's life
+
+        def checked(index: int) -> int:
+            if type(index) is int and index > 0 and not inst.destroyed:
+                try:
+                    handle = slots[index]
+                except IndexError:
+                    handle = None
+                if handle is not None and handle.rtype is rtype and handle.resource.alive:
+                    return index
+            check(rtype, index)
+            return index
+
+        return checked
+
     def defines(self, rtype: ResourceType) -> bool:
         """Whether this instance defined ``rtype`` (only it may make or read its handles)."""
         return rtype._definer is self._inst
