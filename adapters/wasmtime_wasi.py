@@ -16,7 +16,7 @@ import wasmtime.component as wc
 
 from virtwasi.compare.result import RunResult
 from virtwasi.component import WasmKind, read_component, wasm_kind
-from virtwasi.engine import compile_module
+from virtwasi.engine import compile_component, compile_module
 
 ENGINE_FLAVOR = "default"  # wasmtime's default Config, as named in the compiled-module cache
 
@@ -35,7 +35,7 @@ def run(
     if wasm_kind(data[:8]) is WasmKind.COMPONENT:
         if imports:
             raise ValueError("imports= serves core modules only")
-        return _run_component(module.name, data, argv, root, env=env, stdin=stdin)
+        return _run_component(module, data, argv, root, env=env, stdin=stdin)
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -70,7 +70,7 @@ def run(
         return RunResult(code, out.read_bytes(), err.read_bytes())
 
 
-def _run_component(name: str, data: bytes, argv: Sequence[str], root: Path, *,
+def _run_component(module: Path, data: bytes, argv: Sequence[str], root: Path, *,
                    env: Mapping[str, str] | None, stdin: bytes) -> RunResult:
     """A component's ``wasi:cli/run``: exit 0 when it answers ok, 1 when it answers an
     error, the code of ``exit``, or 134 on a trap."""
@@ -82,12 +82,12 @@ def _run_component(name: str, data: bytes, argv: Sequence[str], root: Path, *,
     store = wasmtime.Store(engine)
     linker = wc.Linker(engine)
     linker.add_wasip2()
-    component = wc.Component(engine, data)
+    component = compile_component(engine, module, ENGINE_FLAVOR)
     with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
         out, err, inp = (Path(scratch) / n for n in ("stdout", "stderr", "stdin"))
         inp.write_bytes(stdin)
         config = wasmtime.WasiConfig()
-        config.argv = [name, *argv]
+        config.argv = [module.name, *argv]
         config.env = sorted((env or {}).items())
         config.stdin_file = str(inp)
         config.stdout_file = str(out)
