@@ -29,13 +29,16 @@ def run(
     env: Mapping[str, str] | None = None,
     stdin: bytes = b"",
     imports: Mapping[str, Mapping[str, Callable[..., Any]]] | None = None,
+    read_only: bool = False,
 ) -> RunResult:
-    """``imports`` serves non-WASI imports: module name -> function name -> callable."""
+    """``imports`` serves non-WASI imports: module name -> function name -> callable.
+    ``read_only`` preopens ``root`` without leave to change anything in it."""
     data = module.read_bytes()
     if wasm_kind(data[:8]) is WasmKind.COMPONENT:
         if imports:
             raise ValueError("imports= serves core modules only")
-        return _run_component(module, data, argv, root, env=env, stdin=stdin)
+        return _run_component(module, data, argv, root, env=env, stdin=stdin,
+                              read_only=read_only)
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -54,7 +57,7 @@ def run(
         config.stdin_file = str(inp)
         config.stdout_file = str(out)
         config.stderr_file = str(err)
-        config.preopen_dir(str(root), "/")
+        config.preopen_dir(str(root), "/", fs_mutable=not read_only)
         store.set_wasi(config)
         try:
             # A start function runs here, and may exit or trap like _start.
@@ -71,7 +74,8 @@ def run(
 
 
 def _run_component(module: Path, data: bytes, argv: Sequence[str], root: Path, *,
-                   env: Mapping[str, str] | None, stdin: bytes) -> RunResult:
+                   env: Mapping[str, str] | None, stdin: bytes,
+                   read_only: bool) -> RunResult:
     """A component's ``wasi:cli/run``: exit 0 when it answers ok, 1 when it answers an
     error, the code of ``exit``, or 134 on a trap."""
     run_export = next((e.name for e in read_component(data).exports
@@ -92,7 +96,7 @@ def _run_component(module: Path, data: bytes, argv: Sequence[str], root: Path, *
         config.stdin_file = str(inp)
         config.stdout_file = str(out)
         config.stderr_file = str(err)
-        config.preopen_dir(str(root), "/")
+        config.preopen_dir(str(root), "/", fs_mutable=not read_only)
         store.set_wasi(config)
         try:
             instance = linker.instantiate(store, component)
