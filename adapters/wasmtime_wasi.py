@@ -16,7 +16,7 @@ import wasmtime.component as wc
 
 from virtwasi.compare.result import RunResult
 from virtwasi.component import WasmKind, read_component, wasm_kind
-from virtwasi.engine import compile_module
+from virtwasi.engine import compile_component, compile_module
 
 ENGINE_FLAVOR = "default"  # wasmtime's default Config, as named in the compiled-module cache
 
@@ -29,13 +29,16 @@ def run(
     env: Mapping[str, str] | None = None,
     stdin: bytes = b"",
     imports: Mapping[str, Mapping[str, Callable[..., Any]]] | None = None,
+    read_only: bool = False,
 ) -> RunResult:
-    """``imports`` serves non-WASI imports: module name -> function name -> callable."""
+    """``imports`` serves non-WASI imports: module name -> function name -> callable.
+    ``read_only`` preopens ``root`` without leave to change anything in it."""
     data = module.read_bytes()
     if wasm_kind(data[:8]) is WasmKind.COMPONENT:
         if imports:
             raise ValueError("imports= serves core modules only")
-        return _run_component(module.name, data, argv, root, env=env, stdin=stdin)
+        return _run_component(module, data, argv, root, env=env, stdin=stdin,
+                              read_only=read_only)
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -54,7 +57,7 @@ def run(
         config.stdin_file = str(inp)
         config.stdout_file = str(out)
         config.stderr_file = str(err)
-        config.preopen_dir(str(root), "/")
+        config.preopen_dir(str(root), "/", fs_mutable=not read_only)
         store.set_wasi(config)
         try:
             # A start function runs here, and may exit or trap like _start.
@@ -70,8 +73,9 @@ def run(
         return RunResult(code, out.read_bytes(), err.read_bytes())
 
 
-def _run_component(name: str, data: bytes, argv: Sequence[str], root: Path, *,
-                   env: Mapping[str, str] | None, stdin: bytes) -> RunResult:
+def _run_component(module: Path, data: bytes, argv: Sequence[str], root: Path, *,
+                   env: Mapping[str, str] | None, stdin: bytes,
+                   read_only: bool) -> RunResult:
     """A component's ``wasi:cli/run``: exit 0 when it answers ok, 1 when it answers an
     error, the code of ``exit``, or 134 on a trap."""
     run_export = next((e.name for e in read_component(data).exports
@@ -82,17 +86,17 @@ def _run_component(name: str, data: bytes, argv: Sequence[str], root: Path, *,
     store = wasmtime.Store(engine)
     linker = wc.Linker(engine)
     linker.add_wasip2()
-    component = wc.Component(engine, data)
+    component = compile_component(engine, module, ENGINE_FLAVOR)
     with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
         out, err, inp = (Path(scratch) / n for n in ("stdout", "stderr", "stdin"))
         inp.write_bytes(stdin)
         config = wasmtime.WasiConfig()
-        config.argv = [name, *argv]
+        config.argv = [module.name, *argv]
         config.env = sorted((env or {}).items())
         config.stdin_file = str(inp)
         config.stdout_file = str(out)
         config.stderr_file = str(err)
-        config.preopen_dir(str(root), "/")
+        config.preopen_dir(str(root), "/", fs_mutable=not read_only)
         store.set_wasi(config)
         try:
             instance = linker.instantiate(store, component)

@@ -5,6 +5,8 @@
   ``@bytecodealliance/jco``, pinned), fetched once per machine with ``npm pack``;
   :func:`wasi_wit` the WASI 0.2 WIT packages jco carries, :func:`wasi_world` a WIT folder
   of a world that includes one of them, and :func:`wit_interfaces` what that world imports.
+- :func:`python_command` is a Python script built into a ``wasi:cli/command`` component by
+  the ``componentize-py`` dev dependency (CPython inside), once per machine.
 - :func:`render` prints a :class:`~virtwasi.component.Component` the way ``wasm-tools print
   --skeleton`` prints a binary stripped of its names, and :func:`printed` is that print with
   core module bodies folded, so the two compare line for line: every definition, its index
@@ -14,14 +16,17 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +202,35 @@ def from_wit(wit: Path, out: Path, encoding: str = "utf8") -> bytes:
     wasm_tools("component", "embed", "--dummy", "--encoding", encoding, wit, "-o", core)
     wasm_tools("component", "new", core, "-o", out)
     return out.read_bytes()
+
+
+def python_command(source: str) -> Path:
+    """``source``, a module defining ``class Run(wit_world.exports.Run)``, built by
+    componentize-py into a component of the world ``wasi:cli/command``.
+
+    Building takes most of a minute, so the component is kept in the temporary folder
+    (across runs), named by what it is built from."""
+    tool = version("componentize-py")
+    key = hashlib.sha256(f"{tool}\0{WASI_VERSION}\0{source}".encode()).hexdigest()[:24]
+    cache = Path(tempfile.gettempdir()) / f"virtwasi-tests-componentize-py-{tool}"
+    target = cache / f"{key}.wasm"
+    if target.exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as work:
+        (Path(work) / "app.py").write_text(source)
+        built = Path(work) / "app.wasm"
+        script = ("import sys; from componentize_py import script; "
+                  "sys.argv[0] = 'componentize-py'; sys.exit(script())")
+        done = subprocess.run(
+            [sys.executable, "-c", script, "-d", wasi_world("wasi:cli/command", Path(work)),
+             "-w", "main", "componentize", "app", "-o", built],
+            cwd=work, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"componentize-py failed: {done.stderr or done.stdout}")
+        with contextlib.suppress(OSError):  # another run may have placed it meanwhile
+            os.replace(built, target)
+    return target
 
 
 # -- wasm-tools' print, folded ----------------------------------------------------------------

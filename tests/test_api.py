@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import wasmtime
+from componentkit import componentize
 from conftest import FIXTURES
 
 from virtwasi.client import Client, takes_client
-from virtwasi.engine import compile_module
+from virtwasi.engine import compile_component, compile_module
 from virtwasi.runtime import GuestExit, GuestTrap, Session, WasiWorld
 from virtwasi.storage import FileKind, MemoryStorage, OverlayStorage
 from virtwasi.storage.mounts import MountError, Overlay
@@ -125,6 +126,20 @@ def test_compiled_modules_are_cached_and_a_bad_entry_is_replaced(
     module = compile_module(engine, FIXTURES / "hello.wasm")
     assert any(e.name == "_start" for e in module.exports)
     assert entry.read_bytes() != b"not a compiled module"
+
+
+def test_components_compiled_whole_are_cached_beside_modules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path / "cache"))
+    binary = componentize(FIXTURES / "hello.wasm", tmp_path / "hello.wasm")
+    engine = wasmtime.Engine()
+    compiled: list[int] = []
+    compile_component(engine, tmp_path / "hello.wasm", on_compile=compiled.append)
+    component = compile_component(engine, binary, on_compile=compiled.append)
+    assert compiled == [len(binary)]  # the second, given as bytes, came cached
+    assert component.get_export_index("wasi:cli/run@0.2.12") is not None
+    [entry] = (tmp_path / "cache" / "modules").glob("*.cwasm")
+    assert entry.name.endswith("-default-component.cwasm")
 
 
 def test_an_unchanged_module_file_is_found_without_reading_it(

@@ -1,5 +1,8 @@
 """Compiled modules kept on disk, so a second run of a big module skips compilation.
 
+Components compiled whole by wasmtime (as its own WASI 0.2 runs them) are kept the same way,
+by :func:`compile_component`.
+
 wasmtime can serialize a compiled module and map it back in a fraction of the compile time
 (a 70 MB module: about a minute to compile, well under a second to load). Entries are keyed
 by the module's SHA-256, the wasmtime version and a caller-chosen flavour naming the engine
@@ -24,8 +27,10 @@ import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 import wasmtime
+import wasmtime.component as wc
 
 from ..storage.unsaved import cache_folder
 
@@ -50,11 +55,14 @@ def _identity(path: Path) -> str | None:
     return hashlib.sha256(seen.encode()).hexdigest()
 
 
-def _load(engine: wasmtime.Engine, entry: Path) -> wasmtime.Module | None:
+Compiled = TypeVar("Compiled", wasmtime.Module, wc.Component)
+
+
+def _load(kind: type[Compiled], engine: wasmtime.Engine, entry: Path) -> Compiled | None:
     if not entry.is_file():
         return None
     try:
-        return wasmtime.Module.deserialize_file(engine, str(entry))
+        return kind.deserialize_file(engine, str(entry))
     except wasmtime.WasmtimeError:
         return None  # built by another configuration or truncated: compile afresh
 
@@ -79,6 +87,19 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str
 
     ``on_compile(size)`` is told when real compilation is about to start (it can take a
     while). Raises ``wasmtime.WasmtimeError`` for a malformed module, as compiling does."""
+    return _compiled(wasmtime.Module, engine, wasm, flavor, on_compile)
+
+
+def compile_component(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str,
+                      flavor: str = "default",
+                      on_compile: Callable[[int], None] | None = None) -> wc.Component:
+    """A whole component compiled by wasmtime, cached as :func:`compile_module` caches."""
+    return _compiled(wc.Component, engine, wasm, f"{flavor}-component", on_compile)
+
+
+def _compiled(kind: type[Compiled], engine: wasmtime.Engine,
+              wasm: bytes | bytearray | Path | str, flavor: str,
+              on_compile: Callable[[int], None] | None) -> Compiled:
     folder = cache_dir()
     suffix = f"-wasmtime{_WASMTIME_VERSION}-{flavor}"
     identity = None
@@ -86,21 +107,21 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes | bytearray | Path | str
         identity = _identity(Path(wasm))
         known = folder / "files" / (identity or "")
         if identity is not None and known.is_file():
-            module = _load(engine, folder / f"{known.read_text().strip()}{suffix}.cwasm")
-            if module is not None:
-                return module
+            found = _load(kind, engine, folder / f"{known.read_text().strip()}{suffix}.cwasm")
+            if found is not None:
+                return found
     data = bytes(wasm) if isinstance(wasm, bytes | bytearray) else Path(wasm).read_bytes()
     if folder is None:
         if on_compile is not None:
             on_compile(len(data))
-        return wasmtime.Module(engine, data)
+        return kind(engine, data)
     key = hashlib.sha256(data).hexdigest()
-    module = _load(engine, folder / f"{key}{suffix}.cwasm")
-    if module is None:
+    compiled = _load(kind, engine, folder / f"{key}{suffix}.cwasm")
+    if compiled is None:
         if on_compile is not None:
             on_compile(len(data))
-        module = wasmtime.Module(engine, data)
-        _store(folder, f"{key}{suffix}.cwasm", bytes(module.serialize()))
+        compiled = kind(engine, data)
+        _store(folder, f"{key}{suffix}.cwasm", bytes(compiled.serialize()))
     if identity is not None:
         _store(folder / "files", identity, key.encode())
-    return module
+    return compiled
