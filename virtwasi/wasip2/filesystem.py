@@ -308,4 +308,4 @@ def _hash_record(value: tuple[int, int]) -> dict[str, int]:
 
 
 def _entry_record(entry: Any) -> dict[str, str] | None:
-    return None if entry is None else {"type": TYPE_NAMES[entry.type], "name": entry.name}
+    return None if entry is None else {"type": TYPE_NAMES[entry.kind], "name": entry.name}
