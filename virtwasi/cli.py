@@ -384,28 +384,6 @@ def _module_problem(module: Path) -> str | None:
             "give the compiled .wasm file")
 
 
-# preview 1 functions that pass no pointer: a module without memory can still call them.
-_NO_MEMORY_NEEDED = frozenset({
-    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_set_flags",
-    "fd_fdstat_set_rights", "fd_filestat_set_size", "fd_filestat_set_times", "fd_renumber",
-    "fd_sync", "proc_exit", "proc_raise", "sched_yield", "sock_shutdown",
-})
-
-
-def _memory_problem(module: wasmtime.Module) -> str | None:
-    """Why ``module`` cannot make its WASI calls (it exports no memory for them), or None."""
-    if any(e.name == "memory" and isinstance(e.type, wasmtime.MemoryType)
-           for e in module.exports):
-        return None
-    needy = sorted({imp.name or "" for imp in module.imports
-                    if imp.module == "wasi_snapshot_preview1"} - _NO_MEMORY_NEEDED)
-    if not needy:
-        return None
-    return (f"exports no memory named \"memory\", which WASI calls ({', '.join(needy[:3])}"
-            f"{', ...' if len(needy) > 3 else ''}) read and write: export it (wasm-ld and "
-            "wasi-sdk do by default)")
-
-
 def _compiling_note(module: Path) -> Callable[[int], None]:
     """Says why the first run of a big module is slow, on a terminal only."""
     def note(size: int) -> None:
@@ -745,11 +723,12 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
 
 def _in_session(session: Session, args: argparse.Namespace, module: Path,
                 guest_args: Sequence[str], received: list[int]) -> int:
+    from .client import memory_problem
     from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap
 
     if received:  # a signal while compiling or opening the mounts: do not start
         return _stopped(_signal_stop(received[0]))
-    problem = _memory_problem(session.module)
+    problem = memory_problem(session.module)
     if problem:
         return _fail(f"{module}: {problem}")
     if not args.invoke:
@@ -819,6 +798,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _command_problem(module: Path) -> str | None:
     """Why ``module`` is not a WASI command ``diff`` can run (one line), or None."""
+    from .client import memory_problem
+
     try:
         compiled = wasmtime.Module.from_file(wasmtime.Engine(), str(module))
     except wasmtime.WasmtimeError as exc:
@@ -828,7 +809,7 @@ def _command_problem(module: Path) -> str | None:
                for e in compiled.exports):
         return (f"{module} exports no _start function: it is not a WASI command (a reactor's "
                 "exports are called with virtwasi run --invoke FUNC)")
-    problem = _memory_problem(compiled)
+    problem = memory_problem(compiled)
     return f"{module}: {problem}" if problem else None
 
 
