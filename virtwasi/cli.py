@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "call, args, result (errno, exit or trap), out, us (implies --trace)")
     add_limit_options(run)
 
+    from .batch.command import add_map_command
+
+    add_map_command(commands)
+
     diff = commands.add_parser(
         "diff",
         help="run a module on every runtime and compare what each produced",
@@ -513,7 +517,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
            ) -> tuple[argparse.Namespace, list[str]]:
     """The parsed arguments, and ``argv`` as parsed.
 
-    For ``run`` and ``diff`` every word after MODULE is the guest's, as it is (a ``--``
+    For ``run``, ``diff`` and ``map`` every word after MODULE is the guest's, as it is (a ``--``
     too, as wasmtime passes it): argparse sees only the words up to MODULE, and
     ``args.args`` is the rest. ``args.after_dashes`` says whether MODULE followed a
     ``--`` (with a world file, that word is the guest's first ARG)."""
@@ -521,7 +525,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
     if argv[:1] and argv[0] not in commands and not argv[0].startswith("-") and (
             argv[0].endswith((".wasm", ".wat")) or Path(argv[0]).is_file()):
         argv = ["run", *argv]  # virtwasi prog.wasm ARGS: virtwasi run prog.wasm ARGS
-    if argv[:1] not in (["run"], ["diff"]):
+    if argv[:1] not in (["run"], ["diff"], ["map"]):
         return parser.parse_args(argv), argv
     words = argv[1:]
     at, after_dashes = _module_at(commands[argv[0]], words)
@@ -766,6 +770,16 @@ def _in_session(session: Session, args: argparse.Namespace, module: Path,
     return 0
 
 
+def _map(args: argparse.Namespace) -> int:
+    from .batch.command import run_map
+
+    _recover_spills()
+    try:
+        return run_map(args)
+    except ValueError as exc:  # MountError: one line for the user, nothing run
+        return _fail(str(exc))
+
+
 def _diff(args: argparse.Namespace) -> int:
     from .compare import diff
 
@@ -894,6 +908,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _examples(args)
     if args.command == "unsaved":
         return _unsaved(args)
+    if args.command == "map":
+        return _map(args)
     parser.print_help()
     return 2
 
