@@ -296,6 +296,28 @@ def test_an_archive_of_inputs_and_a_folder_of_outputs(tmp_path: Path) -> None:
         f"zip://a/one.txt::file://{archive}", f"zip://two.txt::file://{archive}"]
 
 
+def test_templates_fill_mounts_and_arguments_and_relative_paths_stay_where_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Each input is a zip, served at /site through a mount template."""
+    for name in ("first", "second"):
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as z:
+            z.writestr("note.txt", f"note of {name}")
+    (tmp_path / "list.txt").write_text("first.zip\nsecond.zip\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["map", "--input-list", "list.txt", "--input-at", "none", "--workers", "1",
+                 "--mount", "/site=zip::file://{path}", "--output", "/o.txt=out/{stem}.txt",
+                 "--results", "-", str(FIXTURES / "fstool.wasm"), "cat", "/site/note.txt",
+                 "ls", "/site", "put", "/o.txt", "{index}-{stem}"])
+    out = capfd.readouterr().out
+    assert code == 0
+    named = by_name([json.loads(line) for line in out.splitlines()])
+    assert named["first.zip"]["stdout"].splitlines() == [
+        "cat /site/note.txt: note of first", "ls /site: note.txt", "put /o.txt: ok"]
+    assert (tmp_path / "out" / "first.txt").read_text() == "0-first"
+    assert (tmp_path / "out" / "second.txt").read_text() == "1-second"
+
+
 @pytest.mark.parametrize(("words", "message"), [
     ([], "map: give the inputs: --input GLOB|FOLDER|FILE, or --input-list FILE"),
     (["--input", "{in}/nothing-*"], "map: no inputs: {in}/nothing-* named none"),

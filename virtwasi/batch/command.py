@@ -208,7 +208,8 @@ def run_map(args: argparse.Namespace) -> int:
                 fuel=args.fuel, max_memory=args.max_memory,
                 quota=parse_quota(args.quota) if args.quota is not None else None,
                 storage_options=options, retries=args.retries, workers=args.workers,
-                client=client, results=args.results, results_format=args.results_format,
+                client=client, results=args.results or (None if args.resume else "-"),
+                results_format=args.results_format,
                 resume=args.resume, keep_output=args.keep_output)
     finally:
         if client is not None:

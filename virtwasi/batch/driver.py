@@ -8,10 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..storage.mounts import MountError, MountSource, check_guest_path
+from ..storage.mounts import MountError, MountSource, anchored, check_guest_path
 from ..terminal.progress import Progress
 from .engines import Dask, ProcessPool
-from .plan import Item, Output, Plan, expand, inputs_of
+from .plan import Item, Output, Plan, expand, expand_url, inputs_of
 from .results import BatchResult, ItemResult, ResultsTable, done_inputs, format_of, read_table
 
 _CORE_MODULE = b"\0asm\x01\0\0\0"
@@ -58,8 +58,9 @@ def map(  # virtwasi.map, as Python's map: one function over many inputs
     fails with ``EIO`` is tried again up to ``retries`` times.
 
     Rows go to ``results`` as items finish (JSON lines, or Parquet for a ``.parquet``
-    name or ``results_format="parquet"``, with pyarrow); ``resume`` names an earlier table
-    whose done items are skipped (and kept in the new one, by default itself). The stdout
+    name or ``results_format="parquet"``, with pyarrow; ``"-"``: JSON lines on stdout;
+    None: only the returned :class:`BatchResult`); ``resume`` names an earlier table whose
+    done items are skipped (and kept in the new one, by default itself). The stdout
     and stderr a row keeps are bounded by ``keep_output`` bytes each. A progress bar shows
     on a terminal (``progress``: True or False to decide). Ctrl-C stops the batch cleanly
     and returns what finished (``stopped``). A mistake in the arguments is a ValueError
@@ -77,7 +78,7 @@ def map(  # virtwasi.map, as Python's map: one function over many inputs
         input_at=None if input_at is None else check_guest_path(input_at),
         outputs=tuple(Output(g, u) for g, u in (outputs or {}).items()),
         storage_options=options, timeout=timeout, fuel=fuel, max_memory=max_memory,
-        quota=quota, retries=retries, keep_output=keep_output)
+        quota=quota, retries=retries, keep_output=keep_output, folder=str(Path.cwd()))
     plan.check()
     fmt = format_of(results if results is not None else resume, results_format)
     if isinstance(inputs, str | Path):
@@ -85,7 +86,7 @@ def map(  # virtwasi.map, as Python's map: one function over many inputs
         if not paths:
             raise MountError(f"input {inputs}: nothing there")
     else:
-        paths = [str(path) for path in inputs]
+        paths = [anchored(str(path), Path.cwd()) for path in inputs]
     items = [Item(index, path) for index, path in enumerate(paths)]
     _check_outputs(plan, items)
     digest = _prepare(data, plan, client is None)
@@ -195,7 +196,7 @@ def _check_outputs(plan: Plan, items: Sequence[Item]) -> None:
             continue  # a folder: its files' names decide
         seen: dict[str, int] = {}
         for item in items:
-            url = expand(output.url, item)
+            url = expand_url(output.url, item, plan.folder)
             if url in seen:
                 raise MountError(f"output {output.guest}={output.url}: items {seen[url]} and "
                                  f"{item.index} would both publish {url}: name it with "

@@ -118,15 +118,16 @@ class ProcessPool:
                 result = future.result()
             except BrokenProcessPool:
                 broken = True
-                losses[item.index] += 1
-                if losses[item.index] >= LOSSES_ALLOWED:
-                    record(_lost(item, f"its worker process died {LOSSES_ALLOWED} times"))
-                else:
-                    todo.appendleft(item)
-                continue
-            if result.finished:
-                record(result)
-            else:  # stopped by a SIGINT that reached the worker alone: not finished
+            else:
+                if result.finished:
+                    record(result)
+                    continue
+                # A SIGINT that reached its worker alone (not the batch) stopped it.
+            losses[item.index] += 1
+            if losses[item.index] >= LOSSES_ALLOWED:
+                record(_lost(item, f"its worker process died or stopped {LOSSES_ALLOWED} "
+                             "times"))
+            else:
                 todo.appendleft(item)
         return broken
 

@@ -76,16 +76,24 @@ def expand(text: str, item: Item) -> str:
     return text.format_map(item.fields())
 
 
-def expand_source(source: MountSource, item: Item) -> MountSource:
-    """A mount source with ``item``'s fields filled in, wherever it holds text."""
+def expand_url(text: str, item: Item, folder: str) -> str:
+    """A URL or host path with ``item``'s fields filled in, a relative host path taken
+    from ``folder`` (where the batch was started, wherever the item runs)."""
+    return anchored(expand(text, item), Path(folder))
+
+
+def expand_source(source: MountSource, item: Item, folder: str) -> MountSource:
+    """A mount source with ``item``'s fields filled in, wherever it holds text, and its
+    relative host paths taken from ``folder``."""
     if isinstance(source, str):
-        return expand(source, item)
+        return expand_url(source, item, folder)
     if isinstance(source, Path):
-        return Path(expand(str(source), item))
+        return Path(folder, expand(str(source), item))
     if isinstance(source, Remote):
-        return Remote(expand(source.url, item), source.options)
+        return Remote(expand_url(source.url, item, folder), source.options)
     if isinstance(source, Overlay):
-        return Overlay(expand_source(source.lower, item), expand_source(source.upper, item))
+        return Overlay(expand_source(source.lower, item, folder),
+                       expand_source(source.upper, item, folder))
     return source
 
 
@@ -127,8 +135,9 @@ class Plan:
     at ``input_at``/{name} (read-only; None: not served), ``outputs``, ``storage_options``
     for input and output URLs (by protocol, as ``--mount-option`` gives them), the limits
     per item (``timeout``, ``fuel``, ``max_memory``, ``quota`` as (bytes, inodes)),
-    ``retries`` of a storage step that failed with ``EIO``, and ``keep_output``, the bytes
-    of stdout and of stderr the results keep (half from the start, half from the end)."""
+    ``retries`` of a storage step that failed with ``EIO``, ``keep_output``, the bytes
+    of stdout and of stderr the results keep (half from the start, half from the end), and
+    the ``folder`` relative host paths are taken from (where the batch was started)."""
 
     program_name: str
     args: tuple[str, ...] = ()
@@ -144,6 +153,7 @@ class Plan:
     quota: tuple[int | None, int | None] | None = None
     retries: int = 2
     keep_output: int = 4096
+    folder: str = "/"
 
     def check(self) -> None:
         """Refuse, in one line, what no item could run: a bad template, a guest path
@@ -152,6 +162,8 @@ class Plan:
         for n, arg in enumerate(self.args, 1):
             check_template(arg, f"argument {n} ({arg!r})")
         for key, value in self.env:
+            if not key or "=" in key:
+                raise MountError(f"env: {key!r} is not a variable name (empty, or holds '=')")
             check_template(value, f"env {key}")
         guests = [guest for guest, _ in self.mounts]
         if self.input_at is not None:

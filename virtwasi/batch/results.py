@@ -19,7 +19,7 @@ import dataclasses
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -116,17 +116,19 @@ class BatchResult:
 
 
 class ResultsTable:
-    """Where rows go as items finish: JSON lines to ``path`` (None: stdout), or Parquet
-    to ``path``, written at :meth:`close`. ``kept`` rows (from a resumed table) come first."""
+    """Where rows go as items finish: JSON lines to ``path`` (``-``: stdout; None:
+    nowhere), or Parquet to ``path``, written at :meth:`close`. ``kept`` rows (from a
+    resumed table) come first."""
 
     def __init__(self, path: str | Path | None, fmt: str, kept: Sequence[ItemResult] = ()):
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None or str(path) == "-" else Path(path)
         self.format = fmt
         self._rows: list[ItemResult] = list(kept)
         self._out: IO[str] | None = None
-        if fmt == "jsonl":
+        if fmt == "jsonl" and path is not None:
             if self.path is None:
                 self._out = sys.stdout
+                self._out.writelines(_line(row) for row in kept)
             else:
                 partial = self.path.with_name(self.path.name + ".new")
                 with open(partial, "w", encoding="utf-8") as out:
@@ -163,7 +165,7 @@ def format_of(path: str | Path | None, given: str | None) -> str:
     if fmt not in ("jsonl", "parquet"):
         raise MountError(f"results format {fmt!r}: there are jsonl and parquet")
     if fmt == "parquet":
-        if path is None:
+        if path is None or str(path) == "-":
             raise MountError("a Parquet table needs a file: give --results PATH.parquet")
         parquet_writer()
     return fmt
@@ -217,8 +219,3 @@ def read_table(path: str | Path) -> list[ItemResult]:
 def done_inputs(rows: Iterable[ItemResult]) -> dict[str, ItemResult]:
     """The rows of inputs done (status ok), by input: the last one of each."""
     return {row.input: row for row in rows if row.status == "ok"}
-
-
-def rows_in(rows: Iterable[ItemResult]) -> Iterator[dict[str, Any]]:
-    for row in rows:
-        yield row.row()

@@ -27,7 +27,7 @@ from multiprocessing.queues import SimpleQueue
 from typing import Any, BinaryIO, cast
 
 from .outputs import Retries, collect, keep_unpublished, publish
-from .plan import Item, Plan, expand, expand_source, options_for
+from .plan import Item, Plan, expand, expand_source, expand_url, options_for
 from .results import STOPPED, ItemResult
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -149,7 +149,7 @@ def _run(module: bytes, digest: str, plan: Plan, item: Item, signals: tuple[int,
     from ..runtime import GuestInterrupted, GuestStopped, Session
     from ..storage.mounts import MountError
 
-    mounts = {guest: expand_source(source, item)
+    mounts = {guest: expand_source(source, item, plan.folder)
               for guest, source in plan.mount_sources().items()}
     read_only = [*plan.read_only, *plan.shared()]
     if plan.input_at is not None:
@@ -210,7 +210,8 @@ def _collect(plan: Plan, item: Item, storages: dict[str, Any]) -> list[tuple[str
             raise OSError(errno.EROFS, f"output {guest}: not in a tree of the item's own")
         inner = guest[len(holder):].strip("/")
         try:
-            pending += collect(storages[holder], inner, expand(output.url, item),
+            pending += collect(storages[holder], inner,
+                               expand_url(output.url, item, plan.folder),
                                folder=output.guest.endswith("/"))
         except OSError as exc:
             what = "the guest left nothing there" if exc.errno == errno.ENOENT else (
