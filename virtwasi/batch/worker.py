@@ -91,6 +91,7 @@ def _compiled(module: bytes, digest: str, epochs: bool, fuel: bool) -> tuple[Any
 
 
 def _read_input(url: str, options: dict[str, Any]) -> bytes:
+    from ..storage.fsspec_layout import layout_for
     from ..storage.fsspec_storage import storage_error
     from ..storage.network import open_url
 
@@ -99,7 +100,7 @@ def _read_input(url: str, options: dict[str, Any]) -> bytes:
     except (ImportError, ValueError) as exc:
         raise OSError(errno.EINVAL, str(exc), url) from None
     try:
-        return bytes(fs.cat_file(path))
+        return layout_for(fs).read_whole(fs, path)
     except Exception as exc:  # fsspec backends raise whatever their libraries raise
         raise storage_error(exc, url) from exc
 
