@@ -1,4 +1,5 @@
-"""The README's Python example runs as written and prints what the README says."""
+"""The README's Python examples run as written, as a script would run them, and print what
+the README says."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ EXPECTED = [
     ["60"],
     ["HELLO, WASM", "one two"],
     ["2 b'kept open'"],
+    ["3 of 3 ok", "SECOND INPUT"],
+    ["3 of 3 ok", "THIRD INPUT"],
     ["closed /notes", "TrapReason.INSTANCE_DESTROYED"],
 ]
 
@@ -24,7 +27,7 @@ def test_the_readme_examples_run_and_print_what_they_say() -> None:
     for block, expected in zip(blocks, EXPECTED, strict=True):
         out = io.StringIO()
         with contextlib.chdir(ROOT), contextlib.redirect_stdout(out):
-            exec(compile(block, "README.md", "exec"), {})
+            exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})
         assert out.getvalue().splitlines() == expected
 
 

@@ -1,7 +1,7 @@
 """The wheel built from this checkout installs and runs outside it.
 
-It is built, installed into a fresh virtual environment (with the loopback extra, from the
-package index through pip's cache), and run from a folder outside the checkout with no
+It is built, installed into a fresh virtual environment (with the loopback and dask extras,
+from the package index through pip's cache), and run from a folder outside the checkout with no
 PYTHONPATH: every scenario, the wasm programs they run and the adapters must all have
 travelled inside it, as ``virtwasi.scenarios`` and ``virtwasi.adapters``; then the README's
 examples run from what ``virtwasi examples`` copies out.
@@ -41,9 +41,10 @@ def test_the_wheel_installs_and_runs_the_scenarios_outside_the_checkout(
     (wheel,) = wheels.glob("virtwasi-*.whl")
     call(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
-    # With the loopback extra, so that the scenario over S3 has its local server.
+    # With the loopback extra, so that the scenario over S3 has its local server, and the
+    # dask extra, for the README's batch on a Dask cluster.
     call(sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
-         f"{wheel}[loopback]", cwd=tmp_path, timeout=600)
+         f"{wheel}[loopback,dask]", cwd=tmp_path, timeout=600)
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -107,3 +108,8 @@ def readme_examples(venv: Path, examples: Path, env: dict[str, str]) -> None:
     assert listed.stdout.splitlines()[-1] == "ls /data: notes.txt"  # after the file's own
     call(virtwasi, "graph", "examples/quota.toml", "--svg", "quota.svg", cwd=examples, env=env)
     assert "<svg " in (examples / "quota.svg").read_text()
+    call(virtwasi, "map", "--input", "examples/batch", "--output", "/out.txt=upcased/{stem}.txt",
+         "--results", "results.jsonl", "scenarios/programs/upcase.wasm", "/in/{name}",
+         "/out.txt", cwd=examples, env=env)
+    assert (examples / "upcased" / "a.txt").read_text() == "FIRST INPUT\n"
+    assert len((examples / "results.jsonl").read_text().splitlines()) == 3

@@ -3,8 +3,9 @@
 The names here are the public API: :func:`run` and :class:`Session` run one module,
 :class:`WasiWorld` builds the world it runs in, :class:`World` and its helpers are the
 module-linking simulator every other layer stands on (instances, private resource types,
-handle tables, destructors and teardown). Each is imported on first use, so that
-``import virtwasi`` (and so the CLI's start) loads neither wasmtime nor fsspec.
+handle tables, destructors and teardown); :func:`map` runs a module over many inputs.
+Each is imported on first use, so that ``import virtwasi`` (and so the CLI's start) loads
+neither wasmtime nor fsspec.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _SOURCES: dict[str, str] = {
     **dict.fromkeys(("WasiWorld", "Session", "run"), ".runtime"),
     **dict.fromkeys(("Client", "GuestExit", "GuestTrap", "TRAP_EXIT_CODE"), ".client"),
     "RunResult": ".compare.result",
+    "map": ".batch",
     **dict.fromkeys(("MountError", "MountSource", "Overlay", "Remote"), ".storage.mounts"),
     **dict.fromkeys(("FsspecStorage", "HostDirStorage", "MemoryStorage", "Storage"), ".storage"),
 }
@@ -56,6 +58,7 @@ __all__ = [
     "borrow",
     "given",
     "lent",
+    "map",
     "own",
     "run",
     "shared",
@@ -63,6 +66,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .batch import map
     from .client import TRAP_EXIT_CODE, Client, GuestExit, GuestTrap
     from .compare.result import RunResult
     from .runtime import Session, WasiWorld, run

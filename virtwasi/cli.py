@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,17 +13,16 @@ import wasmtime
 
 from . import __version__
 from .demo import runner as scenario
-from .storage.mounts import (
-    MountError,
-    MountSource,
-    Overlay,
-    Remote,
-    guest_path,
-    parse_dir,
-    parse_mount,
-    parse_mount_option,
-    parse_overlay,
+from .guest_options import (
+    add_guest_options,
+    add_limit_options,
+    mount_options,
+    parse_env,
+    parse_mounts,
+    parse_quota,
+    read_only_paths,
 )
+from .storage.mounts import MountError
 from .wasi.trace import FORMATS as TRACE_FORMATS
 from .wasi.trace import Tracer
 from .world import Definition, LinkError, Semantics
@@ -141,33 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "--world: instead of the world file's)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments for the guest: every word after MODULE, as it is")
-    run.add_argument("--argv0", metavar="NAME",
-                     help="the guest's argv[0] (default: MODULE's file name)")
-    run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
-                     help="serve a host folder at GUEST (default: the same path; a relative "
-                     "one is taken from /, so --dir . serves the folder at /)")
-    run.add_argument("--mount", action="append", default=[], metavar="GUEST=URL",
-                     help="serve a host folder or any fsspec URL at the absolute guest path "
-                     "GUEST (repeatable; one source per guest path)")
-    run.add_argument("--mount-option", action="append", default=[],
-                     metavar="PROTOCOL.KEY=VALUE",
-                     help="a storage option for every --mount whose URL uses PROTOCOL, e.g. "
-                     "s3.endpoint_url=http://127.0.0.1:9000; VALUE is JSON if it parses, "
-                     "else a string (repeatable)")
-    run.add_argument("--ro", action="append", default=[], metavar="GUEST",
-                     help="serve the mount at GUEST read-only (repeatable)")
-    run.add_argument("--overlay", action="append", default=[], metavar="GUEST[=UPPER_URL]",
-                     help="serve the mount at GUEST copy-on-write: its source becomes the "
-                     "read-only lower layer and writes go to UPPER_URL (default: a private "
-                     "in-memory tree) (repeatable)")
-    run.add_argument("--env", action="append", default=[], metavar="NAME[=VAL]",
-                     help="an environment variable for the guest; a bare NAME passes this "
-                     "process's value, if it has one (repeatable)")
-    run.add_argument("--inherit-env", action="store_true",
-                     help="pass this process's environment to the guest (--env wins)")
-    run.add_argument("-S", action="append", default=[], metavar="OPT[=VAL]", dest="wasi",
-                     help="a WASI option, as wasmtime spells them: -S inherit-env is "
-                     "--inherit-env (comma-separated; the only one virtwasi takes)")
+    add_guest_options(run)
     run.add_argument("--invoke", metavar="FUNC",
                      help="call the export FUNC with ARGS, each read as its parameter's wasm "
                      "type (i32, i64: whole numbers in range; f32, f64: numbers), and print "
@@ -177,9 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--impl", choices=["virtual", "native"],
                      help="the WASI implementation: the unprivileged library instance "
                      "(default) or the host's native one (host folders only)")
-    run.add_argument("--quota", metavar="BYTES[:INODES]",
-                     help="refuse growth of the tree past BYTES (K, M, G suffixes) and "
-                     "INODES with EDQUOT: a quota layer stacked on the implementation")
     run.add_argument("--audit", metavar="PATH_OR_URL",
                      help="log every WASI call as a JSON line to a local file (appended as "
                      "it runs) or any fsspec URL (written whole at exit; a bucket must exist "
@@ -195,14 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace-format", choices=TRACE_FORMATS,
                      help="the trace as strace-like text (default) or as JSON lines: "
                      "call, args, result (errno, exit or trap), out, us (implies --trace)")
-    run.add_argument("--timeout", metavar="SECONDS", type=_seconds,
-                     help="stop the guest after SECONDS of wall clock (exit 124)")
-    run.add_argument("--fuel", metavar="N", type=_fuel,
-                     help="stop the guest once it has used N units of fuel, about one per "
-                     "wasm instruction (exit 152)")
-    run.add_argument("--max-memory", metavar="BYTES", type=_max_memory,
-                     help="let the guest's linear memory grow to BYTES at most (K, M, G "
-                     "suffixes; exit 137 when it ends for want of more)")
+    add_limit_options(run)
+
+    from .batch.command import add_map_command
+
+    add_map_command(commands)
 
     diff = commands.add_parser(
         "diff",
@@ -339,161 +305,13 @@ def _fail(message: str) -> int:
     return 2
 
 
-_YES, _NO = ("", "y", "yes", "true", "1"), ("n", "no", "false", "0")
-
-
-def _inherits_env(args: argparse.Namespace) -> bool:
-    """--inherit-env, or wasmtime's ``-S inherit-env[=y|n]``; other -S options are refused."""
-    inherit = bool(args.inherit_env)
-    for spec in getattr(args, "wasi", []):
-        for item in spec.split(","):
-            name, _, value = item.partition("=")
-            if name != "inherit-env" or value.lower() not in _YES + _NO:
-                raise MountError(f"-S {item}: virtwasi takes only -S inherit-env[=y|n] of "
-                                 "wasmtime's WASI options")
-            inherit = value.lower() in _YES
-    return inherit
-
-
-def _parse_env(args: argparse.Namespace, inherit: bool | None = None,
-               base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The guest's environment: this process's if inherited, then ``base``, then --env
-    (a bare ``--env NAME`` passes this process's NAME, if set, as wasmtime does)."""
-    env = dict(os.environ) if (_inherits_env(args) if inherit is None else inherit) else {}
-    env.update(base or {})
-    for item in args.env:
-        key, sep, val = item.partition("=")
-        if not key:
-            raise MountError(f"--env wants NAME[=VAL], got {item!r}")
-        if sep:
-            env[key] = val
-        elif key in os.environ:
-            env[key] = os.environ[key]
-    return env
-
-
-def _mount_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """--mount-option as fsspec takes storage options: under each protocol's name."""
-    options: dict[str, dict[str, Any]] = {}
-    for spec in args.mount_option:
-        protocol, key, value = parse_mount_option(spec)
-        options.setdefault(protocol, {})[key] = value
-    return options
-
-
-def _with_options(url: str, options: Mapping[str, dict[str, Any]],
-                  used: set[str]) -> MountSource:
-    """``url``, with the --mount-option of the protocols its chain uses, if any."""
-    if not options:
-        return url
-    from .storage.network import chain_protocols  # fsspec, only when options need it
-
-    chain = set(chain_protocols(url)) if "://" in url or "::" in url else set()
-    given = {protocol: opts for protocol, opts in options.items() if protocol in chain}
-    used.update(given)
-    return Remote(url, given) if given else url
-
-
-def _parse_mounts(args: argparse.Namespace) -> dict[str, MountSource]:
-    """--dir, --mount (with --mount-option) and --overlay, each at a normalised guest
-    path; two sources at one guest path are an error."""
-    mounts: dict[str, MountSource] = {}
-    given: dict[str, str] = {}
-    options = _mount_options(args)
-    used: set[str] = set()
-
-    def add(guest: str, source: MountSource, spec: str) -> None:
-        if guest in mounts:
-            raise MountError(f"{given[guest]} and {spec} both mount at {guest}: give each "
-                             "source its own guest path")
-        mounts[guest], given[guest] = source, spec
-
-    for spec in args.dir:
-        guest, host = parse_dir(spec)
-        add(guest, Path(host), f"--dir {spec}")
-    for spec in args.mount:
-        guest, url = parse_mount(spec)
-        add(guest, _with_options(url, options, used), f"--mount {spec}")
-    for spec in args.overlay:
-        guest, upper = parse_overlay(spec)
-        if guest not in mounts:
-            raise MountError(f"--overlay {guest}: nothing is mounted there")
-        mounts[guest] = Overlay(mounts[guest], _with_options(upper, options, used))
-    unused = sorted(set(options) - used)
-    if unused:
-        raise MountError(f"--mount-option {unused[0]}.*: no --mount URL uses {unused[0]}:// "
-                         f"(as --mount /data={unused[0]}://...)")
-    return mounts
-
-
-def _read_only(args: argparse.Namespace, mounts: Mapping[str, MountSource]) -> list[str]:
-    """--ro's guest paths, normalised as mounts are, each naming a mount."""
-    paths = []
-    for spec in args.ro:
-        try:
-            guest = guest_path(spec)
-        except MountError as exc:
-            raise MountError(f"--ro {spec}: {exc}") from None
-        if guest not in (mounts or {"/": "mem://"}):
-            where = ", ".join(sorted(mounts)) or "/ (the default in-memory tree)"
-            raise MountError(f"--ro {spec}: nothing is mounted there (mounted: {where})")
-        paths.append(guest)
-    return paths
-
-
-_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def _parse_size(size: str) -> int:
-    """BYTES with an optional K, M or G suffix; KeyError or ValueError if malformed."""
-    number = size.rstrip("KMGkmg")
-    value = int(number) * _SIZE_SUFFIXES[size[len(number):].upper()]
-    if value < 0:
-        raise ValueError(size)
-    return value
-
-
-def _max_memory(text: str) -> int:
-    try:
-        return _parse_size(text)
-    except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"want BYTES, a whole number that may end in K, M or G, got {text!r}") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"want a number of seconds above 0, got {text!r}")
-    return value
-
-
-def _fuel(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"want a whole number of at least 0, got {text!r}")
-    return value
-
-
 def _parse_layers(args: argparse.Namespace) -> list[tuple[str, Definition]]:
     """--quota and --audit as layers, the audit on top so it logs what the quota refused."""
     from .layers import audit_layer, quota_layer
 
     layers: list[tuple[str, Definition]] = []
     if args.quota is not None:
-        size, _, inodes = args.quota.partition(":")
-        try:
-            limits = [_parse_size(size) if size else None, int(inodes) if inodes else None]
-            layers.append(("quota", quota_layer(*limits)))
-        except (KeyError, ValueError):
-            raise MountError(f"--quota wants BYTES[:INODES], whole numbers of at least 0 "
-                             f"(BYTES may end in K, M or G), got {args.quota!r}") from None
+        layers.append(("quota", quota_layer(*parse_quota(args.quota))))
     if args.audit is not None:
         try:
             layers.append(("audit", audit_layer(args.audit)))
@@ -571,28 +389,6 @@ def _module_problem(module: Path) -> str | None:
             "give the compiled .wasm file")
 
 
-# preview 1 functions that pass no pointer: a module without memory can still call them.
-_NO_MEMORY_NEEDED = frozenset({
-    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_set_flags",
-    "fd_fdstat_set_rights", "fd_filestat_set_size", "fd_filestat_set_times", "fd_renumber",
-    "fd_sync", "proc_exit", "proc_raise", "sched_yield", "sock_shutdown",
-})
-
-
-def _memory_problem(module: wasmtime.Module) -> str | None:
-    """Why ``module`` cannot make its WASI calls (it exports no memory for them), or None."""
-    if any(e.name == "memory" and isinstance(e.type, wasmtime.MemoryType)
-           for e in module.exports):
-        return None
-    needy = sorted({imp.name or "" for imp in module.imports
-                    if imp.module == "wasi_snapshot_preview1"} - _NO_MEMORY_NEEDED)
-    if not needy:
-        return None
-    return (f"exports no memory named \"memory\", which WASI calls ({', '.join(needy[:3])}"
-            f"{', ...' if len(needy) > 3 else ''}) read and write: export it (wasm-ld and "
-            "wasi-sdk do by default)")
-
-
 def _compiling_note(module: Path) -> Callable[[int], None]:
     """Says why the first run of a big module is slow, on a terminal only."""
     def note(size: int) -> None:
@@ -615,11 +411,11 @@ def _flags_run(args: argparse.Namespace) -> RunPlan:
 
     if args.module is None:
         raise MountError("run: give MODULE.wasm, or --world WORLD.toml")
-    mounts = _parse_mounts(args)
-    world = WorldOptions(mounts=mounts or None, read_only=_read_only(args, mounts),
+    mounts = parse_mounts(args)
+    world = WorldOptions(mounts=mounts or None, read_only=read_only_paths(args, mounts),
                          semantics=Semantics(args.semantics or Semantics.COMPONENT_MODEL),
                          layers=_parse_layers(args), impl=args.impl or "virtual")
-    return Path(args.module), _guest_args(args), world, _parse_env(args)
+    return Path(args.module), _guest_args(args), world, parse_env(args)
 
 
 _NOT_WITH_WORLD = ("dir", "mount", "mount_option", "ro", "overlay", "impl", "quota", "audit")
@@ -644,7 +440,7 @@ def _world_run(args: argparse.Namespace, argv: Sequence[str] = ()) -> RunPlan:
             raise WorldFileError(f"{plan.path}: [run] module: missing; give it there or as "
                                  "MODULE.wasm before --")
         module, guest = plan.module, [*plan.args, *guest]
-    return module, guest, plan.world_options(args.semantics), _parse_env(args, base=plan.env)
+    return module, guest, plan.world_options(args.semantics), parse_env(args, base=plan.env)
 
 
 def _tracer(args: argparse.Namespace) -> Tracer | None:
@@ -722,7 +518,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
            ) -> tuple[argparse.Namespace, list[str]]:
     """The parsed arguments, and ``argv`` as parsed.
 
-    For ``run`` and ``diff`` every word after MODULE is the guest's, as it is (a ``--``
+    For ``run``, ``diff`` and ``map`` every word after MODULE is the guest's, as it is (a ``--``
     too, as wasmtime passes it): argparse sees only the words up to MODULE, and
     ``args.args`` is the rest. ``args.after_dashes`` says whether MODULE followed a
     ``--`` (with a world file, that word is the guest's first ARG)."""
@@ -730,7 +526,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]
     if argv[:1] and argv[0] not in commands and not argv[0].startswith("-") and (
             argv[0].endswith((".wasm", ".wat")) or Path(argv[0]).is_file()):
         argv = ["run", *argv]  # virtwasi prog.wasm ARGS: virtwasi run prog.wasm ARGS
-    if argv[:1] not in (["run"], ["diff"]):
+    if argv[:1] not in (["run"], ["diff"], ["map"]):
         return parser.parse_args(argv), argv
     words = argv[1:]
     at, after_dashes = _module_at(commands[argv[0]], words)
@@ -812,7 +608,7 @@ def _unsaved(args: argparse.Namespace) -> int:
         files = chosen
     if args.store:
         try:
-            options = _mount_options(args)
+            options = mount_options(args)
         except MountError as exc:
             return _fail(str(exc))
         failed = 0
@@ -932,11 +728,12 @@ def _run_guest(args: argparse.Namespace, argv: Sequence[str], received: list[int
 
 def _in_session(session: Session, args: argparse.Namespace, module: Path,
                 guest_args: Sequence[str], received: list[int]) -> int:
+    from .client import memory_problem
     from .runtime import TRAP_EXIT_CODE, GuestExit, GuestStopped, GuestTrap
 
     if received:  # a signal while compiling or opening the mounts: do not start
         return _stopped(_signal_stop(received[0]))
-    problem = None if session.module is None else _memory_problem(session.module)
+    problem = None if session.module is None else memory_problem(session.module)
     if problem:
         return _fail(f"{module}: {problem}")
     if not args.invoke:
@@ -1003,6 +800,16 @@ def _invoke_component(session: ComponentClient, name: str, module: Path,
     return 0
 
 
+def _map(args: argparse.Namespace) -> int:
+    from .batch.command import run_map
+
+    _recover_spills()
+    try:
+        return run_map(args)
+    except ValueError as exc:  # MountError: one line for the user, nothing run
+        return _fail(str(exc))
+
+
 def _diff(args: argparse.Namespace) -> int:
     from .compare import diff
 
@@ -1014,7 +821,7 @@ def _diff(args: argparse.Namespace) -> int:
     if tree is not None and not tree.is_dir():
         return _fail(f"--tree: no such folder: {tree}")
     try:
-        env = _parse_env(args, inherit=False)
+        env = parse_env(args, inherit=False)
         stdin = Path(args.stdin).read_bytes() if args.stdin else b""
         runtimes = args.runtime or diff.default_runtimes()
         for name in runtimes:
@@ -1035,6 +842,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _command_problem(module: Path) -> str | None:
     """Why ``module`` is not a WASI command ``diff`` can run (one line), or None."""
+    from .client import memory_problem
     from .component import ComponentReadError, read_component
     from .component.client import is_component
 
@@ -1056,7 +864,7 @@ def _command_problem(module: Path) -> str | None:
                for e in compiled.exports):
         return (f"{module} exports no _start function: it is not a WASI command (a reactor's "
                 "exports are called with virtwasi run --invoke FUNC)")
-    problem = _memory_problem(compiled)
+    problem = memory_problem(compiled)
     return f"{module}: {problem}" if problem else None
 
 
@@ -1141,6 +949,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _examples(args)
     if args.command == "unsaved":
         return _unsaved(args)
+    if args.command == "map":
+        return _map(args)
     parser.print_help()
     return 2
 

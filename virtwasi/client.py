@@ -346,6 +346,28 @@ def load_module(engine: wasmtime.Engine, module: ModuleSource,
     return compiled
 
 
+# preview 1 functions that pass no pointer: a module without memory can still call them.
+NO_MEMORY_NEEDED = frozenset({
+    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights", "fd_filestat_set_size", "fd_filestat_set_times", "fd_renumber",
+    "fd_sync", "proc_exit", "proc_raise", "sched_yield", "sock_shutdown",
+})
+
+
+def memory_problem(module: wasmtime.Module) -> str | None:
+    """Why ``module`` cannot make its WASI calls (it exports no memory for them), or None."""
+    if any(e.name == "memory" and isinstance(e.type, wasmtime.MemoryType)
+           for e in module.exports):
+        return None
+    needy = sorted({imp.name or "" for imp in module.imports
+                    if imp.module == "wasi_snapshot_preview1"} - NO_MEMORY_NEEDED)
+    if not needy:
+        return None
+    return (f"exports no memory named \"memory\", which WASI calls ({', '.join(needy[:3])}"
+            f"{', ...' if len(needy) > 3 else ''}) read and write: export it (wasm-ld and "
+            "wasi-sdk do by default)")
+
+
 class Client:
     """``module`` instantiated as a client of ``host``'s WASI implementation.
 

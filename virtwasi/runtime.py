@@ -90,6 +90,13 @@ class WasiWorld:
     compute loop about a third more time: the default (no signals, no timeout) leaves them
     out, and leaves the process's signal handling alone.
 
+    ``engine`` is one to run in instead of a new one: made by
+    :func:`~virtwasi.client.make_engine` for these limits (epochs when there is a timeout
+    or signals; fuel when there is fuel), so that a module compiled in it once serves many
+    worlds (``virtwasi map`` keeps one per worker thread). A limit ends a guest by bumping
+    the engine's epoch, which ends every guest running in it: share one engine only between
+    worlds that run one at a time.
+
     Remote mounts opened here (S3, FTP) store what a guest wrote when it closes or syncs
     a file, and at its teardown what it left open, unless the guest was stopped or
     trapped: then a file left open is not published half-written. At :meth:`close`, a
@@ -109,6 +116,7 @@ class WasiWorld:
         fuel: int | None = None,
         max_memory: int | None = None,
         signals: Iterable[int] = (),
+        engine: wasmtime.Engine | None = None,
     ) -> None:
         if impl not in IMPLEMENTATIONS:
             raise ValueError(f"unknown implementation {impl!r} (there are: "
@@ -132,7 +140,7 @@ class WasiWorld:
         except BaseException:
             self._release_storages()
             raise
-        self.engine = make_engine(self.limits.epochs, fuel is not None)
+        self.engine = engine or make_engine(self.limits.epochs, fuel is not None)
         self.flavor = engine_flavor(self.limits.epochs, fuel is not None)
         self.world = World(semantics)
         self.clients: list[Client] = []
@@ -268,7 +276,8 @@ class Session(Client):
     """One module (or component) in a world of its own, ready to run or call exports.
 
     ``mounts``, ``read_only``, ``semantics``, ``layers`` and ``impl`` build the world, and
-    ``timeout``, ``fuel``, ``max_memory`` and ``signals`` bound it (see :class:`WasiWorld`);
+    ``timeout``, ``fuel``, ``max_memory`` and ``signals`` bound it, run in ``engine`` if
+    given (see :class:`WasiWorld`);
     the other options are the client's (see :class:`Client`): ``program_name`` is the
     guest's argv[0] (default: the module file's name, or ``module`` for bytes). Closing the
     session tears the client down, then the world.
@@ -296,10 +305,11 @@ class Session(Client):
         fuel: int | None = None,
         max_memory: int | None = None,
         signals: Iterable[int] = (),
+        engine: wasmtime.Engine | None = None,
     ) -> None:
         host = WasiWorld(mounts, read_only=read_only, semantics=semantics, layers=layers,
                          impl=impl, timeout=timeout, fuel=fuel, max_memory=max_memory,
-                         signals=signals)
+                         signals=signals, engine=engine)
         try:
             super().__init__(host, module, args, env=env, stdin=stdin, stdout=stdout,
                              stderr=stderr, name=program_name, imports=imports,

@@ -127,6 +127,10 @@ class Layout:
         does next; None where the store cannot (see :mod:`.readahead`)."""
         return None
 
+    def read_whole(self, fs: Any, full: str) -> bytes:
+        """The whole content of ``full``, in as few requests as the store allows."""
+        return bytes(fs.cat_file(full))
+
     def describe(self, info: dict[str, Any]) -> dict[str, Any]:
         """info() as the store answered it, with the type it means."""
         return info
@@ -234,6 +238,9 @@ class ObjectStoreLayout(Layout):
             # One GET of the object as it is now, where s3fs's file would HEAD it first.
             return io.BytesIO(fs.cat_file(full, max_concurrency=1))  # else s3fs HEADs first
         return fs.open(full, "rb", size=size)
+
+    def read_whole(self, fs: Any, full: str) -> bytes:
+        return bytes(fs.cat_file(full, max_concurrency=1))  # one GET: else s3fs HEADs first
 
     def fetch(self, fs: Any, full: str) -> Future[bytes] | None:
         loop = getattr(fs, "loop", None)  # s3fs runs its requests on fsspec's own loop

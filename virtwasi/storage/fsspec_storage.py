@@ -110,7 +110,6 @@ _UNREACHABLE_ERRNOS = frozenset({
     errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETUNREACH, errno.ENETDOWN, errno.ENOTCONN,
 })
 
-_SPILL_IN_MEMORY = 8 << 20  # a spill larger than this moves to a temporary file
 _COPY_CHUNK = 1 << 20
 _devices = itertools.count(0x7F5F0001)  # synthetic st_dev, one per storage
 
@@ -140,6 +139,12 @@ def _posix_error(exc: Exception, path: str) -> OSError:
         if isinstance(exc, kind):
             return posix_error(code, path)
     return OSError(errno.EIO, f"{os.strerror(errno.EIO)}: {exc!r}", path)
+
+
+def storage_error(exc: Exception, url: str) -> OSError:
+    """What an fsspec call on ``url`` raised, as the guest would see it: an OSError with a
+    host errno (``EIO`` for a store that cannot be reached)."""
+    return _posix_error(exc, url)
 
 
 @contextmanager
@@ -264,7 +269,7 @@ class FsspecFile:
     def _ensure_spill(self, *, copy: bool = True) -> Spill:
         content = self._content
         if content.spill is None:
-            spill = Spill(_SPILL_IN_MEMORY, self._storage.url(content.path))
+            spill = Spill(url=self._storage.url(content.path))
             if copy and not content.empty:
                 chunk = memoryview(bytearray(_COPY_CHUNK))
                 offset = 0

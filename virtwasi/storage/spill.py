@@ -22,6 +22,9 @@ import fsspec.callbacks
 from ..terminal.progress import Progress, progress
 from .unsaved import SpillRecord
 
+MEMORY_LIMIT = 8 << 20
+"""The bytes a spill holds in memory; past them it moves to a file."""
+
 
 class _OnDisk:
     """What a spill holds outside Python (its record, its file), released even if the
@@ -48,7 +51,7 @@ class Spill:
     outlives this process), is recorded while the spill holds data not stored (see the
     module doc)."""
 
-    def __init__(self, memory_limit: int, url: str | None = None) -> None:
+    def __init__(self, memory_limit: int = MEMORY_LIMIT, url: str | None = None) -> None:
         self._memory_limit = memory_limit
         self._memory: io.BytesIO | None = io.BytesIO()
         self._size = 0

@@ -226,15 +226,16 @@ def _settle(path: Path, record: dict[str, Any]) -> Recovered | None:
         kept = None
         if data.exists():
             run = os.path.basename(str(record.get("run") or "")) or f"unknown-{path.stem}"
-            kept = _keep(data, run, str(url) if url else None, reason)
+            kept = keep(data, run, str(url) if url else None, reason)
         recovered = Recovered(str(url or "an unknown destination"), reason, kept)
     path.unlink(missing_ok=True)  # the data is kept, or was stored: done either way
     data.unlink(missing_ok=True)
     return recovered
 
 
-def _keep(data: Path, run: str, url: str | None, reason: str) -> Path:
-    """Move ``data`` into the unsaved run folder ``run``, at a path made of ``url``."""
+def keep(data: Path | bytes, run: str, url: str | None, reason: str) -> Path:
+    """Keep ``data`` (a file, moved; or bytes, written) in the unsaved run folder ``run``,
+    at a path made of ``url``, with what it was meant for and why in its manifest."""
     scheme, _, rest = (url or "unknown://spill").partition("://")
     relative = Path(scheme, *[part for part in rest.split("/") if part not in ("", ".", "..")])
     dest = unsaved_folder() / run / relative
@@ -243,9 +244,13 @@ def _keep(data: Path, run: str, url: str | None, reason: str) -> Path:
         dest = dest.with_name(f"{relative.name}.{n}")
         n += 1
     dest.parent.mkdir(parents=True, exist_ok=True)
-    import shutil  # a rename, or a copy where the cache spans file systems
+    if isinstance(data, bytes):
+        with open(dest, "xb") as out:
+            out.write(data)
+    else:
+        import shutil  # a rename, or a copy where the cache spans file systems
 
-    shutil.move(data, dest)
+        shutil.move(data, dest)
     record_kept(unsaved_folder() / run, {dest: (url, reason)})
     return dest
 

@@ -46,6 +46,7 @@ class Progress:
         self._started = _clock()
         self._drawn_at = 0.0
         self._drawn = False
+        self.note = ""  # drawn after the counts: what else the work wants to say
 
     def _is_terminal(self) -> bool:
         try:
@@ -66,7 +67,7 @@ class Progress:
         if self.unit == "bytes" and elapsed > 0:
             rate = f"  {_size(self.done / elapsed)}/s"
         return (f"{self.label} [{bar}] {fraction * 100:3.0f}%  "
-                f"{self._amount(self.done)}/{self._amount(self.total)}{rate}")
+                f"{self._amount(self.done)}/{self._amount(self.total)}{rate}{self.note}")
 
     def advance(self, n: int) -> None:
         self.done += n
