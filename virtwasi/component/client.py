@@ -22,7 +22,7 @@ from ..engine import TrapBox
 from ..world import Context, Semantics
 from ..world import Trap as WorldTrap
 from . import read_component
-from .binary import WasmKind, wasm_kind
+from .binary import ComponentReadError, WasmKind, wasm_kind
 from .hosting import HostInterface, unversioned
 from .instance import ComponentInstance, Function, HostFunction, call_export
 from .layout import Shape
@@ -45,7 +45,10 @@ def is_component(source: ModuleSource | wasmtime.Module) -> bool:
                 head = f.read(8)
         except OSError:
             return False
-    return wasm_kind(head) is WasmKind.COMPONENT
+    try:
+        return wasm_kind(head) is WasmKind.COMPONENT
+    except ComponentReadError:  # text, or not wasm at all: the module loader says which
+        return False
 
 
 class ComponentClient(Client):
