@@ -76,8 +76,9 @@ def grant(holder: Instance, rtype: ResourceType, rep: Any) -> tuple[int, Resourc
     """Make a resource and give ``holder`` the first handle to it (no privilege check:
     :func:`new` checks for instances, the world uses this directly for instance handles)."""
     resource = Resource(rtype, rep)
-    rtype._live.add(resource)
-    return holding_table(holder, rtype).add(Handle(resource, first_kind(holder))), resource
+    index = holding_table(holder, rtype).add(Handle(resource, first_kind(holder)))
+    rtype._live.add(resource)  # after the table took it: a full table changes nothing
+    return index, resource
 
 
 def first_kind(holder: Instance) -> HandleKind:
@@ -105,8 +106,9 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
         if isinstance(rep, int) and not isinstance(rep, bool):
             require_representation(rtype, rep)
         resource = Resource(rtype, rep)
-        live.add(resource)
-        return add(Handle(resource, kind))
+        index = add(Handle(resource, kind))
+        live.add(resource)  # after the table took it: a full table changes nothing
+        return index
 
     if count == 1:
         return make
@@ -124,14 +126,16 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
         if isinstance(rep, int):  # a bool passes: require_representation says which
             require_representation(rtype, rep)
         resource = Resource(rtype, rep)  # make's steps, inline: an open runs them each time
-        live.add(resource)
         handle = Handle(resource, kind)
         if free:  # HandleTable.add, inline
             index = free.pop()
             slots[index] = handle
         else:
             index = len(slots)
+            if index > table.MAX_LENGTH:
+                raise table.full(rtype)
             slots.append(handle)
+        live.add(resource)
         return (index, *results[1:])
 
     return make_first
@@ -297,7 +301,9 @@ def keep(inst: Instance, rtype: ResourceType, index: int) -> int:
 def clone(inst: Instance, rtype: ResourceType, index: int) -> int:
     """2021: a second handle to the same resource, in the same table."""
     require_semantics(inst, Semantics.PROPOSAL_2021, "copy a handle")
-    return inst.table.add(share(lookup(inst.table, index, rtype)))
+    handle = lookup(inst.table, index, rtype)
+    inst.table.require_room(1, rtype)
+    return inst.table.add(share(handle))
 
 
 def share(handle: Handle) -> Handle:

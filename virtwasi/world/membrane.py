@@ -52,6 +52,8 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
             f"{caller.name!r} passed {len(args)}",
             instance=caller.name,
         )
+    if func.makes is not None or func.handle_results:
+        _require_room_for_results(caller, func)
     # The caller is on the stack as much as the callee: neither may be torn down under it.
     caller.active += 1
     try:
@@ -66,6 +68,15 @@ def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
         caller.active -= 1
 
 
+def _require_room_for_results(caller: Instance, func: Func) -> None:
+    """Trap, before the callee runs, if the handles ``func`` returns could not fit into
+    ``caller``'s table: that is the caller's trap, not the callee's."""
+    if func.makes is not None:
+        handles.holding_table(caller, func.makes).require_room(1, func.makes)
+    else:
+        caller.table.require_room(len(func.handle_results), func.handle_results[0][2])
+
+
 def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     """``func`` called by ``caller`` as a plain function, with exactly :func:`call`'s rules.
 
@@ -76,7 +87,8 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     and, under proposal-2021, the same shapes with a shared copy of the callee's own type
     read as its representation, and under transparent semantics a call that makes a
     handle (it lifts nothing). Anything unusual (an instance torn down, a bad or foreign
-    index, a null handle) goes through :func:`call`, which raises the exact trap. The
+    index, a null handle, no room for the handle it makes) goes through :func:`call`,
+    which raises the exact trap. The
     caller must pass exactly the function's parameters (a wrong count, too, goes through
     :func:`call` for the shapes with any number of them, all but an open's five).
     """
@@ -171,7 +183,7 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
 
     def making(h: Any, *args: Any) -> Any:
         if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
-                or len(args) != rest):
+                or len(args) != rest or not (free or len(slots_made) <= made_in.MAX_LENGTH)):
             return call(caller, func, (h, *args))
         try:
             handle = table._slots[h]
@@ -195,7 +207,8 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
     # An open's shape (a directory, path flags, a path, open flags, descriptor flags),
     # spelled out: packing and unpacking *args costs a tenth of a microsecond per call.
     def making4(h: Any, a: Any, b: Any, c: Any, d: Any) -> Any:
-        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
+                or not (free or len(slots_made) <= made_in.MAX_LENGTH)):
             return call(caller, func, (h, a, b, c, d))
         try:
             handle = slots[h]
@@ -218,14 +231,16 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
             # make's steps for the common case, inline: the resource, its first handle,
             # and the handle's place in the table (as HandleTable.add picks it).
             made = Resource(makes, results[0])
-            live.add(made)
             first = Handle(made, kind)
             if free:
                 index = free.pop()
                 slots_made[index] = first
             else:
                 index = len(slots_made)
+                if index > made_in.MAX_LENGTH:
+                    raise made_in.full(makes)  # before anything changed
                 slots_made.append(first)
+            live.add(made)
             if count == 3:  # an open's: the descriptor, its type and its flags
                 return (index, results[1], results[2])
             return (index, *results[1:])
@@ -241,9 +256,13 @@ def _lowered_unlifted_making(caller: Instance, func: Func) -> Callable[..., Any]
     callee, fn = func._instance, func._fn
     make = handles.maker(caller, func)
     count = len(func.params)
+    assert func.makes is not None
+    made_in = handles.holding_table(caller, func.makes)
+    slots_made, free = made_in._slots, made_in._free
 
     def making(*args: Any) -> Any:
-        if caller.destroyed or callee.destroyed or len(args) != count:
+        if (caller.destroyed or callee.destroyed or len(args) != count
+                or not (free or len(slots_made) <= made_in.MAX_LENGTH)):
             return call(caller, func, args)
         caller.active += 1
         try:
@@ -283,7 +302,11 @@ def _lowered_shared(caller: Instance, func: Func) -> Callable[..., Any]:
         caller.active += 1
         try:
             copy = handles.share(handle)
-            index = callee_table.add(copy)
+            try:
+                index = callee_table.add(copy)
+            except Trap:  # a full table: the copy never existed
+                handles.release(copy)
+                raise
             callee.active += 1
             try:
                 result = on_reps(resource.rep, *args)
@@ -381,6 +404,9 @@ def _lift_args(
                     instance=caller.name,
                 )
 
+    arriving = [rtype for _, op, rtype in func.lifts if op != Lift.REP]
+    if arriving:  # room for them all, before anything moves
+        callee.table.require_room(len(arriving), arriving[0])
     lifted = list(args)
     for (i, op, _), handle in zip(func.lifts, held, strict=True):
         if op == Lift.OWN:
@@ -443,6 +469,7 @@ def _lower_results(caller: Instance, callee: Instance, func: Func, result: Any) 
             f"{callee.name}.{func.name} returned the same handle twice",
             instance=callee.name,
         )
+    caller.table.require_room(len(held), held[0].rtype)
     for (i, _, _), handle in zip(func.handle_results, held, strict=True):
         callee.table.remove(values[i])
         values[i] = caller.table.add(handle)

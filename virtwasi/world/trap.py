@@ -26,6 +26,8 @@ class TrapReason(enum.Enum):
     """A call into, or from, an instance that has been torn down."""
     INSTANCE_BUSY = "instance-busy"
     """Teardown of an instance that is still running a call."""
+    TABLE_FULL = "table-full"
+    """A handle table already holds the canonical ABI's limit of 2**28-1 handles."""
     UNSUPPORTED = "unsupported"
     """The operation has no meaning under the world's semantics."""
     BAD_CALL = "bad-call"

@@ -44,6 +44,7 @@ class World:
         self, parent: Instance, name: str, definition: Definition, imports: Mapping[str, Instance]
     ) -> int:
         """A child of ``parent``; returns ``parent``'s handle to it."""
+        handles.holding_table(parent, self.instance_type).require_room(1, self.instance_type)
         child = link(self, name, definition, imports)
         index, resource = handles.grant(parent, self.instance_type, child)
         child._self_resource = resource
