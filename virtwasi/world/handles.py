@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import entry
 from .resources import Handle, HandleKind, HandleTable, Resource, ResourceType
 from .semantics import Semantics
 from .trap import Trap, TrapReason
@@ -183,8 +184,17 @@ def drop(inst: Instance, rtype: ResourceType, index: int) -> None:
             "in progress",
             instance=inst.name,
         )
-    if rtype._guard is not None and ends_resource(handle):
-        rtype._guard(handle.resource.rep)  # refuses (a trap) before anything has changed
+    # Ending it enters the definer, destructor or none (the component model's rule); only a
+    # definer that is running, restricted or some instance's child may refuse.
+    definer = rtype._definer
+    entering = definer is not inst and (definer.restricted or definer.active
+                                        or definer.parent is not None)
+    if (entering or rtype._guard is not None) and ends_resource(handle):
+        if entering:
+            entry.require_may_enter(definer, inst, f"drop handle {index} of {rtype.name!r}, "
+                                    f"which enters {definer.name!r}")
+        if rtype._guard is not None:
+            rtype._guard(handle.resource.rep)  # refuses (a trap) before anything has changed
     table.remove(index)
     release(handle)
 
@@ -208,17 +218,22 @@ def release(handle: Handle) -> None:
 
 def run_destructor(resource: Resource) -> None:
     """End a resource: it is no longer alive, its representation is unreachable, and its
-    type's destructor runs once, inside the defining instance."""
+    type's destructor runs once, inside the defining instance, unless a trap locked that
+    instance: then no code of it runs again (only teardown ends such a resource: a drop
+    traps first)."""
     rtype = resource.rtype
     rep_value = resource.rep
     resource.alive = False
     resource.rep = None
     rtype._live.discard(resource)
-    if rtype._destructor is not None:
-        definer = rtype._definer
+    definer = rtype._definer
+    if rtype._destructor is not None and definer.trapped is None:
         definer.active += 1
         try:
             rtype._destructor(rep_value)
+        except BaseException as exc:
+            entry.escaped(definer, exc, rtype._raises)
+            raise
         finally:
             definer.active -= 1
 
@@ -253,22 +268,25 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
           ) -> Callable[[int], None]:
     """:func:`end` for ``inst``'s handles of ``rtype``, with the table and the semantics
     decided once. The common case (a live handle of that type, held as the first handle
-    is, not lent, of a type without a guard, its instance live) is ended inline; anything
-    else goes to ``general``, the full path, which raises the exact trap."""
+    is, not lent, of a type without a guard, its instance live and unrestricted, its
+    definer neither restricted nor running) is ended inline; anything else goes to
+    ``general``, the full path, which raises the exact trap."""
     destroys = inst.world.semantics is Semantics.PROPOSAL_2021
     kind = first_kind(inst)
     table = holding_table(inst, rtype)
     slots, free = table._slots, table._free
     live, destructor, definer = rtype._live, rtype._destructor, rtype._definer
+    raises = rtype._raises
 
     def end_one(index: int) -> None:
-        if type(index) is int and index > 0 and not inst.destroyed:
+        if type(index) is int and index > 0 and not inst.restricted:
             try:
                 handle = slots[index]
             except IndexError:
                 handle = None
             if (handle is not None and handle.rtype is rtype and handle.kind is kind
                     and not handle.lends and rtype._guard is None
+                    and not definer.restricted and not definer.active
                     and (resource := handle.resource).alive
                     and (destroys or resource.refs == 1)):
                 slots[index] = None
@@ -282,6 +300,10 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
                     definer.active += 1
                     try:
                         destructor(rep_value)
+                    except BaseException as exc:
+                        entry.escaped(definer, exc, raises)
+                        entry.reached(inst, exc, 0, definer)
+                        raise
                     finally:
                         definer.active -= 1
                 return

@@ -33,12 +33,15 @@ class ResourceType:
     instance, the destructor and the guard are private to the world.
     """
 
-    __slots__ = ("_definer", "_destructor", "_guard", "_live", "name")
+    __slots__ = ("_definer", "_destructor", "_guard", "_live", "_raises", "name")
 
-    def __init__(self, name: str, definer: Instance, destructor: Destructor | None) -> None:
+    def __init__(self, name: str, definer: Instance, destructor: Destructor | None,
+                 raises: tuple[type[BaseException], ...] = ()) -> None:
         self.name = name
         self._definer = definer
         self._destructor = destructor
+        # What the destructor raises as an answer (a close's error), not as a trap.
+        self._raises = raises
         # Called with the rep before a drop that would run the destructor; it may trap to
         # refuse, so that a refused drop changes nothing (the world uses it for instances).
         self._guard: Destructor | None = None
