@@ -36,10 +36,12 @@ RULES = {
 
 class CallbackPeer(Peer):
     """A client; the scenario acts through its context. ``inspect`` uses a lent file and
-    calls Alice back meanwhile (``progress``)."""
+    calls Alice back meanwhile (``progress``), noting what that came to (``callback``)."""
+
+    callback = ""
 
     def inspect(self, h: int) -> None:
-        self.ctx.imports["alice"].progress()
+        self.callback = attempt(lambda: self.ctx.imports["alice"].progress())
         self.ctx.resource_drop(self.file, h)  # a borrow must be dropped before returning
 
 
@@ -63,6 +65,7 @@ class Outcome:
     entered_by_bad_read: int = 0
     double: str = ""
     lent_drop: str = ""
+    callback: str = ""
     bob_wrote_into: str = ""
 
 
@@ -106,15 +109,19 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
         out.detected = "the callee, at use"
     elif semantics is Semantics.COMPONENT_MODEL:
         out.can_end = "cannot"
-        out.alice_ends_it = attempt(lambda: alice.ctx.resource_destroy(file, h))
-        say.step("alice", f"resource.destroy({h})", out.alice_ends_it)
-        out.alice_ends_it += "; " + attempt(lambda: alice.ctx.resource_drop(file, h))
-        say.step("alice", f"drop her old index {h}", out.alice_ends_it.split("; ")[1])
+        # Alice's own code tries, inside a call into her, and catches each trap: none
+        # escapes her, so she carries on (a trap that escapes an instance locks it out).
+        with world.entering(alice_inst):
+            out.alice_ends_it = attempt(lambda: alice.ctx.resource_destroy(file, h))
+            say.step("alice", f"resource.destroy({h})", out.alice_ends_it + " (caught)")
+            out.alice_ends_it += "; " + attempt(lambda: alice.ctx.resource_drop(file, h))
+            say.step("alice", f"drop her old index {h}",
+                     out.alice_ends_it.split("; ")[1] + " (caught)")
         out.bob_handle = "his own, intact"
         out.bob_read = attempt(lambda: b_files.read(b))
         say.step("bob", f"files.read({b})", out.bob_read)
         say.say("The only other way to hold a file is to be lent it. Alice lends Bob a "
-                "second file; mid-call he calls her back and she tries to drop it.")
+                "second file; mid-call he calls her back, so that she can try to drop it.")
         t = a_files.open("/shared/tmp", "")
         say.step("alice", "files.open('/shared/tmp')", f"handle {t}")
         say.step("alice", f"bob.inspect({t})", "lent to bob for the call")
@@ -125,6 +132,9 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
 
         alice.on_progress = drop_lent
         alice.ctx.connect(bob_inst).inspect(t)
+        out.callback = bob.callback
+        if not out.lent_drop:  # she never ran
+            say.step("bob", "  inspect: calls alice.progress()", out.callback + " (caught)")
         alice.ctx.resource_drop(file, t)
         say.step("alice", f"drops {t} after the call", f"closed {lib.closed[-1]}")
         say.step("bob", f"drops his handle {b}", attempt(lambda: bob.ctx.resource_drop(file, b))
@@ -174,14 +184,17 @@ def main() -> int:
     say.claim("proposal-2021: a second destroy traps and the destructor ran exactly once",
               p.double.startswith("trap null-handle") and p.closed == ["/shared/log"])
     say.say("The component model answers with unique ownership instead: a handle Alice gave "
-            "away is no longer hers to end, and one she lent cannot be dropped until the call "
-            "returns. Bob never holds a dead handle: these are the notes' unique handles, "
-            "where giving one says 'I no longer have it'.")
+            "away is no longer hers to end, and while one is lent she cannot even run: she "
+            "is on the call stack, so Bob's call back into her traps (reentrance) before her "
+            "code runs, and she cannot drop it before the call returns. Bob never holds a "
+            "dead handle: these are the notes' unique handles, where giving one says 'I no "
+            "longer have it'.")
     say.claim("component-model: alice cannot destroy or drop what she gave bob",
               cm.alice_ends_it == "trap unsupported in 'alice'; trap invalid-handle in 'alice'"
               and cm.bob_read == "'started;'")
-    say.claim("component-model: alice cannot drop a lent file; bob's log closes at his drop",
-              cm.lent_drop == "trap handle-lent in 'alice'"
+    say.claim("component-model: alice cannot run to drop a lent file; bob's log closes at his "
+              "drop",
+              cm.callback == "trap reentrance in 'bob'" and cm.lent_drop == ""
               and cm.closed == ["/shared/tmp", "/shared/log"])
     say.say("With bare integers the stale number is reused for the next open, so Bob silently "
             "reads and writes Carol's diary: undefined behaviour, noticed by no one.")

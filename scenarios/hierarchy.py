@@ -120,7 +120,9 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
                 "compile error, 'use of moved value'. The membrane's check on app's table "
                 "is the runtime stand-in for that static check. (The stand-in has a gap "
                 "the compiler does not: had app opened another file, its table could "
-                "have reused the dead index.)")
+                "have reused the dead index.) And a trap leaves the instance it escaped "
+                "unusable: after its first mistake app is locked out for good, so its "
+                "double close is refused before its table is even looked at.")
     return out
 
 
@@ -167,10 +169,11 @@ def main() -> int:
               and p.double_close == Misuse("trap null-handle in 'files'", "files", True)
               and p.closed == [("/app/log", "line 1;")] and p.other_reads == ["'s3cret;'"] * 2)
     say.say("Prevented: under the component model the handle moved into close, so the mistaken "
-            "calls are refused in app before the library sees them.")
+            "calls are refused in app before the library sees them: the first by app's own "
+            "table, the second because the first trap locked app out.")
     say.claim("component-model: both mistakes are refused in 'app'; the library never runs",
               cm.after_close == Misuse("trap invalid-handle in 'app'", "app", False)
-              and cm.double_close == Misuse("trap invalid-handle in 'app'", "app", False)
+              and cm.double_close == Misuse("trap instance-trapped in 'app'", "app", False)
               and cm.closed == [("/app/log", "line 1;")]
               and cm.other_reads == ["'s3cret;'"] * 2)
     say.claim("the outcomes rank undefined < trap < prevented",

@@ -3,7 +3,7 @@
 A file library defines the private type 'file'; its destructor closes the file. Alice opens
 a report and gives it to Bob, then to Carol, and everyone lets go of it in turn. Then Alice
 lends Bob a second file for one call; in the middle of it Bob calls back into Alice, and she
-tries to close the file he is still using.
+tries to close the file he is still using, if the world lets her run at all.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ RULES = {
     Semantics.TRANSPARENT: "A handle is a bare integer indexing the library's own table: "
     "passing it copies the number, and nothing counts the copies or tracks a lend.",
     Semantics.COMPONENT_MODEL: "take() receives an own handle: passing it moves it into the "
-    "receiver's table. inspect() receives a borrow: lent to bob for that one call.",
+    "receiver's table. inspect() receives a borrow: lent to bob for that one call. No call "
+    "may enter an instance that is running one, unless from inside it (its own child).",
     Semantics.PROPOSAL_2021: "Every parameter is a shared handle: passing it copies it into "
     "the receiver's table, and the world counts the copies of each resource.",
 }
@@ -36,13 +37,20 @@ class NamedPeer(Peer):
         self.say = say
         self.last_read = "(never: the call unwound)"
         self.lent = 0
+        self.callback = ""  # what calling alice back came to
 
     def inspect(self, h: int) -> None:
         files = self.ctx.imports["files"]
         self.lent = h
         self.say.step(self.name, f"  inspect: read its handle {h}", repr(files.read(h)))
         self.say.step(self.name, "  inspect: calls alice.progress()", "(callback)")
-        self.ctx.imports["alice"].progress()
+        try:
+            self.ctx.imports["alice"].progress()
+        except Trap as trap:
+            self.callback = f"trap {trap.reason.value}"
+            self.say.step(self.name, "  inspect: alice.progress()", self.callback)
+            raise
+        self.callback = "ran"
         try:
             self.last_read = repr(files.read(h))
         except Trap as trap:
@@ -67,6 +75,7 @@ class Outcome:
     closed_when: str = ""
     holders_at_close: int = 0
     lender_close: str = ""
+    callback: str = ""
     bob_read: str = ""
     closes: list[str] = field(default_factory=list)
 
@@ -104,16 +113,19 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
     say.step("alice", f"bob.take({h})",
              f"bob holds {bob.kept[0]}; " + ("alice none" if holders[0][0] is bob
                                              else "a copy") + count(bob_inst, bob.kept[0]))
-    try:
-        alice.ctx.connect(carol_inst).take(h)
-        holders.append((carol, carol_inst, carol.kept[0]))
-        out.give_again = "copied" + (f", count {refs(carol_inst, carol.kept[0])}"
-                                     if counted else "")
-        say.step("alice", f"carol.take({h})",
-                 f"carol holds {carol.kept[0]}{count(carol_inst, carol.kept[0])}")
-    except Trap as trap:
-        out.give_again = f"trap {trap.reason.value}"
-        say.step("alice", f"carol.take({h})", f"{out.give_again} (moved)")
+    # Alice's own code tries, inside a call into her, and catches the trap: it does not
+    # escape her, so she carries on (a trap that escapes an instance locks it out).
+    with world.entering(alice_inst):
+        try:
+            alice.ctx.connect(carol_inst).take(h)
+            holders.append((carol, carol_inst, carol.kept[0]))
+            out.give_again = "copied" + (f", count {refs(carol_inst, carol.kept[0])}"
+                                         if counted else "")
+            say.step("alice", f"carol.take({h})",
+                     f"carol holds {carol.kept[0]}{count(carol_inst, carol.kept[0])}")
+        except Trap as trap:
+            out.give_again = f"trap {trap.reason.value}"
+            say.step("alice", f"carol.take({h})", f"{out.give_again} (moved, caught)")
     while holders:
         who, _, k = holders.pop(0)
         who.ctx.resource_drop(file, k)
@@ -155,13 +167,16 @@ def story(semantics: Semantics, say: Narration) -> Outcome:
                  f"copy released: closed {lib.closed[-1]}")
     except Trap as trap:
         say.step("alice", f"bob.inspect({h2})", f"trap {trap.reason.value}: unwound")
-        if semantics is Semantics.COMPONENT_MODEL:
-            # The refused drop changed nothing: alice still holds her file and closes it now.
-            alice.ctx.resource_drop(file, h2)
-            say.step("alice", f"drops handle {h2} after the call", f"closed {lib.closed[-1]}")
+        locked = [inst.name for inst in (bob_inst, alice_inst) if inst.trapped is not None]
+        if locked:
+            say.step("world", "the trap escaped " + ", then ".join(locked),
+                     "locked out for good: " + ", ".join(locked))
+    out.callback = bob.callback
     out.bob_read = bob.last_read
-    out.closes = list(lib.closed)
     world.close()
+    if lib.closed[-1:] == ["/reports/q2"] and "/reports/q2" not in out.closes:
+        say.step("world", "close: tears every instance down", "closed /reports/q2")
+    out.closes = list(lib.closed)
     return out
 
 
@@ -176,7 +191,7 @@ def main() -> int:
         "alice gives q1 to bob": lambda o: o.give,
         "then to carol too": lambda o: o.give_again,
         "q1's destructor ran": lambda o: o.closed_when,
-        "alice closes q2 while lent": lambda o: o.lender_close,
+        "alice closes q2 while lent": lambda o: o.lender_close or f"cannot run: {o.callback}",
     })
 
     say.section("what this shows")
@@ -193,11 +208,16 @@ def main() -> int:
             "for everyone who still holds the number.")
     say.claim("transparent: alice's close ran the destructor while bob and carol held it",
               t.closed_when == "at alice's drop" and t.holders_at_close == 2)
-    say.say("A borrow is lent for one call: while Bob uses it, the lender cannot drop it, so "
-            "Alice's close traps instead of pulling the file out from under him.")
-    say.claim("component-model: closing a lent file mid-call traps handle-lent; "
-              "she closes it after",
-              cm.lender_close == "trap handle-lent" and cm.closes == ["/reports/q1", "/reports/q2"])
+    say.say("A borrow is lent for one call, and under the component model the lender cannot "
+            "even run while the call is in progress: she is on the call stack, so Bob's call "
+            "back into her traps (reentrance) before her code runs. (Were she entered anyway, "
+            "as a parent may be by its own child, dropping the lent handle would trap "
+            "handle-lent.) The trap escapes Bob and then Alice, which leaves both locked out "
+            "for good; her file closes when the world tears her down.")
+    say.claim("component-model: bob's callback traps reentrance, so alice never closes the lent "
+              "file; it closes at her teardown",
+              cm.callback == "trap reentrance" and cm.lender_close == ""
+              and cm.closes == ["/reports/q1", "/reports/q2"])
     say.say("Under the 2021 proposal there is no lending: Bob's call gets its own counted "
             "copy, so Alice's drop only lowers the count and the file lives until his call ends.")
     say.claim("proposal-2021: bob's call copy keeps the file open until the call ends",

@@ -88,14 +88,21 @@ def main() -> int:
     say.claim("transparent: Alice's two files leak after her teardown",
               transparent.open_after_teardown == 2 and transparent.flushed is None)
     say.say("With private resource types each client holds handles in its own table: Mallory's "
-            "numbers name nothing in hers, so every guess traps at the membrane. Teardown drops "
-            "every handle Alice held, and the destructor (which runs inside the library) "
-            "flushes and closes each file, exactly as an OS closes a dead process's files.")
+            "numbers name nothing in hers, so a guess traps at the membrane. Under the 2021 "
+            "proposal she may go on guessing, and every guess traps the same way. Under the "
+            "component model a trap leaves the instance it escaped unusable: after her first "
+            "trap Mallory is locked out for good, and every later guess traps before it "
+            "reaches the library. Teardown drops every handle Alice held, and the destructor "
+            "(which runs inside the library) flushes and closes each file, exactly as an OS "
+            "closes a dead process's files.")
+    cm, p2021 = results[Semantics.COMPONENT_MODEL], results[Semantics.PROPOSAL_2021]
+    say.claim("component-model: Mallory's first guess traps and locks her out; nothing is read",
+              cm.stolen is None and cm.guesses[0] == "1: trap invalid-handle"
+              and all("trap instance-trapped" in g for g in cm.guesses[1:]))
+    say.claim("proposal-2021: every guess by Mallory traps, nothing is read",
+              p2021.stolen is None and all("trap invalid-handle" in g for g in p2021.guesses))
     for semantics in (Semantics.COMPONENT_MODEL, Semantics.PROPOSAL_2021):
         got = results[semantics]
-        say.claim(f"{semantics.value}: every guess by Mallory traps, nothing is read",
-                  got.stolen is None
-                  and all("trap invalid-handle" in g for g in got.guesses))
         say.claim(f"{semantics.value}: teardown closes both files and flushes the secret",
                   got.open_after_teardown == 0 and got.flushed == "hunter2")
     return say.finish()

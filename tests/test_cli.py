@@ -47,6 +47,10 @@ def test_the_demo_scenario_holds_under_every_semantics() -> None:
         assert f"-- {semantics} " in out
     # The transparent column shows the leak; the private ones show the cleanup.
     assert "files left open after teardown | 2 " in out.replace("  ", " ")
+    # Under the component model Mallory's first trap locks her out for good.
+    told = " ".join(out.split())
+    assert "after her first trap Mallory is locked out for good" in told
+    assert "mallory | files.read(2) -> trap instance-trapped" in told
 
 
 def test_run_all_runs_every_scenario() -> None:

@@ -55,7 +55,7 @@ def test_borrow_gives_the_callee_its_own_index_for_one_call() -> None:
 
 def test_a_callee_must_drop_its_borrow_before_returning() -> None:
     s = FilesWorld(Semantics.COMPONENT_MODEL)
-    alice, _ = s.client("alice")
+    alice, alice_inst = s.client("alice")
     bob, bob_inst = s.client("bob")
     h = alice.ctx.imports["files"].open("/a")
     bob.during = lambda lent: None  # keeps the borrow
@@ -63,9 +63,11 @@ def test_a_callee_must_drop_its_borrow_before_returning() -> None:
         alice.ctx.connect(bob_inst).hold(h)
     assert caught.value.reason is TrapReason.BORROW_NOT_DROPPED
     assert caught.value.instance == "bob"
-    # The trap ended the call: bob's borrow is gone and alice may drop her handle again.
-    assert bob.ctx.handle_count == 0
-    alice.ctx.imports["files"].close(h)
+    # The trap ended the call: bob's borrow is gone, alice's handle is lent no more, and
+    # the trap left both unusable. Tearing alice down closes her file.
+    assert bob_inst.handle_count == 0 and alice_inst.held(h).lends == 0
+    assert bob_inst.trapped is caught.value and alice_inst.trapped is caught.value
+    alice_inst.destroy()
     assert [c["path"] for c in s.lib.closed] == ["/a"]
 
 

@@ -1,9 +1,11 @@
 """The hot paths give exactly the answers of the general ones they shortcut.
 
 A lowered membrane call (what the preview 1 adapter binds) must trap as ``membrane.call``
-does, with the same reason and message, and lend the handle and mark both instances busy for
-the call just the same. The fast walk in path resolution must find what the full walk finds,
-and an open of a plain name, decided by the storage alone, must do what the full walk does.
+does, with the same reason and message, lend the handle and mark both instances busy for
+the call just the same, and lock the same instances when a trap escapes them. Under the
+component model a trap leaves the client unusable, so each trap is asked of a fresh world.
+The fast walk in path resolution must find what the full walk finds, and an open of a plain
+name, decided by the storage alone, must do what the full walk does.
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ class Lib:
             rep["index"] = index
 
         def fail(rep: Any) -> None:
-            raise WasiError(Errno.BADF)
+            raise WasiError(Errno.BADF)  # an answer, declared below
+
+        def bug(rep: Any) -> None:
+            raise ZeroDivisionError("a bug: no answer")
 
         f = ctx.func
         return {
@@ -78,7 +83,8 @@ class Lib:
             "two": f(lambda r, a: observe(r, a), [borrow(thing), value], [value], "two"),
             "three": f(lambda r, a, b: observe(r, a, b), [borrow(thing), value, value],
                        [value], "three"),
-            "fail": f(fail, [borrow(thing)], []),
+            "fail": f(fail, [borrow(thing)], [], raises=(WasiError,)),
+            "bug": f(bug, [borrow(thing)], []),
         }
 
 
@@ -104,6 +110,8 @@ def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
         return ("trap", trap.reason, str(trap), trap.instance)
     except WasiError as exc:
         return ("errno", exc.errno)
+    except ZeroDivisionError as exc:
+        return ("raised", str(exc))
 
 
 CALLS = {"one": (), "two": ("a",), "three": ("a", "b")}
@@ -123,19 +131,41 @@ def test_a_lowered_call_lends_and_answers_as_the_membrane_does(name: str) -> Non
     assert lib.client.held(h).lends == 0 and lib.client.active == 0
 
 
+def locks(world: World) -> list[tuple[str, str | None]]:
+    """Which instances a trap left unusable, and by what."""
+    return [(inst.name, None if inst.trapped is None else repr(inst.trapped))
+            for inst in world.instances]
+
+
 @pytest.mark.parametrize("name", CALLS)
 def test_a_lowered_call_traps_as_the_membrane_does(name: str) -> None:
-    _, lib, _, imports = setup()
-    h = imports.new("x")
-    imports.note(h, h)
-    foreign = imports.new_other("y")  # a handle of another type, in the same table
-    freed = imports.new("z")
-    bound: BoundFunc = imports[name]  # bound before the slot is freed
-    lib.client_ctx.resource_drop(imports["thing"], freed)
     extra = CALLS[name]
-    for bad in (0, -1, 99, freed, foreign, "1", None, 1.0, True):
-        assert outcome(bound, bad, *extra) == outcome(bound.lowered, bad, *extra), bad
-    assert outcome(imports.fail, h) == outcome(imports["fail"].lowered, h) == ("errno", Errno.BADF)
+    for bad in ("h", 0, -1, 99, "freed", "foreign", "1", None, 1.0, True, "fail", "bug"):
+        answers = []
+        for fast in (False, True):
+            world, lib, _, imports = setup()
+            h = imports.new("x")
+            imports.note(h, h)
+            foreign = imports.new_other("y")  # a handle of another type, in the same table
+            freed = imports.new("z")
+            bound: BoundFunc = imports[bad if bad in ("fail", "bug") else name]
+            lowered = bound.lowered  # bound before the slot is freed
+            lib.client_ctx.resource_drop(imports["thing"], freed)
+            named = {"h": h, "freed": freed, "foreign": foreign, "fail": h, "bug": h}
+            arg = named[bad] if isinstance(bad, str) and bad in named else bad
+            args = (arg,) if bad in ("fail", "bug") else (arg, *extra)
+            answers.append((outcome(lowered if fast else bound, *args), locks(world)))
+        assert answers[0] == answers[1], bad
+        if bad == "fail":  # an answer the function declares is no trap: nothing is locked
+            assert answers[0] == (("errno", Errno.BADF), [("lib", None), ("client", None)])
+        elif bad == "bug":  # any other exception is: it escaped the library, then the client
+            locked = "ZeroDivisionError('a bug: no answer')"
+            assert answers[0] == (("raised", "a bug: no answer"), [("lib", locked),
+                                                                   ("client", locked)])
+        elif bad != "h" and bad is not True:  # True is 1: a handle. A trap went back to
+            # the client's code, which the test runs: it is locked.
+            (kind, *trap), [_, (_, client_lock)] = answers[0]
+            assert kind == "trap" and client_lock is not None and str(trap[1]) in client_lock
 
 
 def test_a_lowered_call_into_or_from_a_destroyed_instance_traps() -> None:
@@ -286,67 +316,97 @@ def holdings(world: World) -> list[tuple[str, tuple[Any, ...]]]:
                               for h in inst.holdings())) for inst in world.instances]
 
 
+def made(semantics: str, fast: bool, steps: Any) -> tuple[Any, ...]:
+    """``steps(call, peek, open4, end, root)`` on a fresh maker world, through the lowered
+    calls and the bound ender or through the general ones: what each step answered, the
+    holdings after them, the client's calls in progress, and what is locked."""
+    world, client, ctx, imports, closed = maker_world(semantics)
+    root = imports.new("root")
+    thing = imports["thing"]
+    assert isinstance(thing, ResourceType)
+    bound = [imports[name] for name in ("open", "peek", "open4")]
+    calls = [b.lowered if fast else b for b in bound]
+    end = ctx.ender(thing) if fast else partial(ctx.end, thing)
+    got = []
+    for step in steps(*calls, end, root):
+        try:
+            got.append(outcome(*step))
+        except TypeError as exc:  # a representation that would read as a handle
+            got.append(("type-error", str(exc)))
+    return got, closed, holdings(world), client.active, locks(world)
+
+
+def alike(semantics: str, *probes: Any) -> list[Any]:
+    """Each probe on a fresh world, general then fast: the answers must be the same."""
+    answers = []
+    for probe in probes:
+        general, fast = made(semantics, False, probe), made(semantics, True, probe)
+        assert general == fast, general
+        answers.append(general)
+    return answers
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_a_lowered_call_that_makes_a_handle_gives_what_the_membrane_gives(
         semantics: str) -> None:
-    answers = []
-    for fast in (False, True):
-        world, client, _, imports, _ = maker_world(semantics)
-        root = imports.new("root")
-        bound: BoundFunc = imports["open"]
-        call = bound.lowered if fast else bound
-        peek = imports["peek"].lowered if fast else imports["peek"]
-        got = [outcome(call, root, "a"), outcome(call, root, "b"), outcome(peek, root, "x")]
-        for bad in (0, -1, 99, "1", None, True):
-            got += [outcome(call, bad, "a"), outcome(peek, bad, "x")]
-        got.append(outcome(call, root))  # one argument short
-        try:
-            call(root, "int")
-        except TypeError as exc:  # a representation that would read as a handle
-            got.append(("type-error", str(exc)))
-        answers.append((got, holdings(world), client.active))
-    assert answers[0] == answers[1]
-    assert answers[0][0][0] == ("returned", 2)
-    assert answers[0][0][-1][0] == "type-error"
+    good = alike(semantics, lambda call, peek, _4, _e, root: [
+        (call, root, "a"), (call, root, "b"), (peek, root, "x")])[0]
+    assert good[0][0] == ("returned", 2)
+    for bad in (0, -1, 99, "1", None, True):
+        alike(semantics, lambda call, _p, _4, _e, root, bad=bad: [(call, bad, "a")],
+              lambda _c, peek, _4, _e, root, bad=bad: [(peek, bad, "x")])
+    alike(semantics, lambda call, _p, _4, _e, root: [(call, root)])  # one argument short
+    int_rep = alike(semantics, lambda call, _p, _4, _e, root: [(call, root, "int")])[0]
+    assert int_rep[0][0][0] == "type-error"
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_a_lowered_open_with_more_results_gives_what_the_membrane_gives(
         semantics: str) -> None:
-    answers = []
-    for fast in (False, True):
-        world, client, _, imports, _ = maker_world(semantics)
-        root = imports.new("root")
-        bound: BoundFunc = imports["open4"]
-        call = bound.lowered if fast else bound
-        got = [outcome(call, root, name, 1, 2, 3)
-               for name in ("a", "b", "bool", "short", "list")]
-        got += [outcome(call, bad, "a", 1, 2, 3) for bad in (0, -1, 99, "1", None, True)]
-        try:
-            call(root, "int", 1, 2, 3)
-        except TypeError as exc:  # a representation that would read as a handle
-            got.append(("type-error", str(exc)))
-        answers.append((got, holdings(world), client.active))
-    assert answers[0] == answers[1]
+    answers = alike(semantics, *(
+        lambda _c, _p, open4, _e, root, name=name: [(open4, root, name, 1, 2, 3)]
+        for name in ("a", "b", "bool", "short", "list", "int")))
     assert answers[0][0][0] == ("returned", (2, 1, 5))
-    assert answers[0][0][3][:2] == ("trap", TrapReason.BAD_CALL)
-    assert answers[0][0][-1][0] == "type-error"
+    assert answers[3][0][0][:2] == ("trap", TrapReason.BAD_CALL)
+    assert answers[-1][0][0][0] == "type-error"
+    for bad in (0, -1, 99, "1", None, True):
+        alike(semantics, lambda _c, _p, open4, _e, root, bad=bad: [(open4, bad, "a", 1, 2, 3)])
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_a_bound_ender_ends_as_end_does(semantics: str) -> None:
+    def opened(call: Any, root: int) -> tuple[int, int]:
+        return call(root, "a"), call(root, "b")
+
+    twice = alike(semantics, lambda call, _p, _4, end, root: [
+        (end, a) for a in [opened(call, root)[0]] * 2])[0]  # the second: a freed slot
+    assert twice[1] == ["root/a"]
+    both = alike(semantics, lambda call, _p, _4, end, root: [
+        (end, h) for h in opened(call, root)])[0]
+    assert both[1] == ["root/a", "root/b"]
+    for bad in (0, -1, 99, "1", None):
+        alike(semantics, lambda call, _p, _4, end, root, bad=bad: [(end, bad)])
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_a_lowered_call_into_a_running_instance_answers_as_the_membrane_does(
+        semantics: str) -> None:
+    """Under the component model a call into an instance that is running one traps
+    (reentrance) on every path; under the other semantics it runs."""
     answers = []
     for fast in (False, True):
-        world, _, ctx, imports, closed = maker_world(semantics)
-        thing = imports["thing"]
-        assert isinstance(thing, ResourceType)
-        end = ctx.ender(thing) if fast else partial(ctx.end, thing)
+        world, client, _, imports, _ = maker_world(semantics)
         root = imports.new("root")
-        a, b = imports.open(root, "a"), imports.open(root, "b")
-        got = [outcome(end, a), outcome(end, a)]  # the second: a freed slot
-        for bad in (0, -1, 99, "1", None):
-            got.append(outcome(end, bad))
-        got.append(outcome(end, b))
-        answers.append((got, list(closed), holdings(world)))
+        lib_inst = world.instances[0]
+        calls = {name: imports[name].lowered if fast else imports[name]
+                 for name in ("open", "peek", "open4", "new")}
+        # The library is running a call, and the client's own code (which catches what it
+        # meets, so nothing escapes it) calls into it.
+        with world.entering(lib_inst), world.entering(client):
+            got = [outcome(calls["open"], root, "a"), outcome(calls["peek"], root, "x"),
+                   outcome(calls["open4"], root, "b", 1, 2, 3), outcome(calls["new"], "n")]
+        answers.append((got, holdings(world), locks(world)))
     assert answers[0] == answers[1]
-    assert answers[0][1] == ["root/a", "root/b"]
+    reasons = [answer[1] if answer[0] == "trap" else None for answer in answers[0][0]]
+    expected = TrapReason.REENTRANCE if semantics == "component-model" else None
+    assert reasons == [expected] * 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from worldkit import Agent, Exported, FileLib, FilesWorld
+from worldkit import Agent, Exported, FileLib, FilesWorld, caught
 
 from virtwasi.world import Context, Instance, Semantics, Trap, TrapReason, World, own, value
 
@@ -49,13 +49,12 @@ def test_calls_into_and_from_a_destroyed_instance_trap(semantics: Semantics) -> 
 
 @pytest.mark.parametrize("semantics", TYPED)
 def test_handles_to_a_destroyed_definers_resources_go_null(semantics: Semantics) -> None:
-    world, lib, client, _ = files_world(semantics)
+    world, lib, client, inst = files_world(semantics)
     h = client.ctx.imports["files"].open("/a")
     world.files.destroy()
     assert [c["path"] for c in lib.closed] == ["/a"]  # the definer cleaned up as it died
-    with pytest.raises(Trap) as caught:
-        client.ctx.imports["files"].read(h)
-    assert caught.value.reason is TrapReason.INSTANCE_DESTROYED
+    trap = caught(inst, lambda: client.ctx.imports["files"].read(h))
+    assert trap is not None and trap.reason is TrapReason.INSTANCE_DESTROYED
     client.ctx.resource_drop(lib.file, h)  # a null handle drops without a second destructor
     assert len(lib.closed) == 1
 
@@ -154,21 +153,30 @@ def test_a_2021_child_lives_until_the_last_handle_to_it_drops() -> None:
 
 
 def test_a_trap_ends_the_guest_call_and_the_world_carries_on() -> None:
-    world, lib, client, _ = files_world(Semantics.COMPONENT_MODEL)
+    world, lib, client, client_inst = files_world(Semantics.COMPONENT_MODEL)
     helper, helper_inst = world.client("helper")
+    other, _ = world.client("other")
     h = client.ctx.imports["files"].open("/a")
 
     def during(lent: int) -> None:
         helper.ctx.resource_rep(lib.file, lent)  # not the definer: traps, deep in the call
 
     helper.during = during
-    with pytest.raises(Trap) as caught:
+    with pytest.raises(Trap) as trap:
         client.ctx.connect(helper_inst).hold(h)
-    assert caught.value.reason is TrapReason.NOT_DEFINER
+    assert trap.value.reason is TrapReason.NOT_DEFINER
     # Everything the call had borrowed was given back.
-    assert helper.ctx.handle_count == 0
-    client.ctx.imports["files"].close(h)
-    assert [c["path"] for c in lib.closed] == ["/a"]
+    assert helper_inst.handle_count == 0 and client_inst.held(h).lends == 0
+    # The trap escaped both instances on its way: each is locked out for good...
+    assert helper_inst.trapped is trap.value and client_inst.trapped is trap.value
+    with pytest.raises(Trap) as again:
+        client.ctx.imports["files"].close(h)
+    assert again.value.reason is TrapReason.INSTANCE_TRAPPED and again.value.__cause__ is trap.value
+    # ...and the rest of the world carries on: the library serves others, and tearing the
+    # client down still closes what it held.
+    other.ctx.imports["files"].close(other.ctx.imports["files"].open("/b"))
+    client_inst.destroy()
+    assert [c["path"] for c in lib.closed] == ["/b", "/a"]
 
 
 def test_a_failed_instantiation_leaves_nothing_behind() -> None:

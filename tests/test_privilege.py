@@ -108,6 +108,9 @@ def descriptor_of(world: WasiWorld, instance: str = "implementation") -> Resourc
 
 
 def trap_of(action: Callable[..., object], *args: Any) -> TrapReason:
+    """The reason of the trap ``action(*args)`` raises. Run inside ``world.entering`` (as
+    the code of the instance whose context it uses), the instance's own code catches it: it
+    does not escape, so the instance carries on to the next attempt."""
     with pytest.raises(Trap) as caught:
         action(*args)
     return caught.value.reason
@@ -142,14 +145,16 @@ def test_the_virtual_instance_cannot_new_or_rep_a_type_it_did_not_define(
             descriptor_of(layered, "wasi"),  # the read-only layer's private wrapper type
             plain.world.instance_type,  # the world's own (instance handles)
         ]
-        for rtype in foreign:
-            assert trap_of(ctx.resource_new, rtype, "forged") is TrapReason.NOT_DEFINER
-            for index in (1, 2, 3, 4):
-                assert trap_of(ctx.resource_rep, rtype, index) is TrapReason.NOT_DEFINER
+        with plain.world.entering(plain.implementation):
+            for rtype in foreign:
+                assert trap_of(ctx.resource_new, rtype, "forged") is TrapReason.NOT_DEFINER
+                for index in (1, 2, 3, 4):
+                    assert trap_of(ctx.resource_rep, rtype, index) is TrapReason.NOT_DEFINER
         # Below the read-only layer, the implementation of `layered` is no better off.
         below = spy.contexts[1]
         wrapper = descriptor_of(layered, "wasi")
-        assert trap_of(below.resource_rep, wrapper, 1) is TrapReason.NOT_DEFINER
+        with layered.world.entering(layered.implementation):
+            assert trap_of(below.resource_rep, wrapper, 1) is TrapReason.NOT_DEFINER
         assert wrapper.live_count == 1  # the client's preopen, still its own
 
 
@@ -163,9 +168,10 @@ def test_a_client_handle_index_means_nothing_in_the_virtual_instance_table(
         # The client holds the preopen and three files at indices 1-4 of its own table; the
         # implementation made them all and holds none of them.
         assert client.instance.handle_count == 4 and ctx.handle_count == 0
-        for index in (0, 1, 2, 3, 4, 5):
-            assert trap_of(ctx.resource_rep, descriptor, index) is TrapReason.INVALID_HANDLE
-            assert trap_of(ctx.resource_drop, descriptor, index) is TrapReason.INVALID_HANDLE
+        with world.world.entering(world.implementation):
+            for index in (0, 1, 2, 3, 4, 5):
+                assert trap_of(ctx.resource_rep, descriptor, index) is TrapReason.INVALID_HANDLE
+                assert trap_of(ctx.resource_drop, descriptor, index) is TrapReason.INVALID_HANDLE
         assert descriptor.live_count == 4  # nothing it tried closed a client's file
 
 
@@ -315,7 +321,7 @@ def test_use_after_close_traps_at_the_world_level(semantics: Semantics) -> None:
         return {}
 
     with WasiWorld(semantics=semantics) as world:
-        world.world.instantiate("app", app, {"wasi": world.wasi})
+        app_inst = world.world.instantiate("app", app, {"wasi": world.wasi})
         ctx, descriptor = contexts[0], descriptor_of(world)
         wasi = ctx.imports["wasi"]
         root = wasi.preopen(0)
@@ -328,9 +334,10 @@ def test_use_after_close_traps_at_the_world_level(semantics: Semantics) -> None:
             expected = TrapReason.NULL_HANDLE  # close destroyed it under every copy
         else:
             expected = TrapReason.INVALID_HANDLE  # the own handle is gone from its table
-        assert trap_of(wasi.write, copy, memoryview(b"again"), 0) is expected
-        assert trap_of(wasi.read, copy, memoryview(bytearray(5)), 0) is expected
-        # The trap ended that call only: the app carries on.
+        with world.world.entering(app_inst):  # the app's code, which catches the traps
+            assert trap_of(wasi.write, copy, memoryview(b"again"), 0) is expected
+            assert trap_of(wasi.read, copy, memoryview(bytearray(5)), 0) is expected
+        # The trap ended that call only: the app caught it and carries on.
         again, _, _ = wasi.open_at(root, 0, "f", 0, interface.READ)
         buf = bytearray(5)
         assert wasi.read(again, memoryview(buf), 0) == 5 and bytes(buf) == b"hello"

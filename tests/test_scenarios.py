@@ -27,16 +27,18 @@ def test_sharing_moves_counts_and_lends() -> None:
     code, out = transcript("sharing")
     assert code == 0, out
     assert "[FAILS]" not in out and "All 6 claims held." in out
-    # component-model: the move kills the sender's index; a lent handle cannot be dropped.
-    assert "carol.take(1) -> trap invalid-handle (moved)" in out
-    assert "progress: drops her handle 1 -> trap handle-lent" in out
+    # component-model: the move kills the sender's index; the lender cannot even run while
+    # her handle is lent (the callback traps reentrance), and the trap locks both out.
+    assert "carol.take(1) -> trap invalid-handle (moved, caught)" in out
+    assert "inspect: alice.progress() -> trap reentrance" in out
+    assert "the trap escaped bob, then alice -> locked out for good: bob, alice" in out
     # proposal-2021: the count goes up with each copy and the destructor runs at zero.
     for shown in ("count 2", "count 3", "still open, count 2", "still open, count 1",
                   "count 0: closed /reports/q1"):
         assert shown in out
     assert row(out, "q1's destructor ran", "at alice's drop", "at bob's drop", "at carol's drop")
-    assert row(out, "alice closes q2 while lent", "closed under bob", "trap handle-lent",
-               "open until the call ends")
+    assert row(out, "alice closes q2 while lent", "closed under bob",
+               "cannot run: trap reentrance", "open until the call ends")
 
 
 def test_explicit_destroy_nulls_the_copy_and_the_callee_traps() -> None:
@@ -45,8 +47,8 @@ def test_explicit_destroy_nulls_the_copy_and_the_callee_traps() -> None:
     assert "[FAILS]" not in out and "All 6 claims held." in out
     assert "still in his table, now null" in out
     assert row(out, "bob reads it", "'dear diary;'", "'started;'", "trap null-handle in 'files'")
-    assert "resource.destroy(1) -> trap unsupported in 'alice'" in out
-    assert "progress: drops handle 1 -> trap handle-lent in 'alice'" in out
+    assert "resource.destroy(1) -> trap unsupported in 'alice' (caught)" in out
+    assert "inspect: calls alice.progress() -> trap reentrance in 'bob' (caught)" in out
     assert "files.read(1) -> 'dear diary;bob was here;'" in out
 
 
@@ -71,8 +73,8 @@ def test_hierarchy_ranks_undefined_trap_prevented() -> None:
     assert row(out, "proposal-2021", "trap null-handle in 'files'",
                "trap null-handle in 'files'", "trap")
     assert row(out, "component-model", "trap invalid-handle in 'app'",
-               "trap invalid-handle in 'app'", "prevented")
-    assert "use of moved value" in out
+               "trap instance-trapped in 'app'", "prevented")
+    assert "use of moved value" in out and "app is locked out for good" in out
 
 
 def test_attenuation_read_only_layer_and_the_dynamic_cast() -> None:

@@ -15,7 +15,11 @@ After every step (and in the middle of every lending call) the machines check th
 * no destructor ran while its resource was lent to a call in progress;
 * a handle whose resource ended reaches no representation: reading it traps;
 * a torn-down instance holds nothing, and what it held has ended unless a live instance
-  still holds it (component model, 2021), whereas transparent mode leaks it.
+  still holds it (component model, 2021), whereas transparent mode leaks it;
+* component model: exactly the agents a trap escaped are locked (the test acts as an agent
+  from outside any call into it, so a trap it meets there escapes it), and a locked agent
+  can neither act nor be called; a call back into an agent that is running one traps,
+  unless it comes from the agent's own child.
 
 At the end the agents are torn down and then ``world.close()``: under the component model
 and 2021 every destructor has then run exactly once; in transparent mode tearing the
@@ -98,6 +102,8 @@ class WorldMachine(RuleBasedStateMachine):
         self.tables: dict[str, dict[int, Entry]] = {"host": {}, "lib": {}}
         self.transient: Counter[str] = Counter()  # borrow handles held during a call
         self.live: set[str] = set()  # live agents
+        self.locked: set[str] = set()  # component model: agents a trap escaped
+        self.parents: dict[str, str] = {}  # child agent -> the agent that made it
         self.children: set[str] = set()
         self.lib_live = True
         self.killed: set[int] = set()  # 2021: resources destroyed explicitly
@@ -216,7 +222,7 @@ class WorldMachine(RuleBasedStateMachine):
 
     def held(self, with_host: bool = False) -> list[tuple[str, int]]:
         """(holder, index) of every R handle a live agent (or the host) can use."""
-        holders = sorted(self.live) + (["host"] if with_host else [])
+        holders = self.acting() + (["host"] if with_host else [])
         return [
             (a, i)
             for a in holders
@@ -227,10 +233,34 @@ class WorldMachine(RuleBasedStateMachine):
     def child_handles(self) -> list[tuple[str, int]]:
         return [
             (a, i)
-            for a in sorted(self.live)
+            for a in self.acting()
             for i, e in sorted(self.tables[self.itab(a)].items())
             if isinstance(e, str)
         ]
+
+    def acting(self) -> list[str]:
+        """The live agents that may still act and be called: those no trap locked, nor any
+        of their ancestors (a call into a child enters its parent too)."""
+        return sorted(a for a in self.live if not self.locked & {a, *self.ancestors(a)})
+
+    def ancestors(self, agent: str) -> list[str]:
+        found = []
+        while agent in self.parents:
+            agent = self.parents[agent]
+            found.append(agent)
+        return found
+
+    def escaped(self, agent: str, reason: TrapReason, attempt: Callable[[], object]) -> Trap:
+        """``attempt``, an act of ``agent``'s own made from outside any call into it, traps
+        with ``reason``; under the component model that trap escapes it and locks it."""
+        trap = expect_trap(reason, attempt)
+        if self.semantics is CM:  # as a call from the embedder: its ancestors too
+            self.locked |= {agent, *self.ancestors(agent)}
+        return trap
+
+    def entered(self, callee: str, caller: str) -> set[str]:
+        """The agents a call from ``caller`` into ``callee`` enters."""
+        return {callee, *self.ancestors(callee)} - {caller, *self.ancestors(caller)}
 
     def model_destroy(self, name: str) -> None:
         self.live.discard(name)
@@ -261,6 +291,9 @@ class WorldMachine(RuleBasedStateMachine):
             assert inst.handle_count == held, (name, inst.handle_count, held)
         assert self.lib.handle_count == (len(self.tables["lib"]) if self.lib_live else 0)
         assert self.world.host.handle_count == len(self.tables["host"])
+        assert self.lib.trapped is None
+        for name in self.live:
+            assert (self.insts[name].trapped is not None) == (name in self.locked), name
 
     @invariant()
     def consistent(self) -> None:
@@ -271,23 +304,26 @@ class WorldMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def new(self, data: st.DataObject) -> None:
         """An agent (or the host) asks the definer for a new resource."""
-        holder = data.draw(st.sampled_from(["host", *sorted(self.live)]))
+        holder = data.draw(st.sampled_from(["host", *self.acting()]))
         rid = self.fresh_rid()
         make = self.caller(holder, self.lib).make
         if not self.lib_live:
-            expect_trap(TrapReason.INSTANCE_DESTROYED, lambda: make(rid))
+            if holder == "host":
+                expect_trap(TrapReason.INSTANCE_DESTROYED, lambda: make(rid))
+            else:
+                self.escaped(holder, TrapReason.INSTANCE_DESTROYED, lambda: make(rid))
             return
         self.record(self.rtab(holder), make(rid), rid)
         self.rids.add(rid)
         self.made_by[rid] = holder
 
-    @precondition(lambda self: bool(self.live) and bool(self.held(with_host=True)))
+    @precondition(lambda self: bool(self.acting()) and bool(self.held(with_host=True)))
     @rule(data=st.data())
     def pass_handle(self, data: st.DataObject) -> None:
         """A holder passes a handle to an agent's ``take``: a move (component model), a
         copy (2021) or a bare integer (transparent)."""
         src, h = data.draw(st.sampled_from(self.held(with_host=True)))
-        dst = data.draw(st.sampled_from(sorted(self.live)))
+        dst = data.draw(st.sampled_from(self.acting()))
         rid = self.rid_at(self.rtab(src), h)
         k = self.caller(src, self.insts[dst]).take(h)
         if self.semantics is TRANSPARENT:
@@ -302,7 +338,7 @@ class WorldMachine(RuleBasedStateMachine):
     def fetch(self, data: st.DataObject) -> None:
         """An agent's ``give`` returns one of its handles to a caller: the handle moves."""
         src, h = data.draw(st.sampled_from(self.held()))
-        dst = data.draw(st.sampled_from(["host", *sorted(self.live)]))
+        dst = data.draw(st.sampled_from(["host", *self.acting()]))
         rid = self.rid_at(self.rtab(src), h)
         k = self.caller(dst, self.insts[src]).give(h)
         if self.semantics is TRANSPARENT:
@@ -323,12 +359,14 @@ class WorldMachine(RuleBasedStateMachine):
         if alive and self.semantics is not P2021:
             assert rid in self.log  # a unique handle: its drop ends the resource at once
 
-    @precondition(lambda self: bool(self.live))
-    @rule(data=st.data(), indices=st.lists(st.integers(-1, 12), min_size=1, max_size=2))
-    def read(self, data: st.DataObject, indices: list[int]) -> None:
+    @precondition(lambda self: bool(self.acting()))
+    @rule(data=st.data(), indices=st.lists(st.integers(-1, 12), min_size=1, max_size=2),
+          inside=st.booleans())
+    def read(self, data: st.DataObject, indices: list[int], inside: bool) -> None:
         """An agent reads one or two representations through the definer, with indices it
-        holds, stale ones or made-up ones: it gets the model's answer or the model's trap."""
-        agent = data.draw(st.sampled_from(sorted(self.live)))
+        holds, stale ones or made-up ones: it gets the model's answer or the model's trap,
+        which its own code catches if it reads ``inside`` a call into it (its ``run``)."""
+        agent = data.draw(st.sampled_from(self.acting()))
         table = self.tables[self.rtab(agent)]
         if len(table) > 0 and data.draw(st.booleans()):
             indices[0] = data.draw(st.sampled_from(sorted(table)))
@@ -339,8 +377,10 @@ class WorldMachine(RuleBasedStateMachine):
             get = partial(exports.get2, *indices)
         entries = [table.get(i) for i in indices]
         trap = self.read_trap(entries)
-        if trap is not None:
-            expect_trap(trap, get)
+        if trap is not None and inside:
+            assert self.insts[agent].exports.run(lambda: expect_trap(trap, get).reason) is trap
+        elif trap is not None:
+            self.escaped(agent, trap, get)
         else:
             # Transparent: whoever made it, any agent's integer reaches it.
             result = get()
@@ -361,11 +401,11 @@ class WorldMachine(RuleBasedStateMachine):
             return TrapReason.NULL_HANDLE
         return None
 
-    @precondition(lambda self: bool(self.live) and len(self.insts) < self.MAX_AGENTS)
+    @precondition(lambda self: bool(self.acting()) and len(self.insts) < self.MAX_AGENTS)
     @rule(data=st.data())
     def spawn(self, data: st.DataObject) -> None:
         """An agent makes a child agent and holds the handle to it."""
-        parent = data.draw(st.sampled_from(sorted(self.live)))
+        parent = data.draw(st.sampled_from(self.acting()))
         name = f"c{len(self.insts)}"
         h = self.ctxs[parent].instantiate(name, self._define_agent(name))
         self.insts[name] = self.world.instances[-1]
@@ -374,6 +414,7 @@ class WorldMachine(RuleBasedStateMachine):
         self.tables[name] = {}
         self.live.add(name)
         self.children.add(name)
+        self.parents[name] = parent
 
     @precondition(lambda self: bool(self.child_handles()))
     @rule(data=st.data())
@@ -385,10 +426,12 @@ class WorldMachine(RuleBasedStateMachine):
         def run() -> Any:
             return self.ctxs[holder].child(h).run(lambda: child)
 
-        if child in self.live:
-            assert run() == child
+        if child not in self.live:
+            self.escaped(holder, TrapReason.NULL_HANDLE, run)
+        elif child in self.locked:
+            self.escaped(holder, TrapReason.INSTANCE_TRAPPED, run)
         else:
-            expect_trap(TrapReason.NULL_HANDLE, run)
+            assert run() == child
 
     @precondition(lambda self: bool(self.child_handles()))
     @rule(data=st.data())
@@ -426,19 +469,24 @@ class WorldMachine(RuleBasedStateMachine):
         if self.held():
             holder, h = data.draw(st.sampled_from(self.held()))
             take = self.ctxs[holder].connect(self.insts[dead]).take
-            expect_trap(TrapReason.INSTANCE_DESTROYED, lambda: take(h))
+            self.escaped(holder, TrapReason.INSTANCE_DESTROYED, lambda: take(h))
 
-    @precondition(lambda self: bool(self.live))
+    @precondition(lambda self: bool(self.acting()))
     @rule(data=st.data())
     def no_privileges(self, data: st.DataObject) -> None:
-        """Only the definer makes or reads R; outside 2021 there is no destroy or clone."""
-        agent = data.draw(st.sampled_from(sorted(self.live)))
+        """Only the definer makes or reads R; outside 2021 there is no destroy or clone.
+        The agent's own code (its ``run``) tries and catches each trap: none escapes it."""
+        agent = data.draw(st.sampled_from(self.acting()))
         ctx = self.ctxs[agent]
-        expect_trap(TrapReason.NOT_DEFINER, lambda: ctx.resource_new(self.R, 0))
-        expect_trap(TrapReason.NOT_DEFINER, lambda: ctx.resource_rep(self.R, 1))
-        if self.semantics is not P2021:
-            expect_trap(TrapReason.UNSUPPORTED, lambda: ctx.resource_destroy(self.R, 1))
-            expect_trap(TrapReason.UNSUPPORTED, lambda: ctx.resource_clone(self.R, 1))
+
+        def attempts() -> None:
+            expect_trap(TrapReason.NOT_DEFINER, lambda: ctx.resource_new(self.R, 0))
+            expect_trap(TrapReason.NOT_DEFINER, lambda: ctx.resource_rep(self.R, 1))
+            if self.semantics is not P2021:
+                expect_trap(TrapReason.UNSUPPORTED, lambda: ctx.resource_destroy(self.R, 1))
+                expect_trap(TrapReason.UNSUPPORTED, lambda: ctx.resource_clone(self.R, 1))
+
+        self.insts[agent].exports.run(attempts)
 
     @precondition(lambda self: self.lib_live and self.steps > self.DEFINER_MAY_DIE_AFTER)
     @rule()
@@ -470,19 +518,19 @@ class ComponentModelMachine(WorldMachine):
     semantics = CM
 
     @precondition(lambda self: self.lib_live and bool(self.held()))
-    @rule(
-        data=st.data(),
-        ending=st.sampled_from(["drop", "keep", "trap"]),
-        lender_running=st.booleans(),
-    )
-    def lend(self, data: st.DataObject, ending: str, lender_running: bool) -> None:
+    @rule(data=st.data(), lender_running=st.booleans())
+    def lend(self, data: st.DataObject, lender_running: bool) -> None:
         """Lend a handle for one call, to an agent (which gets a borrow handle) or to the
         definer (which gets the representation). While it is lent the lender can neither
-        drop nor move it, a borrower cannot give it away, neither the borrower nor the
-        definer can be torn down and the destructor does not run. However the call ends,
-        the lend is over afterwards."""
+        drop nor move it, a borrower cannot give it away (nor even call the lender back,
+        unless the lender is its ancestor), neither the borrower nor the definer can be
+        torn down and the destructor does not run. However the call ends, the lend is over
+        afterwards; a trap that ends it locks the borrower and the lender (the definer,
+        which must stay usable for the machine, never traps)."""
         lender, h = data.draw(st.sampled_from(self.held()))
-        borrower = data.draw(st.sampled_from(["lib", *sorted(self.live)]))
+        borrower = data.draw(st.sampled_from(["lib", *self.acting()]))
+        ending = data.draw(st.sampled_from(
+            ["drop", "keep"] if borrower == "lib" else ["drop", "keep", "trap"]))
         rid = self.rid_at(lender, h)
         lender_ctx = self.ctxs[lender]
         lender_inst = self.insts[lender]
@@ -514,7 +562,9 @@ class ComponentModelMachine(WorldMachine):
             refused_while_lent()
             assert ctx.connect(self.lib).get(b) == rid
             give_away = ctx.connect(lender_inst).take
-            expect_trap(TrapReason.NOT_OWNED, lambda: give_away(b))
+            inside = borrower == lender or lender in self.ancestors(borrower)
+            expect_trap(TrapReason.NOT_OWNED if inside else TrapReason.REENTRANCE,
+                        lambda: give_away(b))
             expect_trap(TrapReason.HANDLE_LENT, lambda: self.world.destroy(self.lib))
             self.check()
             if ending == "drop":
@@ -542,9 +592,48 @@ class ComponentModelMachine(WorldMachine):
                 assert trap.instance == borrower
             else:
                 assert outcome() == rid
+                return
+            # The trap escaped the borrower (and the ancestors the call entered), then the
+            # lender, run by the embedder (with its ancestors).
+            self.locked |= self.entered(borrower, lender) | {lender, *self.ancestors(lender)}
         finally:
             self.lent.discard(rid)
             self.transient[borrower] = 0
+
+    @precondition(lambda self: len(self.acting()) > 1)
+    @rule(data=st.data())
+    def call_back(self, data: st.DataObject) -> None:
+        """An agent, running a call, calls another, which calls back into it: refused
+        (reentrance) unless the other is its descendant. The other catches the trap, so
+        nothing escapes and nothing is locked."""
+        x = data.draw(st.sampled_from(self.acting()))
+        y = data.draw(st.sampled_from([a for a in self.acting() if a != x]))
+        inside = x in self.ancestors(y)
+
+        def in_y() -> Any:
+            back = self.ctxs[y].connect(self.insts[x]).run
+            if inside:
+                return back(lambda: "back")
+            return expect_trap(TrapReason.REENTRANCE, lambda: back(lambda: "back")).reason
+
+        got = self.insts[x].exports.run(lambda: self.ctxs[x].connect(self.insts[y]).run(in_y))
+        assert got == ("back" if inside else TrapReason.REENTRANCE)
+
+    @precondition(lambda self: bool(self.live) and len(self.acting()) < len(self.live))
+    @rule(data=st.data())
+    def use_locked_agent(self, data: st.DataObject) -> None:
+        """A locked agent (or the child of one) cannot be called; a locked one cannot act.
+        A refused attempt changes nothing, and names the trap that locked it."""
+        name = data.draw(st.sampled_from(sorted(self.live - set(self.acting()))))
+        inst, ctx = self.insts[name], self.ctxs[name]
+        expect_trap(TrapReason.INSTANCE_TRAPPED, lambda: inst.exports.run(int))
+        if name in self.locked:
+            trap = expect_trap(TrapReason.INSTANCE_TRAPPED, lambda: ctx.connect(self.lib))
+            assert trap.__cause__ is inst.trapped
+            for i, e in sorted(self.tables[self.rtab(name)].items()):
+                if isinstance(e, int):
+                    expect_trap(TrapReason.INSTANCE_TRAPPED,
+                                partial(ctx.resource_drop, self.R, i))
 
 
 @SIZED
@@ -596,7 +685,7 @@ class Proposal2021Machine(WorldMachine):
         drop its own handle meanwhile, and the resource lives on until the copy goes when
         the call ends (or the callee keeps a clone, or destroys it)."""
         lender, h = data.draw(st.sampled_from(self.held()))
-        borrower = data.draw(st.sampled_from(sorted(self.live)))
+        borrower = data.draw(st.sampled_from(self.acting()))
         rid = self.rid_at(lender, h)
         lender_ctx, ctx = self.ctxs[lender], self.ctxs[borrower]
         copies: list[int] = []
@@ -654,7 +743,7 @@ class TransparentMachine(WorldMachine):
         mid-call, and the freed slot is reused at once, so the callee's integer comes to name
         another resource."""
         lender, h = data.draw(st.sampled_from(self.held()))
-        borrower = data.draw(st.sampled_from(sorted(self.live)))
+        borrower = data.draw(st.sampled_from(self.acting()))
         rid = self.rid_at("lib", h)
         lender_ctx, ctx = self.ctxs[lender], self.ctxs[borrower]
 

@@ -11,6 +11,7 @@ from virtwasi.world import (
     Instance,
     ResourceType,
     Semantics,
+    Trap,
     World,
     given,
     lent,
@@ -123,3 +124,19 @@ class FilesWorld:
         """A new agent instance importing the library; the agent keeps its context."""
         agent = agent or Agent(self.lib.file)
         return agent, self.world.instantiate(name, agent, {"files": self.files})
+
+
+def caught(inst: Instance, attempt: Callable[[], Any]) -> Trap | None:
+    """The trap ``attempt`` meets when ``inst``'s own code runs it (through its ``run``
+    export) and catches it there, or None. A trap an instance catches does not escape it,
+    so it carries on; one that goes back to code the test runs for it locks it."""
+
+    def inside() -> Trap | None:
+        try:
+            attempt()
+        except Trap as trap:
+            return trap
+        return None
+
+    found: Trap | None = inst.exports.run(inside)
+    return found

@@ -69,6 +69,12 @@ class FsError(Exception):
         self.code = code
 
 
+ANSWERS: tuple[type[BaseException], ...] = (FsError, OSError)
+"""What a call of the interface raises as its answer, the error case of its result: its own
+:class:`FsError`, or a storage's ``OSError`` let through. The world passes these to the
+caller as they are; anything else leaving an implementation is a trap."""
+
+
 # A host errno number -> its code, derived by name (the host's ENOENT is no-entry).
 HOST_CODES: dict[int, ErrorCode] = {
     getattr(host_errno, code.value): code for code in ErrorCode

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..storage.base import DirEntry, FileKind, Stat
 from ..world import Context, Func, ResourceType, Signature, given, lent, value
-from .errors import ErrorCode, FsError
+from .errors import ANSWERS, ErrorCode, FsError
 
 DescriptorType = FileKind
 DescriptorStat = Stat
@@ -249,7 +249,7 @@ def export(ctx: Context, types: Mapping[str, ResourceType],
     for name, function in FUNCTIONS.items():
         params, results = signature(function, types)
         exported[name] = ctx.func(functions[name], params, results, name=name,
-                                  representations=representations)
+                                  representations=representations, raises=ANSWERS)
     return exported
 
 
@@ -264,6 +264,6 @@ def serve(ctx: Context, functions: Mapping[str, Callable[..., Any]],
     world makes the new handle of it, in the caller's table), once for every
     implementation; ``open_at`` returns (representation, type, flags).
     """
-    types = {name: ctx.resource_type(name, destructor=destructor)
+    types = {name: ctx.resource_type(name, destructor=destructor, raises=ANSWERS)
              for name, destructor in destructors.items()}
     return export(ctx, types, functions, representations=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..filesystem.errors import ErrorCode, FsError
+from ..filesystem.errors import ANSWERS, ErrorCode, FsError
 from ..filesystem.interface import FUNCTIONS, Category, Function, Slot, export
 from ..world import Context, Func, ResourceType, Trap, TrapReason
 
@@ -79,7 +79,8 @@ class Wrapping:
                 if trap.reason is not TrapReason.INVALID_HANDLE:
                     raise
 
-        return ctx.resource_type(f"{prefix}-{name}", destructor=release)
+        # A close's error from below is the layer's close's error too.
+        return ctx.resource_type(f"{prefix}-{name}", destructor=release, raises=ANSWERS)
 
     # -- reading the declaration ---------------------------------------------------------
     def handle_slots(self, function: Function) -> tuple[tuple[int, ResourceType], ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import errno as host_errno
 
-from ..filesystem.errors import ErrorCode, FsError, code_of
+from ..filesystem.errors import ANSWERS, ErrorCode, code_of
 from .abi import Errno, Fdflags, Lookupflags, Oflags, Rights
 
 
@@ -83,7 +83,7 @@ def errno_name(errno: Errno) -> str:
 # The interface's error codes -> errnos, by their POSIX names.
 ERRNO_OF_CODE: dict[ErrorCode, Errno] = {code: Errno[code.value[1:]] for code in ErrorCode}
 
-ANSWERED = (WasiError, FsError, OSError)
+ANSWERED: tuple[type[BaseException], ...] = (WasiError, *ANSWERS)
 """What a preview 1 call answers with an errno rather than a trap."""
 
 

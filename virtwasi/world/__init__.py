@@ -3,7 +3,9 @@
 Instances hold handles in their own tables; resource types are private to the instance that
 defines them; every call between instances crosses a membrane that lifts and lowers handles
 under one of three semantics (:class:`Semantics`). Anything the rules forbid is a
-:class:`Trap`, raised to the embedder's call and never beyond.
+:class:`Trap`, raised to the embedder's call and never beyond; under component-model
+semantics a trap that escapes an instance leaves it unusable, and no call reenters an
+instance that is running one (:mod:`.entry`).
 """
 
 from .instance import BoundFunc, Context, Definition, Exports, Instance

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import entry
 from .resources import Handle, HandleKind, HandleTable, Resource, ResourceType
 from .semantics import Semantics
 from .trap import Trap, TrapReason
@@ -76,8 +77,9 @@ def grant(holder: Instance, rtype: ResourceType, rep: Any) -> tuple[int, Resourc
     """Make a resource and give ``holder`` the first handle to it (no privilege check:
     :func:`new` checks for instances, the world uses this directly for instance handles)."""
     resource = Resource(rtype, rep)
-    rtype._live.add(resource)
-    return holding_table(holder, rtype).add(Handle(resource, first_kind(holder))), resource
+    index = holding_table(holder, rtype).add(Handle(resource, first_kind(holder)))
+    rtype._live.add(resource)  # after the table took it: a full table changes nothing
+    return index, resource
 
 
 def first_kind(holder: Instance) -> HandleKind:
@@ -105,8 +107,9 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
         if isinstance(rep, int) and not isinstance(rep, bool):
             require_representation(rtype, rep)
         resource = Resource(rtype, rep)
-        live.add(resource)
-        return add(Handle(resource, kind))
+        index = add(Handle(resource, kind))
+        live.add(resource)  # after the table took it: a full table changes nothing
+        return index
 
     if count == 1:
         return make
@@ -124,14 +127,16 @@ def maker(holder: Instance, func: Func) -> Callable[[Any], Any]:
         if isinstance(rep, int):  # a bool passes: require_representation says which
             require_representation(rtype, rep)
         resource = Resource(rtype, rep)  # make's steps, inline: an open runs them each time
-        live.add(resource)
         handle = Handle(resource, kind)
         if free:  # HandleTable.add, inline
             index = free.pop()
             slots[index] = handle
         else:
             index = len(slots)
+            if index > table.MAX_LENGTH:
+                raise table.full(rtype)
             slots.append(handle)
+        live.add(resource)
         return (index, *results[1:])
 
     return make_first
@@ -179,8 +184,17 @@ def drop(inst: Instance, rtype: ResourceType, index: int) -> None:
             "in progress",
             instance=inst.name,
         )
-    if rtype._guard is not None and ends_resource(handle):
-        rtype._guard(handle.resource.rep)  # refuses (a trap) before anything has changed
+    # Ending it enters the definer, destructor or none (the component model's rule); only a
+    # definer that is running, restricted or some instance's child may refuse.
+    definer = rtype._definer
+    entering = definer is not inst and (definer.restricted or definer.active
+                                        or definer.parent is not None)
+    if (entering or rtype._guard is not None) and ends_resource(handle):
+        if entering:
+            entry.require_may_enter(definer, inst, f"drop handle {index} of {rtype.name!r}, "
+                                    f"which enters {definer.name!r}")
+        if rtype._guard is not None:
+            rtype._guard(handle.resource.rep)  # refuses (a trap) before anything has changed
     table.remove(index)
     release(handle)
 
@@ -204,17 +218,22 @@ def release(handle: Handle) -> None:
 
 def run_destructor(resource: Resource) -> None:
     """End a resource: it is no longer alive, its representation is unreachable, and its
-    type's destructor runs once, inside the defining instance."""
+    type's destructor runs once, inside the defining instance, unless a trap locked that
+    instance: then no code of it runs again (only teardown ends such a resource: a drop
+    traps first)."""
     rtype = resource.rtype
     rep_value = resource.rep
     resource.alive = False
     resource.rep = None
     rtype._live.discard(resource)
-    if rtype._destructor is not None:
-        definer = rtype._definer
+    definer = rtype._definer
+    if rtype._destructor is not None and definer.trapped is None:
         definer.active += 1
         try:
             rtype._destructor(rep_value)
+        except BaseException as exc:
+            entry.escaped(definer, exc, rtype._raises)
+            raise
         finally:
             definer.active -= 1
 
@@ -249,22 +268,25 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
           ) -> Callable[[int], None]:
     """:func:`end` for ``inst``'s handles of ``rtype``, with the table and the semantics
     decided once. The common case (a live handle of that type, held as the first handle
-    is, not lent, of a type without a guard, its instance live) is ended inline; anything
-    else goes to ``general``, the full path, which raises the exact trap."""
+    is, not lent, of a type without a guard, its instance live and unrestricted, its
+    definer neither restricted nor running) is ended inline; anything else goes to
+    ``general``, the full path, which raises the exact trap."""
     destroys = inst.world.semantics is Semantics.PROPOSAL_2021
     kind = first_kind(inst)
     table = holding_table(inst, rtype)
     slots, free = table._slots, table._free
     live, destructor, definer = rtype._live, rtype._destructor, rtype._definer
+    raises = rtype._raises
 
     def end_one(index: int) -> None:
-        if type(index) is int and index > 0 and not inst.destroyed:
+        if type(index) is int and index > 0 and not inst.restricted:
             try:
                 handle = slots[index]
             except IndexError:
                 handle = None
             if (handle is not None and handle.rtype is rtype and handle.kind is kind
                     and not handle.lends and rtype._guard is None
+                    and not definer.restricted and not definer.active
                     and (resource := handle.resource).alive
                     and (destroys or resource.refs == 1)):
                 slots[index] = None
@@ -278,6 +300,10 @@ def ender(inst: Instance, rtype: ResourceType, general: Callable[[int], None]
                     definer.active += 1
                     try:
                         destructor(rep_value)
+                    except BaseException as exc:
+                        entry.escaped(definer, exc, raises)
+                        entry.reached(inst, exc, 0, definer)
+                        raise
                     finally:
                         definer.active -= 1
                 return
@@ -297,7 +323,9 @@ def keep(inst: Instance, rtype: ResourceType, index: int) -> int:
 def clone(inst: Instance, rtype: ResourceType, index: int) -> int:
     """2021: a second handle to the same resource, in the same table."""
     require_semantics(inst, Semantics.PROPOSAL_2021, "copy a handle")
-    return inst.table.add(share(lookup(inst.table, index, rtype)))
+    handle = lookup(inst.table, index, rtype)
+    inst.table.require_room(1, rtype)
+    return inst.table.add(share(handle))
 
 
 def share(handle: Handle) -> Handle:

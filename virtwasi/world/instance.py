@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import handles, membrane
+from . import entry, handles, membrane
+from .entry import Answers
 from .resources import Destructor, HandleTable, HeldHandle, ResourceType
 from .semantics import Semantics
-from .trap import LinkError, Trap, TrapReason
+from .trap import LinkError, Trap
 from .types import Func, Signature, ValType
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class Instance:
     :meth:`Context.instantiate`). ``exports`` calls its functions as the embedder; the
     embedder's handles live in ``world.host``'s table. After :meth:`destroy` every handle
     it held has been dropped, every resource it defined has been destructed, and any call
-    into it traps.
+    into it traps. Under component-model semantics, once a trap has escaped it,
+    :attr:`trapped` holds that trap and any call into it traps too.
 
     An ``Instance`` is the embedder's object: no instance's own code can reach one through
     its :class:`Context`. Observers (scenarios, tests) read what it holds through
@@ -34,7 +36,7 @@ class Instance:
     the world's own bookkeeping.
     """
 
-    def __init__(self, world: World, name: str) -> None:
+    def __init__(self, world: World, name: str, parent: Instance | None = None) -> None:
         self.world = world
         self.name = name
         self.table = HandleTable(name)
@@ -43,9 +45,25 @@ class Instance:
         self.types: dict[str, ResourceType] = {}
         self.active = 0  # calls (and destructors) of this instance in progress
         self.destroyed = False
+        self.parent = parent
+        """The instance that made this one (``Context.instantiate``), or None."""
+        self.lineage: tuple[Instance, ...] = (self,) if parent is None else (self, *parent.lineage)
+        """This instance and its ancestors: what a call from it is already inside."""
+        self.trapped: BaseException | None = None
+        """The trap that escaped this instance and left it unusable (component-model), or
+        None: every later call into it traps ``instance-trapped``, naming this one."""
+        self.leave_forbidden = 0  # World.forbidding_leave blocks in progress
+        self.restricted = False
+        """Whether anything restricts this instance's calls: destroyed, trapped, or forbidden
+        to leave. The membrane's fast paths test only this; the general path says which."""
         self._self_resource: Any = None  # the Resource naming this instance, if a child
         # The host instance is made first, and is its own caller.
         self.exports = Exports(self, getattr(world, "host", self))
+
+    def restrict(self) -> None:
+        """Bring :attr:`restricted` up to date after a change of what it sums up."""
+        self.restricted = (self.destroyed or self.trapped is not None
+                           or self.leave_forbidden > 0)
 
     @property
     def handle_count(self) -> int:
@@ -76,7 +94,8 @@ class Instance:
         self.world.destroy(self)
 
     def __repr__(self) -> str:
-        state = "destroyed" if self.destroyed else "live"
+        state = ("destroyed" if self.destroyed else "trapped" if self.trapped is not None
+                 else "live")
         return f"<Instance {self.name!r} {state}>"
 
 
@@ -158,6 +177,15 @@ class Exports:
         return sorted(self)
 
 
+def _answers(name: str, raises: Answers) -> Answers:
+    if not isinstance(raises, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in raises):
+        raise TypeError(f"{name}: raises must be a tuple of exception classes, not {raises!r}")
+    if any(issubclass(Trap, t) for t in raises):
+        raise TypeError(f"{name}: a Trap is never an answer, so raises cannot name {raises!r}")
+    return raises
+
+
 class Context:
     """What an instance's own code may do: the only door to its privileges.
 
@@ -168,6 +196,9 @@ class Context:
     attribute of the context, of its imports (:class:`Exports`) or of their items
     (:class:`BoundFunc`, :class:`ResourceType`) leads to an :class:`Instance`, a handle
     table, a handle or a resource (``tests/test_boundary.py`` walks them all).
+
+    Each act that may trap hands what it raises to :func:`.entry.reached`: when the
+    instance runs no call, the embedder runs its code, and a trap it meets locks it.
     """
 
     def __init__(self, inst: Instance, imports: Mapping[str, Instance]) -> None:
@@ -187,19 +218,27 @@ class Context:
         return len(self._inst.table)
 
     def _live(self) -> Instance:
-        if self._inst.destroyed and not self._inst.active:
-            raise Trap(
-                TrapReason.INSTANCE_DESTROYED,
-                f"instance {self._inst.name!r} has been destroyed",
-                instance=self._inst.name,
-            )
-        return self._inst
+        inst = self._inst
+        if inst.restricted:
+            entry.require_running(inst)
+        return inst
+
+    def _leaving(self, what: str, rtype: ResourceType | None = None) -> Instance:
+        """The instance, for an act that leaves it (``what``, on a handle of ``rtype``)."""
+        inst = self._inst
+        if inst.restricted:
+            entry.require_may_leave(inst, what if rtype is None else
+                                    f"{what} of {rtype.name!r} (defined by {rtype.definer_name!r})")
+        return inst
 
     # -- definitions -------------------------------------------------------------------
-    def resource_type(self, name: str, destructor: Destructor | None = None) -> ResourceType:
-        """A new resource type defined by this instance (a new one on every call)."""
+    def resource_type(self, name: str, destructor: Destructor | None = None,
+                      *, raises: Answers = ()) -> ResourceType:
+        """A new resource type defined by this instance (a new one on every call).
+        ``raises``: the exceptions the destructor raises as answers (a close's error, which
+        reaches whoever dropped the handle), not as traps; see ``func``."""
         inst = self._live()
-        rtype = ResourceType(name, inst, destructor)
+        rtype = ResourceType(name, inst, destructor, _answers(name, raises))
         inst.defined_types.append(rtype)
         return rtype
 
@@ -211,6 +250,7 @@ class Context:
         name: str | None = None,
         *,
         representations: bool = False,
+        raises: Answers = (),
     ) -> Func:
         """Describe ``fn`` for export: which parameters and results carry handles. Prefer
         :func:`~virtwasi.world.lent` and :func:`~virtwasi.world.given`, which mean the same
@@ -221,18 +261,32 @@ class Context:
         is a handle of such a type (any other result a plain value) is returned by ``fn``
         as a representation, of which the world makes the new handle straight in the
         caller's table (what :meth:`resource_new` and returning the handle would do, in
-        one step)."""
-        return Func(self._live(), name or fn.__name__, fn, params, results, representations)
+        one step).
+
+        ``raises``: the exceptions ``fn`` raises as answers (the error case of a result),
+        which reach the caller as they are. Under component-model semantics any other
+        exception leaving ``fn`` is a trap, which leaves this instance unusable."""
+        name = name or fn.__name__
+        return Func(self._live(), name, fn, params, results, representations,
+                    _answers(name, raises))
 
     # -- handles -----------------------------------------------------------------------
     def resource_new(self, rtype: ResourceType, rep: Any) -> int:
         """A new resource of a type this instance defined; returns its handle index. The
         representation cannot be an ``int`` (a ``TypeError``): see :meth:`rep_of`."""
-        return handles.new(self._live(), rtype, rep)
+        try:
+            return handles.new(self._leaving("make a handle", rtype), rtype, rep)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def resource_rep(self, rtype: ResourceType, handle: int) -> Any:
         """The representation behind a handle this instance holds, of a type it defined."""
-        return handles.rep(self._live(), rtype, handle)
+        try:
+            return handles.rep(self._live(), rtype, handle)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def check_handle(self, rtype: ResourceType, handle: int) -> None:
         """Trap unless this instance holds a live handle of ``rtype`` at ``handle``: what
@@ -267,15 +321,27 @@ class Context:
 
     def resource_drop(self, rtype: ResourceType, handle: int) -> None:
         """Drop a handle: an own (or the last shared) one runs the type's destructor."""
-        handles.drop(self._live(), rtype, handle)
+        try:
+            handles.drop(self._leaving("drop a handle", rtype), rtype, handle)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def resource_destroy(self, rtype: ResourceType, handle: int) -> None:
         """proposal-2021: destroy the resource now; every other handle to it becomes null."""
-        handles.destroy(self._live(), rtype, handle)
+        try:
+            handles.destroy(self._leaving("destroy a resource", rtype), rtype, handle)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def resource_clone(self, rtype: ResourceType, handle: int) -> int:
         """proposal-2021: another handle to the same resource."""
-        return handles.clone(self._live(), rtype, handle)
+        try:
+            return handles.clone(self._leaving("copy a handle", rtype), rtype, handle)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     # -- the same, under any semantics ----------------------------------------------------
     def rep_of(self, rtype: ResourceType, lent: Any) -> Any:
@@ -284,13 +350,21 @@ class Context:
         representation itself and is returned as it is; under proposal-2021 (a handle in
         this table) and transparent (an index of this, the definer's, table) it is an
         ``int`` and is read as :meth:`resource_rep` reads it, with its traps."""
-        return handles.rep_of(self._live(), rtype, lent)
+        try:
+            return handles.rep_of(self._live(), rtype, lent)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def end(self, rtype: ResourceType, handle: int) -> None:
         """End a handle this instance holds (a file's close): under proposal-2021
         :meth:`resource_destroy` (every other copy becomes null), otherwise
         :meth:`resource_drop`. An exception from the destructor propagates to the caller."""
-        handles.end(self._live(), rtype, handle)
+        try:
+            handles.end(self._leaving("end a handle", rtype), rtype, handle)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def ender(self, rtype: ResourceType) -> Callable[[int], None]:
         """:meth:`end` for handles of ``rtype``, as a plain function decided once for this
@@ -301,7 +375,11 @@ class Context:
         """The handle to keep beyond the call from a :func:`~virtwasi.world.given`
         parameter: under proposal-2021 a :meth:`resource_clone` (the parameter itself is a
         copy dropped when the call returns), otherwise ``handle`` itself."""
-        return handles.keep(self._live(), rtype, handle)
+        try:
+            return handles.keep(self._leaving("keep a handle", rtype), rtype, handle)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     # -- other instances ---------------------------------------------------------------
     @property
@@ -321,12 +399,21 @@ class Context:
     ) -> int:
         """Make a child instance; returns this instance's handle to it. Dropping that handle
         (``resource_drop(world_instance_type, h)``) tears the child down."""
-        return self._inst.world.instantiate_child(self._live(), name, definition, imports or {})
+        try:
+            return self._inst.world.instantiate_child(self._leaving("make an instance"), name,
+                                                      definition, imports or {})
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     def child(self, handle: int) -> Exports:
         """The exports of the child instance behind ``handle``, called as this instance."""
-        inst = self._live()
-        return Exports(inst.world.instance_of(inst, handle), inst)
+        try:
+            inst = self._live()
+            return Exports(inst.world.instance_of(inst, handle), inst)
+        except BaseException as exc:
+            entry.reached(self._inst, exc)
+            raise
 
     @property
     def instance_type(self) -> ResourceType:

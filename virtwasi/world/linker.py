@@ -14,17 +14,18 @@ if TYPE_CHECKING:
     from .world import World
 
 def link(
-    world: World, name: str, definition: Definition, imports: Mapping[str, Instance]
+    world: World, name: str, definition: Definition, imports: Mapping[str, Instance],
+    parent: Instance | None = None,
 ) -> Instance:
-    """Instantiate ``definition`` as ``name``, each import name bound to another instance's
-    exports. On any failure the half-made instance is torn down again, so a failed
-    instantiation leaves nothing behind."""
+    """Instantiate ``definition`` as ``name`` (a child of ``parent``, if given), each import
+    name bound to another instance's exports. On any failure the half-made instance is torn
+    down again, so a failed instantiation leaves nothing behind."""
     for key, target in imports.items():
         if not isinstance(target, Instance) or target.world is not world:
             raise LinkError(f"import {key!r} of {name!r} is not an instance of this world")
         if target.destroyed:
             raise LinkError(f"import {key!r} of {name!r}: instance {target.name!r} is destroyed")
-    inst = Instance(world, name)
+    inst = Instance(world, name, parent)
     world.instances.append(inst)
     try:
         exported = definition(Context(inst, imports))

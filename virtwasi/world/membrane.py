@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import handles
+from . import entry, handles
 from .resources import Handle, HandleKind, Resource
 from .trap import Trap, TrapReason
 from .types import Func, Lift
@@ -31,39 +31,62 @@ class Frame:
         self.scoped: list[tuple[int, Handle]] = []  # callee handles that end with the call
 
 
-def _require_live(inst: Instance, role: str) -> None:
-    if inst.destroyed:
-        raise Trap(
-            TrapReason.INSTANCE_DESTROYED,
-            f"call {role} instance {inst.name!r}, which has been destroyed",
-            instance=inst.name,
-        )
-
-
 def call(caller: Instance, func: Func, args: tuple[Any, ...]) -> Any:
     callee = func._instance
-    if callee.destroyed or caller.destroyed:
-        _require_live(callee, "into")
-        _require_live(caller, "from")
-    if len(args) != len(func.params):
-        raise Trap(
-            TrapReason.BAD_CALL,
-            f"{callee.name}.{func.name} takes {len(func.params)} arguments, "
-            f"{caller.name!r} passed {len(args)}",
-            instance=caller.name,
-        )
+    ancestors: tuple[Instance, ...] = ()  # of the callee, entered with it
     # The caller is on the stack as much as the callee: neither may be torn down under it.
     caller.active += 1
     try:
+        if caller.restricted or callee.restricted or callee.active or callee.parent is not None:
+            ancestors = entry.require_may_call(caller, callee, f"call {callee.name}.{func.name}")
+            for inst in ancestors:
+                inst.active += 1
+        if len(args) != len(func.params):
+            raise Trap(
+                TrapReason.BAD_CALL,
+                f"{callee.name}.{func.name} takes {len(func.params)} arguments, "
+                f"{caller.name!r} passed {len(args)}",
+                instance=caller.name,
+            )
+        if func.makes is not None or func.handle_results:
+            _require_room_for_results(caller, func)
         if func.rep_only and not func.handle_results:
             result = _call_with_reps(caller, callee, func, args)
         else:
             result = _call_with_frame(caller, callee, func, args)
         if func.makes is not None:  # a representation: its new handle goes to the caller
-            return handles.maker(caller, func)(result)
+            return _made(caller, callee, func, result)
         return result
+    except BaseException as exc:
+        if ancestors and callee.trapped is exc:  # they stay locked with the callee
+            for inst in ancestors:
+                entry.lock(inst, exc)
+        entry.reached(caller, exc, 1, callee)
+        raise
     finally:
         caller.active -= 1
+        if ancestors:
+            for inst in ancestors:
+                inst.active -= 1
+
+
+def _require_room_for_results(caller: Instance, func: Func) -> None:
+    """Trap, before the callee runs, if the handles ``func`` returns could not fit into
+    ``caller``'s table: that is the caller's trap, not the callee's."""
+    if func.makes is not None:
+        handles.holding_table(caller, func.makes).require_room(1, func.makes)
+    else:
+        caller.table.require_room(len(func.handle_results), func.handle_results[0][2])
+
+
+def _made(caller: Instance, callee: Instance, func: Func, rep: Any) -> Any:
+    """The handle made in ``caller``'s table of the representation ``rep`` the callee
+    answered; if it makes none (a wrong answer), the trap is the callee's."""
+    try:
+        return handles.maker(caller, func)(rep)
+    except BaseException as exc:
+        entry.escaped(callee, exc, func._raises)
+        raise
 
 
 def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
@@ -76,10 +99,14 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
     and, under proposal-2021, the same shapes with a shared copy of the callee's own type
     read as its representation, and under transparent semantics a call that makes a
     handle (it lifts nothing). Anything unusual (an instance torn down, a bad or foreign
-    index, a null handle) goes through :func:`call`, which raises the exact trap. The
-    caller must pass exactly the function's parameters (a wrong count, too, goes through
-    :func:`call` for the shapes with any number of them, all but an open's five).
+    index, a null handle, no room for the handle it makes, a callee already running a
+    call) goes through :func:`call`, which raises the exact trap. The caller must pass
+    exactly the function's parameters (a wrong count, too, goes through :func:`call` for
+    the shapes with any number of them, all but an open's five). A call that enters
+    ancestors of the callee too always goes through :func:`call`.
     """
+    if entry.enters_ancestors(func._instance, caller):
+        return lambda *args: call(caller, func, args)
     lifts = func.lifts
     if (func.makes is not None and func.rep_only and len(lifts) == 1 and lifts[0][0] == 0
             and not func.handle_results):
@@ -96,7 +123,8 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
 
     # Mirrors _call_with_reps: the caller and callee are busy, the handle lent, for the call.
     def lent(h: Any) -> Any:
-        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+        if (caller.restricted or callee.restricted or callee.active or type(h) is not int
+                or h <= 0):
             return call(caller, func, (h,))
         try:
             handle = table._slots[h]
@@ -109,13 +137,17 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
         callee.active += 1
         try:
             return fn(resource.rep)
+        except BaseException as exc:
+            entry.unwound(caller, func, exc)
+            raise
         finally:
             callee.active -= 1
             handle.lends -= 1
             caller.active -= 1
 
     def lent1(h: Any, a: Any) -> Any:
-        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+        if (caller.restricted or callee.restricted or callee.active or type(h) is not int
+                or h <= 0):
             return call(caller, func, (h, a))
         try:
             handle = table._slots[h]
@@ -128,13 +160,17 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
         callee.active += 1
         try:
             return fn(resource.rep, a)
+        except BaseException as exc:
+            entry.unwound(caller, func, exc)
+            raise
         finally:
             callee.active -= 1
             handle.lends -= 1
             caller.active -= 1
 
     def lent2(h: Any, a: Any, b: Any) -> Any:
-        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+        if (caller.restricted or callee.restricted or callee.active or type(h) is not int
+                or h <= 0):
             return call(caller, func, (h, a, b))
         try:
             handle = table._slots[h]
@@ -147,6 +183,9 @@ def lowered(caller: Instance, func: Func) -> Callable[..., Any]:
         callee.active += 1
         try:
             return fn(resource.rep, a, b)
+        except BaseException as exc:
+            entry.unwound(caller, func, exc)
+            raise
         finally:
             callee.active -= 1
             handle.lends -= 1
@@ -170,8 +209,9 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
     slots_made, free = made_in._slots, made_in._free
 
     def making(h: Any, *args: Any) -> Any:
-        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
-                or len(args) != rest):
+        if (caller.restricted or callee.restricted or callee.active or type(h) is not int
+                or h <= 0 or len(args) != rest
+                or not (free or len(slots_made) <= made_in.MAX_LENGTH)):
             return call(caller, func, (h, *args))
         try:
             handle = table._slots[h]
@@ -189,13 +229,17 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
                 callee.active -= 1
                 handle.lends -= 1
             return make(rep)
+        except BaseException as exc:  # from the callee, or its answer that makes no handle
+            entry.unwound(caller, func, exc)
+            raise
         finally:
             caller.active -= 1
 
     # An open's shape (a directory, path flags, a path, open flags, descriptor flags),
     # spelled out: packing and unpacking *args costs a tenth of a microsecond per call.
     def making4(h: Any, a: Any, b: Any, c: Any, d: Any) -> Any:
-        if caller.destroyed or callee.destroyed or type(h) is not int or h <= 0:
+        if (caller.restricted or callee.restricted or callee.active or type(h) is not int
+                or h <= 0 or not (free or len(slots_made) <= made_in.MAX_LENGTH)):
             return call(caller, func, (h, a, b, c, d))
         try:
             handle = slots[h]
@@ -218,17 +262,22 @@ def _lowered_making(caller: Instance, func: Func) -> Callable[..., Any]:
             # make's steps for the common case, inline: the resource, its first handle,
             # and the handle's place in the table (as HandleTable.add picks it).
             made = Resource(makes, results[0])
-            live.add(made)
             first = Handle(made, kind)
             if free:
                 index = free.pop()
                 slots_made[index] = first
             else:
                 index = len(slots_made)
+                if index > made_in.MAX_LENGTH:
+                    raise made_in.full(makes)  # before anything changed
                 slots_made.append(first)
+            live.add(made)
             if count == 3:  # an open's: the descriptor, its type and its flags
                 return (index, results[1], results[2])
             return (index, *results[1:])
+        except BaseException as exc:  # from the callee, or its answer that makes no handle
+            entry.unwound(caller, func, exc)
+            raise
         finally:
             caller.active -= 1
 
@@ -241,9 +290,13 @@ def _lowered_unlifted_making(caller: Instance, func: Func) -> Callable[..., Any]
     callee, fn = func._instance, func._fn
     make = handles.maker(caller, func)
     count = len(func.params)
+    assert func.makes is not None
+    made_in = handles.holding_table(caller, func.makes)
+    slots_made, free = made_in._slots, made_in._free
 
     def making(*args: Any) -> Any:
-        if caller.destroyed or callee.destroyed or len(args) != count:
+        if (caller.restricted or callee.restricted or callee.active or len(args) != count
+                or not (free or len(slots_made) <= made_in.MAX_LENGTH)):
             return call(caller, func, args)
         caller.active += 1
         try:
@@ -253,6 +306,9 @@ def _lowered_unlifted_making(caller: Instance, func: Func) -> Callable[..., Any]
             finally:
                 callee.active -= 1
             return make(rep)
+        except BaseException as exc:  # from the callee, or its answer that makes no handle
+            entry.unwound(caller, func, exc)
+            raise
         finally:
             caller.active -= 1
 
@@ -271,7 +327,7 @@ def _lowered_shared(caller: Instance, func: Func) -> Callable[..., Any]:
     rest = len(func.params) - 1
 
     def shared(h: Any, *args: Any) -> Any:
-        if (caller.destroyed or callee.destroyed or type(h) is not int or h <= 0
+        if (caller.restricted or callee.restricted or type(h) is not int or h <= 0
                 or len(args) != rest):
             return call(caller, func, (h, *args))
         try:
@@ -283,7 +339,11 @@ def _lowered_shared(caller: Instance, func: Func) -> Callable[..., Any]:
         caller.active += 1
         try:
             copy = handles.share(handle)
-            index = callee_table.add(copy)
+            try:
+                index = callee_table.add(copy)
+            except Trap:  # a full table: the copy never existed
+                handles.release(copy)
+                raise
             callee.active += 1
             try:
                 result = on_reps(resource.rep, *args)
@@ -315,6 +375,9 @@ def _call_with_frame(caller: Instance, callee: Instance, func: Func, args: tuple
         if func.handle_results:
             return _lower_results(caller, callee, func, result)
         return result
+    except BaseException as exc:
+        entry.escaped(callee, exc, func._raises)
+        raise
     finally:
         callee.active -= 1
         _end_frame(callee, frame)
@@ -332,6 +395,9 @@ def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[
         callee.active += 1
         try:
             return func._fn(*args[:i], handle.resource.rep, *args[i + 1:])
+        except BaseException as exc:
+            entry.escaped(callee, exc, func._raises)
+            raise
         finally:
             callee.active -= 1
             handle.lends -= 1
@@ -348,6 +414,9 @@ def _call_with_reps(caller: Instance, callee: Instance, func: Func, args: tuple[
     callee.active += 1
     try:
         return func._fn(*args)
+    except BaseException as exc:
+        entry.escaped(callee, exc, func._raises)
+        raise
     finally:
         callee.active -= 1
         for handle in lent:
@@ -381,6 +450,10 @@ def _lift_args(
                     instance=caller.name,
                 )
 
+    table = callee.table
+    if len(table._slots) + len(func.lifts) > table.MAX_LENGTH:  # near the limit: room for
+        # every handle that arrives, before anything moves
+        table.require_room(sum(op != Lift.REP for _, op, _ in func.lifts), func.lifts[0][2])
     lifted = list(args)
     for (i, op, _), handle in zip(func.lifts, held, strict=True):
         if op == Lift.OWN:
@@ -443,6 +516,7 @@ def _lower_results(caller: Instance, callee: Instance, func: Func, result: Any) 
             f"{callee.name}.{func.name} returned the same handle twice",
             instance=callee.name,
         )
+    caller.table.require_room(len(held), held[0].rtype)
     for (i, _, _), handle in zip(func.handle_results, held, strict=True):
         callee.table.remove(values[i])
         values[i] = caller.table.add(handle)

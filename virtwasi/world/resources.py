@@ -33,12 +33,15 @@ class ResourceType:
     instance, the destructor and the guard are private to the world.
     """
 
-    __slots__ = ("_definer", "_destructor", "_guard", "_live", "name")
+    __slots__ = ("_definer", "_destructor", "_guard", "_live", "_raises", "name")
 
-    def __init__(self, name: str, definer: Instance, destructor: Destructor | None) -> None:
+    def __init__(self, name: str, definer: Instance, destructor: Destructor | None,
+                 raises: tuple[type[BaseException], ...] = ()) -> None:
         self.name = name
         self._definer = definer
         self._destructor = destructor
+        # What the destructor raises as an answer (a close's error), not as a trap.
+        self._raises = raises
         # Called with the rep before a drop that would run the destructor; it may trap to
         # refuse, so that a refused drop changes nothing (the world uses it for instances).
         self._guard: Destructor | None = None
@@ -134,6 +137,11 @@ class HandleTable:
 
     __slots__ = ("_free", "_slots", "owner")
 
+    MAX_LENGTH = 2**28 - 1
+    """The most handles a table holds: the canonical ABI's limit, which leaves an index's top
+    four bits free. Every semantics keeps it: no real program comes near it, and a table
+    that grows without bound is nobody's semantics."""
+
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self._slots: list[Handle | None] = [None]
@@ -144,8 +152,26 @@ class HandleTable:
             index = self._free.pop()
             self._slots[index] = handle
             return index
+        index = len(self._slots)
+        if index > self.MAX_LENGTH:
+            raise self.full(handle.rtype)
         self._slots.append(handle)
-        return len(self._slots) - 1
+        return index
+
+    def require_room(self, count: int, rtype: ResourceType) -> None:
+        """Trap, changing nothing, unless ``count`` more handles fit (``rtype`` names one)."""
+        if count > len(self._free) + self.MAX_LENGTH + 1 - len(self._slots):
+            raise self.full(rtype)
+
+    def full(self, rtype: ResourceType) -> Trap:
+        """The trap of a table with no room for a handle of ``rtype``."""
+        return Trap(
+            TrapReason.TABLE_FULL,
+            f"the handle table of instance {self.owner!r} is full ({self.MAX_LENGTH} "
+            f"handles): it cannot take a {rtype.name!r} handle (defined by "
+            f"{rtype.definer_name!r})",
+            instance=self.owner,
+        )
 
     def get(self, index: int) -> Handle:
         """The handle at ``index``; a trap if there is none (0, freed, out of range, not int)."""

@@ -26,6 +26,17 @@ class TrapReason(enum.Enum):
     """A call into, or from, an instance that has been torn down."""
     INSTANCE_BUSY = "instance-busy"
     """Teardown of an instance that is still running a call."""
+    INSTANCE_TRAPPED = "instance-trapped"
+    """A call into, or from, an instance that trapped before: a trap leaves an instance
+    unusable (component-model)."""
+    REENTRANCE = "reentrance"
+    """A call, or a drop that runs a destructor, would enter an instance that is already
+    running a call and is no ancestor of the caller (component-model)."""
+    MAY_NOT_LEAVE = "may-not-leave"
+    """The instance runs a post-return or a realloc: it may not call out, nor make or drop
+    handles, until that ends."""
+    TABLE_FULL = "table-full"
+    """A handle table already holds the canonical ABI's limit of 2**28-1 handles."""
     UNSUPPORTED = "unsupported"
     """The operation has no meaning under the world's semantics."""
     BAD_CALL = "bad-call"

@@ -127,6 +127,7 @@ class Func:
         "_fn",
         "_instance",
         "_on_reps",
+        "_raises",
         "handle_params",
         "handle_results",
         "lifts",
@@ -145,6 +146,7 @@ class Func:
         params: Sequence[Signature],
         results: Sequence[Signature],
         representations: bool = False,
+        raises: tuple[type[BaseException], ...] = (),
     ) -> None:
         semantics = instance.world.semantics
         param_kinds, result_kinds = _ALLOWED[semantics]
@@ -165,6 +167,7 @@ class Func:
         self._instance = instance
         self.name = name
         self._fn = fn
+        self._raises = raises  # what fn raises as answers, not as traps
         self.params = concrete_params
         self.results = concrete_results
         # Transparent handles are bare integers: nothing to lift, so no slot to visit.
