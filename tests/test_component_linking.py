@@ -66,8 +66,11 @@ def test_resources_the_component_defines_are_made_read_and_destroyed_in_its_own_
 
 def test_a_forged_or_dropped_handle_traps_in_the_world(things: Path) -> None:
     forged = r"99 is not a handle .*\[invalid-handle\]"
-    with Session(things) as session, pytest.raises(GuestTrap, match=forged):
-        session.call("forge", 99)
+    with Session(things) as session:
+        with pytest.raises(GuestTrap, match=forged):
+            session.call("forge", 99)
+        with pytest.raises(GuestTrap, match=r"(?s)trapped before.*\[instance-trapped\]"):
+            session.call("add", 1, 2)  # a trap leaves the component unusable
     with Session(things) as session, pytest.raises(GuestTrap, match=r"invalid-handle"):
         session.call("drop-twice")
 
@@ -138,10 +141,10 @@ def test_a_borrow_passed_to_a_host_function_must_be_a_live_handle_of_its_type(
         tmp_path: Path) -> None:
     component = tmp_path / "probe.wasm"
     component.write_bytes(parse_wat(DESCRIPTOR_PROBE))
-    with Session(component) as session:
-        for forged in (0, 1, 99, 0xFFFF_FFFF):
-            with pytest.raises(GuestTrap, match=rf"{forged} is not a handle"):
-                session.call("probe", forged)
+    for forged in (0, 1, 99, 0xFFFF_FFFF):  # a trap locks the component: one session each
+        with Session(component) as session, pytest.raises(
+                GuestTrap, match=rf"{forged} is not a handle"):
+            session.call("probe", forged)
 
 
 def test_an_import_nothing_serves_is_refused_before_anything_runs(greeter: Path) -> None:

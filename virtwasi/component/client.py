@@ -97,8 +97,8 @@ class ComponentClient(Client):
             hosts[name] = HostInterface(dict(funcs))
         self.exports = {}
         self.instance_of_component = self._run_guest(lambda: ComponentInstance(
-            self.component, ctx, self.store, hosts, self._box, flavor=host.flavor,
-            on_compile=self._on_compile))
+            self.component, self.instance, ctx, self.store, hosts, self._box,
+            flavor=host.flavor, on_compile=self._on_compile))
 
     @property
     def functions(self) -> Mapping[str, Function]:

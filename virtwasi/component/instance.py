@@ -17,6 +17,7 @@ resolved when first used. What this linker does not handle is one
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,8 @@ import wasmtime
 
 from ..engine import HostFunc, TrapBox, compile_module, memory_view
 from ..engine.raw import guest_caller, new_func
-from ..world import Context, LinkError, ResourceType
+from ..world import Context, Instance, LinkError, ResourceType
+from ..world.entry import require_may_leave
 from .binary import UnsupportedFeature
 from .canonical import Canonical, FuncABI
 from .hosting import HostInterface, unversioned
@@ -104,6 +106,10 @@ class _Representation:
 class ComponentInstance:
     """``component`` instantiated in ``store`` for the world instance behind ``ctx``.
 
+    ``inst`` is that world instance, as its embedder holds it: every call into the
+    component's core code enters it by the world's rules (:meth:`entering`), and its
+    ``realloc`` and post-return run with leaving forbidden.
+
     ``hosts`` serves the imports, by instance name with or without its version
     (``wasi:io/streams`` serves ``wasi:io/streams@0.2.3``); a missing one is a
     :class:`~virtwasi.world.LinkError` raised before any core code runs. ``box`` receives
@@ -111,13 +117,14 @@ class ComponentInstance:
     functions by name, those of exported instances as ``instance#function``.
     """
 
-    def __init__(self, component: Component, ctx: Context, store: wasmtime.Store,
-                 hosts: Mapping[str, HostInterface], box: TrapBox, *, flavor: str,
-                 on_compile: Callable[[int], None] | None = None,
+    def __init__(self, component: Component, inst: Instance, ctx: Context,
+                 store: wasmtime.Store, hosts: Mapping[str, HostInterface], box: TrapBox, *,
+                 flavor: str, on_compile: Callable[[int], None] | None = None,
                  args: Mapping[str, Any] | None = None,
                  outer: LocalTypes | None = None) -> None:
         self.component = component
         self._args = args or {}
+        self.inst = inst
         self.ctx = ctx
         self.store = store
         self.box = box
@@ -351,7 +358,7 @@ class ComponentInstance:
             else:
                 raise UnsupportedFeature(f"instantiating a component with a "
                                          f"{arg.sort.value} argument ({arg.name})")
-        child = ComponentInstance(nested, self.ctx, self.store, {}, self.box,
+        child = ComponentInstance(nested, self.inst, self.ctx, self.store, {}, self.box,
                                   flavor=self._flavor, on_compile=self._on_compile,
                                   args=args, outer=self._types)
         found = self._nested[instance] = dict(child.exports)
@@ -369,8 +376,27 @@ class ComponentInstance:
             memory = memory_view(self.store, found)
         realloc = None
         if options.realloc is not None:
-            realloc = self.core_caller(self._core_func(options.realloc))
+            realloc = self.leave_forbidden(self.core_caller(self._core_func(options.realloc)))
         return CallContext(memory, realloc, self.handles)
+
+    # -- the world's rules for entering and leaving ---------------------------------------
+    def entering(self) -> AbstractContextManager[None]:
+        """A call into the component's core code from its embedder. A host function of the
+        component calling back (its imports are the instance's own client-side code, see
+        :mod:`.hosting`) calls from inside it, which the rules allow, as wasmtime does."""
+        inst = self.inst
+        return inst.world.entering(inst, inst if inst.active else None)
+
+    def leave_forbidden(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """``call`` (a ``realloc`` or a post-return) run with the instance forbidden to
+        leave: a host call, ``resource.new`` or ``resource.drop`` in it traps."""
+        inst = self.inst
+
+        def forbidden(*args: Any) -> Any:
+            with inst.world.forbidding_leave(inst):
+                return call(*args)
+
+        return forbidden
 
     def core_caller(self, func: wasmtime.Func) -> Callable[..., Any]:
         """``func`` as a Python function of unsigned core values, giving one result (or
@@ -389,8 +415,11 @@ class ComponentInstance:
         core = abi.core_type("lower")
         fn = target.fn
         compiled: list[Callable[[Sequence[Any]], Any]] = []
+        inst, what = self.inst, f"call {target.name}"
 
         def lowered(*flat: Any) -> Any:
+            if inst.restricted:  # trapped before, or in a realloc or a post-return
+                require_may_leave(inst, what)
             if not compiled:  # the memory and the types it needs exist by the first call
                 compiled.append(abi.host_call(fn, self.call_context(lower.options),
                                               self.handles.checker))
@@ -507,11 +536,13 @@ def call_export(instance: ComponentInstance, func: Function, args: Sequence[Any]
     options = func.options
     cx = instance.call_context(options)
     core = instance.core_caller(func.core)
-    post = (instance.core_caller(instance._core_func(options.post_return))
-            if options.post_return is not None else None)
+    post = (instance.leave_forbidden(instance.core_caller(
+        instance._core_func(options.post_return))) if options.post_return is not None
+        else None)
 
     def core_call(*flat: Any) -> list[Any]:
         out = core(*flat)
         return [] if out is None else list(out) if isinstance(out, list) else [out]
 
-    return func.abi.call(cx, core_call, list(args), post)
+    with instance.entering():
+        return func.abi.call(cx, core_call, list(args), post)
