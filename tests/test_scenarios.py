@@ -95,11 +95,16 @@ def test_attenuation_read_only_layer_and_the_dynamic_cast() -> None:
 def test_forging_wasm_clients_transparent_reads_the_secret_private_and_native_do_not() -> None:
     code, out = transcript("forging")
     assert code == 0, out
-    assert "[FAILS]" not in out and "All 5 claims held." in out
+    assert "[FAILS]" not in out and "All 10 claims held." in out
     assert row(out, "fd 4", "ALICE'S SECRET", "her own file", "her own file", "her own file")
     assert row(out, "fd 6", "her own file", "EBADF", "EBADF", "EBADF")
     assert row(out, "fds 7-32", "EBADF", "EBADF", "EBADF", "EBADF")
     assert row(out, "alice's fd / mallory's fd", "4 / 6", "4 / 4", "4 / 4", "4 / 4")
+    # Components, virtual then native: her first guess traps, and locks her out.
+    assert out.count("descriptor.read(handle 2)                    -> her own file") == 2
+    assert out.count("descriptor.read(handle 3)                    -> trap: invalid-handle") == 2
+    assert out.count("-> trap: instance-trapped") == 4
+    assert "ALICE'S SECRET" not in out.split("the same story with two components")[1]
 
 
 def test_fd_reuse_stale_fd_lands_in_bobs_file_only_when_transparent() -> None:
