@@ -631,7 +631,7 @@ class Preview1(CommonImports):
         else:
             kind = st.kind
             _pack_filestat(view, ptr, st.dev, st.ino,
-                           _REGULAR if kind is FileKind.REGULAR else _FILETYPE[kind],
+                           _REGULAR if kind is _REGULAR_KIND else _FILETYPE[kind],
                            st.nlink, st.size, st.atime_ns, st.mtime_ns, st.ctime_ns)
 
     def path_filestat_set_times(self, fd: int, flags: int, path: int, length: int, atim: int,
