@@ -22,6 +22,9 @@ from ..storage.base import NAME_MAX, PATH_MAX, FileKind, Stat, is_clean
 from .errors import ErrorCode, FsError
 
 MAX_SYMLINKS = 40
+# Bound once: a member read off its enum class costs several times a global, and every
+# path that is walked tests each component's kind.
+_DIRECTORY, _SYMLINK = FileKind.DIRECTORY, FileKind.SYMLINK
 _SHORT = NAME_MAX // 4  # no path this long or shorter has a component over NAME_MAX bytes
 
 
@@ -105,14 +108,14 @@ def _plain(storage: Lookup, start: str, path: str, follow: bool) -> tuple[str, S
         # Only the last component may be missing: its parent must be a directory.
         parent = where.rpartition("/")[0]
         try:
-            if parent != start and storage.lstat(parent).kind is not FileKind.DIRECTORY:
+            if parent != start and storage.lstat(parent).kind is not _DIRECTORY:
                 return None
         except OSError:
             return None
         return where, None
     except OSError:
         return None
-    if follow and stat.kind is FileKind.SYMLINK:
+    if follow and stat.kind is _SYMLINK:
         return None
     return where, stat
 
@@ -177,7 +180,7 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool,
                 walked.append(part)
                 return Resolved(_join([*base, *walked]), None, must_be_directory)
             raise FsError(ErrorCode.NO_ENTRY, f"{candidate!r} does not exist") from None
-        if stat.kind is FileKind.SYMLINK and (not last or follow or must_be_directory):
+        if stat.kind is _SYMLINK and (not last or follow or must_be_directory):
             expansions += 1
             if expansions > MAX_SYMLINKS:
                 raise FsError(ErrorCode.LOOP, f"too many symlinks resolving {path!r}")
@@ -189,13 +192,13 @@ def resolve(storage: Lookup, start: str, path: str, *, follow: bool,
                 must_be_directory = True
             pending.extendleft(reversed(target.split("/")))
             continue
-        if not last and stat.kind is not FileKind.DIRECTORY:
+        if not last and stat.kind is not _DIRECTORY:
             raise FsError(ErrorCode.NOT_DIRECTORY, f"{candidate!r} is not a directory")
         walked.append(part)
     full = _join([*base, *walked])
     if stat is None:  # nothing walked, or it ended on '..': stat what we stand on
         stat = storage.lstat(full)
-    if must_be_directory and stat.kind is not FileKind.DIRECTORY:
+    if must_be_directory and stat.kind is not _DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY, f"{path!r} is not a directory")
     return Resolved(full, stat, must_be_directory)
 
@@ -266,9 +269,9 @@ def check_rename(source: Resolved, source_slash: bool, target: Resolved,
     :func:`resolve_entry`, the old one checked by :func:`check_rename_source`), as Linux
     and wasmtime answer them: a slash on either side says both are directories."""
     assert source.stat is not None
-    if (source_slash or target_slash) and source.stat.kind is not FileKind.DIRECTORY:
+    if (source_slash or target_slash) and source.stat.kind is not _DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY, "a trailing slash names a directory")
-    if target_slash and target.stat is not None and target.stat.kind is not FileKind.DIRECTORY:
+    if target_slash and target.stat is not None and target.stat.kind is not _DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY, "a trailing slash names a directory")
 
 

@@ -25,6 +25,7 @@ from ..filesystem.interface import (
     NewTimestamp,
     check_open,
 )
+from ..filesystem.paths import plain_name
 from ..storage.base import FileKind, Stat
 from ..storage.opening import Opening, open_rule
 from .descriptors import Descriptor, timestamp
@@ -32,11 +33,11 @@ from .descriptors import Descriptor, timestamp
 # Bound once: a member read off its enum class costs several times a global.
 _REGULAR, _DIRECTORY = FileKind.REGULAR, FileKind.DIRECTORY
 _READ_OR_WRITE = READ | WRITE
-# An open's O_CREAT, O_EXCL (which counts only with O_CREAT) and O_TRUNC, as booleans, by
-# its open flags: worked out once instead of on every open.
+# An open's O_CREAT, O_EXCL (which counts only with O_CREAT), O_TRUNC and O_DIRECTORY, as
+# booleans, by its open flags: worked out once instead of on every open.
 _ALL_OPEN_FLAGS = CREATE | DIRECTORY | EXCLUSIVE | TRUNCATE
-_OPEN_FLAGS = [(bool(f & CREATE), bool(f & CREATE and f & EXCLUSIVE), bool(f & TRUNCATE))
-               for f in range(_ALL_OPEN_FLAGS + 1)]
+_OPEN_FLAGS = [(bool(f & CREATE), bool(f & CREATE and f & EXCLUSIVE), bool(f & TRUNCATE),
+                bool(f & DIRECTORY)) for f in range(_ALL_OPEN_FLAGS + 1)]
 
 
 def _parent_and_name(d: Descriptor, path: str) -> paths.Resolved:
@@ -58,34 +59,34 @@ def open_at(d: Descriptor, path_flags: int, path: str, open_flags: int, flags: i
     """The descriptor to hand out (the world makes the handle), its type and its flags."""
     if d.kind is not _DIRECTORY:
         raise FsError(ErrorCode.NOT_DIRECTORY)  # only open_at says ENOTDIR, as wasmtime
-    if flags & SYNC_FLAGS or open_flags & DIRECTORY:  # all check_open refuses has one
+    create, exclusive, truncate, directory = _OPEN_FLAGS[open_flags & _ALL_OPEN_FLAGS]
+    if directory or flags & SYNC_FLAGS:  # all check_open refuses has one
         check_open(open_flags, flags)
-    create, exclusive, truncate = _OPEN_FLAGS[open_flags & _ALL_OPEN_FLAGS]
     writable = flags & WRITE != 0
     flags = flags & _READ_OR_WRITE | d.flags & MUTATE_DIRECTORY
-    full = None if open_flags & DIRECTORY else paths.plain_name(d.path, path)
+    full = None if directory else plain_name(d.path, path)
     if full is not None:
         # Nothing to walk: the storage's open decides by the open rule itself, as the
         # Storage protocol requires, so a regular file or a missing name needs no status
         # first. What it refuses (a directory to open, a symlink to follow, a refusal
         # that a missing name would answer first) is decided in full below.
+        storage = d.storage
         try:
-            file = d.storage.open(full, create=create, exclusive=exclusive,
-                                  truncate=truncate, writable=writable)
+            file = storage.open(full, create=create, exclusive=exclusive,
+                                truncate=truncate, writable=writable)
         except FileNotFoundError:
             raise  # the full walk would find nothing there either
         except OSError:
             pass
         else:
-            return Descriptor(d.storage, full, _REGULAR, file, flags), _REGULAR, flags
+            return Descriptor(storage, full, _REGULAR, file, flags), _REGULAR, flags
     # O_CREAT|O_EXCL never follows a final symlink: the name exists, that is enough.
     follow = bool(path_flags & SYMLINK_FOLLOW) and not exclusive
     found = paths.resolve(d.storage, d.path, path, follow=follow, create=create)
     opening = open_rule(found.path, None if found.stat is None else found.stat.kind,
                         create=create, exclusive=exclusive,
                         truncate=truncate, writable=writable,
-                        must_be_directory=found.must_be_directory or bool(
-                            open_flags & DIRECTORY),
+                        must_be_directory=found.must_be_directory or directory,
                         open_directories=True)
     if opening is Opening.DIRECTORY:
         assert found.stat is not None
