@@ -101,8 +101,8 @@ def test_forging_wasm_clients_transparent_reads_the_secret_private_and_native_do
     assert row(out, "fds 7-32", "EBADF", "EBADF", "EBADF", "EBADF")
     assert row(out, "alice's fd / mallory's fd", "4 / 6", "4 / 4", "4 / 4", "4 / 4")
     # Components, virtual then native: her first guess traps, and locks her out.
-    assert out.count("descriptor.read(handle 2)                    -> her own file") == 2
-    assert out.count("descriptor.read(handle 3)                    -> trap: invalid-handle") == 2
+    assert out.count("descriptor.read(handle 2) -> her own file") == 2
+    assert out.count("descriptor.read(handle 3) -> trap: invalid-handle") == 2
     assert out.count("-> trap: instance-trapped") == 4
     assert "ALICE'S SECRET" not in out.split("the same story with two components")[1]
 
