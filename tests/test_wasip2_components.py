@@ -2,7 +2,8 @@
 
 Each fixture is wrapped by jco's preview 1 adapter into a component that imports only WASI
 0.2, then run by virtwasi's ``Session`` (the linker, with :func:`virtwasi.wasip2.wasi_host`
-serving its imports) over the virtual and the native implementation, and by wasmtime-py's
+serving its imports) over the virtual implementation on a host folder and on an in-memory
+copy of it, and over the native implementation, and by wasmtime-py's
 component API
 with its built-in WASI 0.2 (``add_wasip2``), each over its own copy of a host folder seen as
 ``/``. Exit code, stdout, stderr and the final tree must be equal. The adapter ends a
@@ -29,7 +30,8 @@ from fixturecases import CASES, ENV, Case, small_tree
 from virtwasi.compare.diff import Observation
 from virtwasi.runtime import GuestInterrupted, Session
 from virtwasi.storage.hostdir import HostDirStorage
-from virtwasi.storage.tree import snapshot
+from virtwasi.storage.memfs import MemoryStorage
+from virtwasi.storage.tree import copy_tree, remove_tree, snapshot
 
 TRAPPED = 134
 RUN = "wasi:cli/run@0.2.12"
@@ -78,12 +80,24 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, b
 
 def run_ours(binary: bytes, argv: list[str], root: Path, impl: str, *,
              env: Mapping[str, str], stdin: bytes) -> tuple[int, bytes, bytes]:
-    with Session(binary, argv[1:], mounts={"/": root}, impl=impl, env=env, stdin=stdin,
-                 program_name=argv[0]) as session:
+    """``impl`` virtual or native over the folder ``root``, or memory: the virtual
+    implementation over an in-memory copy of it, written back after the run."""
+    memory = MemoryStorage()
+    if impl == "memory":
+        with HostDirStorage(root) as folder:
+            copy_tree(folder, memory)
+    mounts = {"/": memory if impl == "memory" else root}
+    with Session(binary, argv[1:], mounts=mounts, impl="virtual" if impl == "memory" else impl,
+                 env=env, stdin=stdin, program_name=argv[0]) as session:
         code = session.start()
         # A trap's message is each runtime's own: the exit code says it trapped.
         stderr = b"" if code == TRAPPED else session.stderr
-        return code, session.stdout, stderr
+        outcome = code, session.stdout, stderr
+    if impl == "memory":
+        with HostDirStorage(root) as folder:
+            remove_tree(folder, "")
+            copy_tree(memory, folder)
+    return outcome
 
 
 def run_wasmtime(binary: bytes, argv: list[str], root: Path, *, env: Mapping[str, str],
@@ -129,7 +143,7 @@ def test_same_behaviour_as_wasmtime_wasi_0_2(case: str, components: dict[str, by
     binary = components[module]
     argv = [module, *args]
     seen = {}
-    for runtime in ("wasmtime", "virtual", "native"):
+    for runtime in ("wasmtime", "virtual", "memory", "native"):
         root = tmp_path / runtime
         root.mkdir()
         if prepare is not None:
@@ -140,6 +154,7 @@ def test_same_behaviour_as_wasmtime_wasi_0_2(case: str, components: dict[str, by
             outcome = run_ours(binary, argv, root, runtime, env=ENV, stdin=stdin)
         seen[runtime] = observe(root, outcome)
     assert seen["virtual"] == seen["wasmtime"]
+    assert seen["memory"] == seen["wasmtime"]
     assert seen["native"] == seen["wasmtime"]
 
 
