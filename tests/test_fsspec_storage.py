@@ -30,8 +30,8 @@ from virtwasi.storage import (
     FileKind,
     ReadOnlyStorage,
     Storage,
-    fsspec_storage,
     is_read_only,
+    spill,
 )
 from virtwasi.storage.fsspec_storage import FsspecFile, FsspecStorage
 from virtwasi.storage.mounts import open_mount
@@ -227,7 +227,7 @@ def test_a_large_spill_moves_to_the_cache_folder_and_uploads(
     storage: FsspecStorage, mem: Any, root: str, monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(fsspec_storage, "_SPILL_IN_MEMORY", 1 << 16)
+    monkeypatch.setattr(spill, "MEMORY_LIMIT", 1 << 16)
     monkeypatch.setenv("VIRTWASI_CACHE", str(tmp_path))
     spills = tmp_path / "spill"
     data = os.urandom(3 << 16)
@@ -305,7 +305,7 @@ class FlakyMemoryFileSystem(MemoryFileSystem):  # type: ignore[misc]
 def test_a_failed_upload_is_eio_and_keeps_the_data(
     spill_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fsspec_storage, "_SPILL_IN_MEMORY", spill_limit)
+    monkeypatch.setattr(spill, "MEMORY_LIMIT", spill_limit)
     fs = FlakyMemoryFileSystem(global_store=False, skip_instance_cache=True)
     fs.pipe_file("/r/f", b"stored")
     s = FsspecStorage(fs, "/r")

@@ -47,12 +47,12 @@ class _OnDisk:
 
 class Spill:
     """An open file's local content: a BytesIO, moved to a file once larger than
-    ``memory_limit`` bytes. ``url``, where the content is meant to go (None: nowhere that
-    outlives this process), is recorded while the spill holds data not stored (see the
-    module doc)."""
+    ``memory_limit`` bytes (by default :data:`MEMORY_LIMIT` as it is when the spill is
+    made). ``url``, where the content is meant to go (None: nowhere that outlives this
+    process), is recorded while the spill holds data not stored (see the module doc)."""
 
-    def __init__(self, memory_limit: int = MEMORY_LIMIT, url: str | None = None) -> None:
-        self._memory_limit = memory_limit
+    def __init__(self, memory_limit: int | None = None, url: str | None = None) -> None:
+        self._memory_limit = MEMORY_LIMIT if memory_limit is None else memory_limit
         self._memory: io.BytesIO | None = io.BytesIO()
         self._size = 0
         self._disk = _OnDisk(SpillRecord.create(url))
