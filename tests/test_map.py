@@ -280,6 +280,18 @@ def test_an_unreachable_store_is_retried_and_a_guest_exit_is_not(
     assert "for s3://nowhere/good.txt" in capfd.readouterr().out
 
 
+def test_an_item_that_exits_0_without_its_output_failed(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "quiet.txt").write_bytes(b"exit 0\n")  # writes nothing, exits 0
+    batch = virtwasi.map(UPCASE, str(tmp_path / "in"), ["/in/{name}", "/out.txt"],
+                         outputs={"/out.txt": f"{tmp_path}/out/{{stem}}.txt"}, workers=1)
+    [item] = batch.items
+    assert (item.status, item.exit_code, item.outputs) == ("failed", 0, ())
+    assert item.error == "output /out.txt: the guest left nothing there"
+    assert batch.summary().startswith("1 item: 0 ok, 1 failed (1 no output);")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_archive_of_inputs_and_a_folder_of_outputs(tmp_path: Path) -> None:
     """batch.wasm upper-cases a folder into another; each item's folder is published."""
     archive = tmp_path / "docs.zip"
