@@ -144,6 +144,19 @@ def test_the_same_batch_on_a_dask_cluster(bucket: str, s3_fresh: Fresh, dask_cli
                       capfd)
 
 
+def test_batches_one_after_another_on_one_client(dask_client: Any, tmp_path: Path) -> None:
+    """Each batch ships the module anew: an earlier batch's copy, released as the next
+    one starts, is never the one its tasks wait for."""
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        (tmp_path / "in" / f"f{i}.txt").write_text(f"input {i}\n")
+    for n in range(4):
+        batch = virtwasi.map(UPCASE, str(tmp_path / "in"), ["/in/{name}", "/out.txt"],
+                             outputs={"/out.txt": f"{tmp_path}/out{n}/{{stem}}.txt"},
+                             client=dask_client)
+        assert batch.ok == 4, [item.error for item in batch.items]
+
+
 def slow_inputs(folder: Path, count: int, sleep_ms: int) -> dict[str, bytes]:
     folder.mkdir(parents=True, exist_ok=True)
     inputs = {f"s{i:02}.txt": f"sleep {sleep_ms} item {i}\n".encode() for i in range(count)}
@@ -278,6 +291,18 @@ def test_an_unreachable_store_is_retried_and_a_guest_exit_is_not(
     capfd.readouterr()
     assert main(["unsaved"]) == 0
     assert "for s3://nowhere/good.txt" in capfd.readouterr().out
+
+
+def test_an_item_that_exits_0_without_its_output_failed(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "quiet.txt").write_bytes(b"exit 0\n")  # writes nothing, exits 0
+    batch = virtwasi.map(UPCASE, str(tmp_path / "in"), ["/in/{name}", "/out.txt"],
+                         outputs={"/out.txt": f"{tmp_path}/out/{{stem}}.txt"}, workers=1)
+    [item] = batch.items
+    assert (item.status, item.exit_code, item.outputs) == ("failed", 0, ())
+    assert item.error == "output /out.txt: the guest left nothing there"
+    assert batch.summary().startswith("1 item: 0 ok, 1 failed (1 no output);")
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_archive_of_inputs_and_a_folder_of_outputs(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Where a batch's items run: a local process pool, or a Dask cluster.
 
-Both take items a few at a time (twice the workers), so that a stop has little to cancel
-and a million items are never all in flight, and hand each finished item's row to
+Both take items a few at a time (twice the workers for the pool; for Dask, whose every
+task makes a round trip through the scheduler, at least 64), so that a stop has little to
+cancel and a million items are never all in flight, and hand each finished item's row to
 ``record`` as it comes. Both return whether Ctrl-C (KeyboardInterrupt) stopped them.
 
 * The process pool (``concurrent.futures``, spawned processes, one per core by default)
@@ -40,6 +41,7 @@ from .worker import WORKER, run_in_pool, run_on_dask, start_pool_worker
 
 Record = Callable[[ItemResult], None]
 LOSSES_ALLOWED = 3  # deaths of a worker an item may be in flight at, as Dask allows
+DASK_WINDOW = 64  # tasks in flight at least: each waits for a round trip to the scheduler
 
 
 def _lost(item: Item, why: str) -> ItemResult:
@@ -167,8 +169,9 @@ class Dask:
         from distributed import as_completed
 
         client = self.client
-        shipped = client.scatter(module, broadcast=True)
-        threads = sum(client.nthreads().values()) or 1
+        # A key of its own: one named by the content could be released by an earlier batch.
+        shipped = client.scatter(module, broadcast=True, hash=False)
+        window = max(2 * sum(client.nthreads().values()), DASK_WINDOW)
         batch = uuid.uuid4().hex[:12]
         todo = iter(items)
         running: dict[Any, Item] = {}
@@ -179,7 +182,9 @@ class Dask:
             running[future] = item
             return future
 
-        stream = as_completed([submit(item) for item in islice(todo, 2 * threads)])
+        # Its own client's loop: as_completed would take the default client's, the last made.
+        stream = as_completed([submit(item) for item in islice(todo, window)],
+                              loop=client.loop)
         try:
             for future in stream:
                 item = running.pop(future)

@@ -2,11 +2,12 @@
 
 A row says what became of one item: ``status`` ``ok`` (the guest exited 0 and every output
 was stored), ``failed`` (the guest exited non-zero, trapped or was stopped by a limit:
-``exit_code`` says which, as ``virtwasi run`` would exit) or ``error`` (virtwasi could not
-run it, or could not store its outputs: ``error`` says why); the ``outputs`` it published,
-its stdout and stderr (kept up to a bound, with their full sizes), the storage ``retries``
-it needed, its wall-clock ``seconds`` and the ``worker`` that ran it. An item stopped before
-it finished (Ctrl-C) has no row: it did not finish.
+``exit_code`` says which, as ``virtwasi run`` would exit; or it exited 0 without writing an
+output) or ``error`` (virtwasi could not run it, or could not store its outputs: ``error``
+says why); the ``outputs`` it published, its stdout and stderr (kept up to a bound, with
+their full sizes), the storage ``retries`` it needed, its wall-clock ``seconds`` and the
+``worker`` that ran it. An item stopped before it finished (Ctrl-C) has no row: it did not
+finish.
 
 The table is JSON lines, one row written and flushed as each item finishes, so a batch
 stopped in any way leaves a table of what finished; or Parquet (with pyarrow), written
@@ -66,7 +67,9 @@ class ItemResult:
 
 
 def failure_kind(result: ItemResult) -> str:
-    """How a failed item ended, in a word or two."""
+    """How a failed item ended, in a word or two (exit 0: its output was missing)."""
+    if result.exit_code == 0:
+        return "no output"
     return _EXIT_KINDS.get(result.exit_code, f"exit {result.exit_code}")
 
 
@@ -110,7 +113,7 @@ class BatchResult:
         if self.not_run:
             parts.append(f"{self.not_run} not run")
         rate = len(self.items) / self.seconds if self.seconds > 0 else 0.0
-        line = (f"{self.total} items: " + ", ".join(parts)
+        line = (f"{self.total} item{'' if self.total == 1 else 's'}: " + ", ".join(parts)
                 + f"; {len(self.items)} in {self.seconds:.1f} s ({rate:.1f}/s)")
         return ("stopped: " if self.stopped else "") + line
 
