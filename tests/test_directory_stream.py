@@ -77,6 +77,28 @@ def test_a_listing_read_in_small_pieces_is_taken_once(semantics: Semantics) -> N
         assert tree.listings == 2
 
 
+def test_a_listing_keeps_only_what_the_guest_may_still_ask_for() -> None:
+    # Read on cookie after cookie, a listing holds what one call took from the stream,
+    # not the whole directory: a long listing costs the same per entry as a short one.
+    tree = MemoryStorage()
+    names = [f"entry-{i:04}" for i in range(2000)]
+    for name in names:
+        tree.open(name, create=True).close()
+    with Session(MEMORY_ONLY, mounts={"/": tree}) as session:
+        cookie, seen, held = 0, [], []
+        while True:
+            entries, used = read(session, 3, 100, cookie)  # two or three entries a call
+            seen += [name for _, name in entries]
+            opened = session.adapter.opened(3)
+            assert opened.listing is not None
+            held.append(len(opened.listing.entries))
+            if used < 100:
+                break
+            cookie = entries[-1][0]
+        assert seen == [".", "..", *names]
+        assert max(held) <= 1  # at most the entry a call cut short
+
+
 def test_starting_over_sees_the_directory_as_it_is_now() -> None:
     tree = CountingStorage()
     tree.open("a", create=True).close()

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 )
 
 from virtwasi import runtime
-from virtwasi.storage import File, FileKind, Storage, is_read_only
+from virtwasi.storage import DirEntry, File, FileKind, Storage, is_read_only
 from virtwasi.storage.memfs import CHUNK, MemoryFile, MemoryStorage
 from virtwasi.storage.memfs_fsspec import MemoryTreeFileSystem
 
@@ -992,6 +992,22 @@ def test_a_replaced_name_keeps_its_cookie() -> None:
     assert [(c, e.name) for c, e in s.listdir_from("", 0)] == [(1, "a"), (2, "b")]
     s.rename("a", "z")  # a new name is a new entry
     assert [(c, e.name) for c, e in s.listdir_from("", 0)] == [(2, "b"), (4, "z")]
+
+
+def test_a_listing_hands_out_each_entry_made_once() -> None:
+    # A listing makes nothing per entry: a long one allocates no more than a short one.
+    s = MemoryStorage()
+    s.mkdir("d")
+    for i in range(100):
+        s.open(f"d/f{i}", create=True).close()
+    first, again = s.listdir("d"), s.listdir("d")
+    assert len(first) == 100 and all(a is b for a, b in zip(first, again, strict=True))
+    assert [e for _, e in s.listdir_from("d", 0)] == first
+    old = s.lstat("d/f1").ino
+    s.rename("d/f2", "d/f1")  # a name that now names another file: its entry says so
+    assert [e for e in s.listdir("d") if e.name == "f1"] == [
+        DirEntry("f1", s.lstat("d/f1").ino, FileKind.REGULAR)]
+    assert s.lstat("d/f1").ino != old
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -308,20 +308,16 @@ class MemoryStorage:
             raise posix_error(errno.ENOTDIR, path)
         return node
 
-    def _peek(self, path: str) -> _Node | None:
-        """What ``path`` names when that takes no walk (a name the root holds, or one the
-        directory of the last walk holds), or None (a walk, or the lock, will tell). It
-        changes nothing, not even the trail: a read without the lock may ask it."""
-        entry = self._root.entries.get(path)
-        if entry is None:
-            head, _, name = path.rpartition("/")
-            at, directory = self._trail
-            if head != at or not head:
-                return None
-            entry = directory.entries.get(name)
-            if entry is None:
-                return None
-        return entry[1]
+    def _beside_trail(self, path: str) -> _Node | None:
+        """What ``path`` names when the directory of the last walk holds it, or None (a
+        walk, or the lock, will tell). It changes nothing, not even the trail: a read
+        without the lock may ask it, once it has looked for a name the root holds."""
+        head, _, name = path.rpartition("/")
+        at, directory = self._trail
+        if head != at or not head:
+            return None
+        entry = directory.entries.get(name)
+        return None if entry is None else entry[1]
 
     def _stat(self, node: _Node) -> Stat:
         return Stat(node.kind, node.size, node.ino, node.nlink, self.dev, node.atime,
@@ -371,8 +367,8 @@ class MemoryStorage:
     def lstat(self, path: str) -> Stat:
         changes = self._changes
         if not changes & 1:  # no change under way: a read without the lock may do
-            entry = self._root.entries.get(path)  # _peek's first look, inline
-            node = self._peek(path) if entry is None else entry[1]
+            entry = self._root.entries.get(path)  # then a name that takes no walk
+            node = self._beside_trail(path) if entry is None else entry[1]
             if node is not None:
                 found = self._stat(node)
                 if self._changes == changes:
@@ -393,8 +389,8 @@ class MemoryStorage:
         if not changes & 1 and not truncate and not (create and exclusive):
             # Opening a regular file as it stands changes nothing: a read without the
             # lock may do it, and the open rule lets it through (see below).
-            entry = self._root.entries.get(path)  # _peek's first look, inline
-            seen = self._peek(path) if entry is None else entry[1]
+            entry = self._root.entries.get(path)  # then a name that takes no walk
+            seen = self._beside_trail(path) if entry is None else entry[1]
             if type(seen) is _Regular:
                 file = MemoryFile(self, seen, writable, path)
                 if self._changes == changes:

@@ -431,7 +431,10 @@ class Preview1(CommonImports):
     # -- the descriptor itself -----------------------------------------------------------
     def fd_close(self, fd: int) -> None:
         slots = self.table.slots
-        entry = slots[fd] if 0 <= fd < len(slots) else None
+        try:
+            entry: Entry | None = slots[fd] if fd >= 0 else None
+        except IndexError:
+            entry = None
         if type(entry) is Opened and entry.listing is None:
             # FdTable.remove's steps, then what _end does, inline: every close comes here
             slots[fd] = None
