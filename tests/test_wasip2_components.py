@@ -4,7 +4,8 @@ Each fixture is wrapped by jco's preview 1 adapter into a component that imports
 0.2, then run by virtwasi's ``Session`` (the linker, with :func:`virtwasi.wasip2.wasi_host`
 serving its imports) over the virtual implementation on a host folder and on an in-memory
 copy of it, and over the native implementation, and by wasmtime-py's component API with
-its built-in WASI 0.2 (``add_wasip2``), each over its own copy of a host folder seen as ``/``. Exit code, stdout, stderr and the final tree must be equal. The adapter ends a
+its built-in WASI 0.2 (``add_wasip2``), each over its own copy of a host folder seen as
+``/``. Exit code, stdout, stderr and the final tree must be equal. The adapter ends a
 program with ``exit(result)``, so every exit code is 0 or 1 on both; a trap is 134 on both,
 its message each runtime's own.
 """
