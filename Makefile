@@ -62,6 +62,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/object_store.py BENCHMARKS.md
 	$(BIN)/python benchmarks/canonical_abi.py BENCHMARKS.md
 	$(BIN)/python benchmarks/component_calls.py BENCHMARKS.md
+	$(BIN)/python benchmarks/components.py BENCHMARKS.md
+	$(BIN)/python benchmarks/batch.py BENCHMARKS.md
 
 # Long lockstep fuzzing against wasmtime's built-in WASI: figures per mount and kind.
 SEEDS ?= 1-8
