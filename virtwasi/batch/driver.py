@@ -98,16 +98,19 @@ def map(  # virtwasi.map, as Python's map: one function over many inputs
     batch = BatchResult([], total=len(items), skipped=len(items) - len(todo))
     bar = Progress("map", len(todo), unit="items", force=progress)
     published: dict[str, int] = {}
+    failed = 0
 
     def record(result: ItemResult) -> None:
+        nonlocal failed
         batch.items.append(result)
         table.add(result)
         for url in result.outputs:
             if url in published and published[url] != result.index:
                 batch.shared_outputs.append(url)
             published[url] = result.index
-        failed = len(batch.items) - batch.ok
-        bar.note = f"  {failed} failed" if failed else ""
+        if result.status != "ok":
+            failed += 1
+            bar.note = f"  {failed} failed"
         bar.advance(1)
 
     try:
