@@ -91,7 +91,8 @@ def map(  # virtwasi.map, as Python's map: one function over many inputs
     _check_outputs(plan, items)
     digest = _prepare(data, plan, client is None)
     done = done_inputs(read_table(resume)) if resume is not None else {}
-    kept = [done[item.path] for item in items if item.path in done]
+    wanted = {item.path for item in items}
+    kept = [row for path, row in done.items() if path in wanted]  # in the table's order
     todo = [item for item in items if item.path not in done]
     table = ResultsTable(results if results is not None else resume, fmt, kept)
     engine = Dask(client) if client is not None else ProcessPool(workers)
