@@ -49,16 +49,8 @@ def run(
         if fn is not None and isinstance(imp.type, wasmtime.FuncType):
             linker.define_func(imp.module, imp.name or "", imp.type, fn)
     with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
-        out, err, inp = (Path(scratch) / name for name in ("stdout", "stderr", "stdin"))
-        inp.write_bytes(stdin)
-        config = wasmtime.WasiConfig()
-        config.argv = [module.name, *argv]
-        config.env = sorted((env or {}).items())
-        config.stdin_file = str(inp)
-        config.stdout_file = str(out)
-        config.stderr_file = str(err)
-        config.preopen_dir(str(root), "/", fs_mutable=not read_only)
-        store.set_wasi(config)
+        out, err = _configure(store, Path(scratch), module.name, argv, root, env=env,
+                              stdin=stdin, read_only=read_only)
         try:
             # A start function runs here, and may exit or trap like _start.
             instance = linker.instantiate(store, compiled)
@@ -88,16 +80,8 @@ def _run_component(module: Path, data: bytes, argv: Sequence[str], root: Path, *
     linker.add_wasip2()
     component = compile_component(engine, module, ENGINE_FLAVOR)
     with tempfile.TemporaryDirectory(prefix="virtwasi-oracle-") as scratch:
-        out, err, inp = (Path(scratch) / n for n in ("stdout", "stderr", "stdin"))
-        inp.write_bytes(stdin)
-        config = wasmtime.WasiConfig()
-        config.argv = [module.name, *argv]
-        config.env = sorted((env or {}).items())
-        config.stdin_file = str(inp)
-        config.stdout_file = str(out)
-        config.stderr_file = str(err)
-        config.preopen_dir(str(root), "/", fs_mutable=not read_only)
-        store.set_wasi(config)
+        out, err = _configure(store, Path(scratch), module.name, argv, root, env=env,
+                              stdin=stdin, read_only=read_only)
         try:
             instance = linker.instantiate(store, component)
             interface = instance.get_export_index(store, run_export)
@@ -111,3 +95,21 @@ def _run_component(module: Path, data: bytes, argv: Sequence[str], root: Path, *
         except (wasmtime.Trap, wasmtime.WasmtimeError) as trap:
             return RunResult(134, out.read_bytes(), err.read_bytes() + str(trap).encode())
         return RunResult(code, out.read_bytes(), err.read_bytes())
+
+
+def _configure(store: wasmtime.Store, scratch: Path, name: str, argv: Sequence[str],
+               root: Path, *, env: Mapping[str, str] | None, stdin: bytes,
+               read_only: bool) -> tuple[Path, Path]:
+    """Give ``store`` wasmtime's WASI over ``root`` as ``/``, stdio as files in
+    ``scratch``: the files stdout and stderr land in."""
+    out, err, inp = (scratch / n for n in ("stdout", "stderr", "stdin"))
+    inp.write_bytes(stdin)
+    config = wasmtime.WasiConfig()
+    config.argv = [name, *argv]
+    config.env = sorted((env or {}).items())
+    config.stdin_file = str(inp)
+    config.stdout_file = str(out)
+    config.stderr_file = str(err)
+    config.preopen_dir(str(root), "/", fs_mutable=not read_only)
+    store.set_wasi(config)
+    return out, err
